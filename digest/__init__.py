@@ -1,0 +1,3 @@
+"""digest: self-hosted trending papers in your inbox."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,83 @@
+"""The `digest` command: a thin click layer over the library.
+
+Each area's commands live in a module of their own and are attached here; this module owns
+the shared context (settings, store) and turns user errors into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+
+import click
+
+from digest.config import ConfigError, Settings, load_settings
+from digest.errors import DigestError
+from digest.store import Store, StoreError
+
+__all__ = ["App", "cli", "main", "pass_app"]
+
+
+class App:
+    """What every command needs, created lazily so `--help` works with broken settings."""
+
+    def __init__(self, overrides: dict | None = None) -> None:
+        self._overrides = overrides or {}
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The validated settings (raises ConfigError naming the variable)."""
+        return load_settings(**self._overrides)
+
+    @cached_property
+    def store(self) -> Store:
+        """The store, migrated to the newest schema on first use."""
+        store = Store(self.settings.database_url)
+        store.migrate()
+        return store
+
+
+pass_app = click.make_pass_decorator(App, ensure=True)
+
+
+class DigestGroup(click.Group):
+    """A click group that reports user errors in one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except (DigestError, StoreError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="digest")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """digest: trending papers, grouped by theme, in your subscribers' inboxes.
+
+    Settings come from DIGEST_* environment variables and an optional .env file.
+    """
+    ctx.ensure_object(App)
+    # Validate settings before any command runs: a wrong value stops everything at start-up.
+    if ctx.invoked_subcommand and "--help" not in sys.argv[1:] and "-h" not in sys.argv[1:]:
+        ctx.obj.settings  # noqa: B018
+
+
+def _attach_commands() -> None:
+    from digest.cli import collect, core, send, serve, subscribers, themes
+
+    for module in (core, collect, themes, send, subscribers, serve):
+        module.register(cli)
+
+
+_attach_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="digest")

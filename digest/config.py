@@ -1,0 +1,213 @@
+"""Settings: every ``DIGEST_*`` environment variable, also read from an optional ``.env``.
+
+Each field's description is what `.env.example` and the README say about it; a test keeps the
+three in step.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the variable in one line."""
+
+
+class Transport(StrEnum):
+    FILE = "file"
+    SMTP = "smtp"
+    MEMORY = "memory"
+
+
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"
+    TLS = "tls"
+    NONE = "none"
+
+
+class EmptyEdition(StrEnum):
+    SKIP = "skip"
+    SEND = "send"
+
+
+class LogFormat(StrEnum):
+    KV = "kv"
+    JSON = "json"
+
+
+def _csv(value: object) -> object:
+    """Accept ``a,b,c`` in the environment as well as a JSON list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """All of digest's configuration, validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIGEST_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- core ---
+    database_url: str = Field(
+        "sqlite:///digest.db",
+        description="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://...",
+    )
+    base_url: AnyHttpUrl = Field(
+        "http://localhost:8000",
+        description="Public URL of `digest web`; links in emails start here",
+    )
+    secret_key: str = Field(
+        "", description="Signs the links in emails; required outside `digest demo` (32+ characters)"
+    )
+    log_format: LogFormat = Field(LogFormat.KV, description="Log lines as kv (key=value) or json")
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR")
+
+    # --- branding and content ---
+    name: str = Field("digest", description="Name shown in emails and pages")
+    accent_color: str = Field("#ff6f00", description="Accent colour (#rrggbb) of emails and pages")
+    logo_url: str = Field("", description="Logo image URL for the email header (blank: none)")
+    contact: str = Field("", description="Contact line in the email footer, e.g. an address")
+    templates_dir: Path | None = Field(
+        None, description="Folder whose templates override the shipped ones (blank: none)"
+    )
+    taxonomy_file: Path | None = Field(
+        None, description="TOML file of topics subscribers can follow (blank: the shipped one)"
+    )
+    max_papers: int = Field(
+        30, ge=1, le=500, description="Papers per email unless a subscriber sets fewer"
+    )
+
+    # --- sources ---
+    sources: Annotated[
+        CsvList, Field(description="Sources `digest run` collects: hf, arxiv, file")
+    ] = ["hf"]
+    papers_file: Path | None = Field(None, description="Papers file for the `file` source")
+    hf_base_url: AnyHttpUrl = Field(
+        "https://huggingface.co", description="Hugging Face base URL (daily papers API)"
+    )
+    arxiv_feed_url: AnyHttpUrl = Field(
+        "https://rss.arxiv.org", description="arXiv listing feed base URL ({base}/atom/cs.AI+cs.CL)"
+    )
+    arxiv_api_url: AnyHttpUrl = Field(
+        "https://export.arxiv.org", description="arXiv API base URL ({base}/api/query)"
+    )
+    arxiv_categories: Annotated[CsvList, Field(description="arXiv categories to collect")] = [
+        "cs.AI",
+        "cs.CL",
+        "cs.CV",
+        "cs.LG",
+    ]
+    arxiv_cross_lists: bool = Field(False, description="Also keep cross-listed papers from arXiv")
+    http_timeout: float = Field(20.0, gt=0, description="Seconds before an HTTP request gives up")
+    http_retries: int = Field(
+        4, ge=0, le=10, description="Retries on 429, 5xx and connection errors"
+    )
+    http_max_requests: int = Field(
+        50, ge=1, description="Most HTTP requests one source makes per run"
+    )
+    empty_edition: EmptyEdition = Field(
+        EmptyEdition.SKIP, description="When nothing new was listed: skip the edition, or send it"
+    )
+
+    # --- delivery ---
+    transport: Transport = Field(
+        Transport.FILE, description="How mail leaves: file (outbox) or smtp"
+    )
+    outbox: Path = Field(
+        Path("outbox"), description="Folder the file transport writes .eml files to"
+    )
+    sender: str = Field(
+        "digest <digest@localhost>", alias="DIGEST_FROM", description="From address of every email"
+    )
+    reply_to: str = Field("", description="Reply-To address (blank: none)")
+    smtp_host: str = Field("localhost", description="SMTP server host")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port")
+    smtp_username: str = Field("", description="SMTP user name (blank: no authentication)")
+    smtp_password: str = Field("", description="SMTP password")
+    smtp_security: SmtpSecurity = Field(
+        SmtpSecurity.STARTTLS,
+        description="starttls (required, never a plaintext fallback), tls or none",
+    )
+    smtp_ca_file: Path | None = Field(
+        None, description="Extra CA bundle to trust for the SMTP server (blank: system CAs)"
+    )
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds an SMTP operation may take")
+    smtp_connections: int = Field(
+        4, ge=1, le=64, description="Persistent SMTP connections in the pool"
+    )
+    smtp_rate: float = Field(0.0, ge=0, description="Most messages per second (0: no limit)")
+    smtp_hourly_limit: int = Field(
+        0, ge=0, description="Most messages in any 60 minutes (0: no limit)"
+    )
+    smtp_max_attempts: int = Field(
+        5, ge=1, le=50, description="Attempts per message before it fails"
+    )
+    dkim_key_file: Path | None = Field(
+        None, description="PEM private key for DKIM signing (blank: off)"
+    )
+    dkim_selector: str = Field("digest", description="DKIM selector")
+    dkim_domain: str = Field("", description="DKIM signing domain (blank: the From domain)")
+
+    # --- schedule ---
+    schedule: str = Field("0 7 * * mon-fri", description="Cron expression of the daily edition")
+    timezone: str = Field("UTC", description="IANA time zone of the schedule, e.g. Europe/Berlin")
+    weekly_day: str = Field("mon", description="Weekday of the weekly edition (mon..sun)")
+    misfire_grace: int = Field(3600, ge=1, description="Seconds a missed run may start late")
+
+    # --- web ---
+    web_host: str = Field("127.0.0.1", description="Address `digest web` listens on")
+    web_port: int = Field(8000, ge=1, le=65535, description="Port `digest web` listens on")
+    subscribe_rate: int = Field(5, ge=1, description="Subscribe requests per client per 10 minutes")
+
+    @field_validator("sources", "arxiv_categories", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _csv(value)
+
+    @field_validator("accent_color")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ValueError("expected a colour like #ff6f00")
+        return value
+
+
+_SECRETS = {"smtp_password", "secret_key"}
+
+
+def _variable(loc: tuple) -> str:
+    field_name = str(loc[0]) if loc else "?"
+    info = Settings.model_fields.get(field_name)
+    if info is not None and info.alias:
+        return info.alias
+    return "DIGEST_" + field_name.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and ``.env``; raise ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        value = err.get("input")
+        secret = err["loc"] and err["loc"][0] in _SECRETS
+        shown = "" if isinstance(value, dict) or secret else f" (got {str(value)[:40]!r})"
+        raise ConfigError(f"{_variable(err['loc'])}: {err['msg']}{shown}") from None

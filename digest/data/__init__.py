@@ -1,0 +1,1 @@
+"""Data files shipped with digest (the default taxonomy)."""

@@ -1,0 +1,227 @@
+"""The plain values that flow between the stages of digest. No I/O here."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+__all__ = [
+    "ARXIV_ID",
+    "Delivery",
+    "DeliveryStatus",
+    "Edition",
+    "EditionStatus",
+    "Frequency",
+    "Message",
+    "Paper",
+    "SelectedPaper",
+    "SelectedTheme",
+    "Selection",
+    "Subscriber",
+    "SubscriberStatus",
+    "Theme",
+    "normalize_arxiv_id",
+]
+
+# New-style (2007+) ids with an optional version, and old-style ids such as hep-th/9901001v2.
+ARXIV_ID = re.compile(r"^(?:(\d{4}\.\d{4,5})|([a-z\-]+(?:\.[A-Z]{2})?/\d{7}))(?:v\d+)?$")
+
+
+def normalize_arxiv_id(raw: str) -> str:
+    """Return the version-less arXiv id for ``raw`` (``2410.17243v2`` -> ``2410.17243``).
+
+    Accepts a bare id, an ``arXiv:`` prefix, or an abs/pdf URL; raises ValueError otherwise.
+    """
+    text = raw.strip()
+    text = re.sub(r"^(?:https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", "", text, flags=re.I)
+    text = text.removesuffix(".pdf")
+    match = ARXIV_ID.match(text)
+    if not match:
+        raise ValueError(f"not an arXiv id: {raw!r}")
+    return match.group(1) or match.group(2)
+
+
+class Frequency(enum.StrEnum):
+    """How often a subscriber wants an edition."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class SubscriberStatus(enum.StrEnum):
+    """Where a subscriber stands; only ACTIVE subscribers get editions."""
+
+    UNCONFIRMED = "unconfirmed"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class EditionStatus(enum.StrEnum):
+    """Life of an edition: built, being sent, finished."""
+
+    DRAFT = "draft"
+    SENDING = "sending"
+    SENT = "sent"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """States of one (edition, subscriber) row in the delivery ledger.
+
+    queued -> sending -> sent | deferred | failed | unknown. ``sending`` is committed before
+    the SMTP DATA command, so a crash leaves evidence instead of a silent duplicate.
+    """
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One paper, identified by its version-less arXiv id."""
+
+    arxiv_id: str
+    title: str
+    abstract: str = ""
+    authors: tuple[str, ...] = ()
+    published_at: datetime | None = None  # the arXiv submission date
+    listed_at: datetime | None = None  # when a listing (HF daily, arXiv new) showed it
+    upvotes: int = 0
+    comments: int = 0
+    ai_summary: str | None = None
+    keywords: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # arXiv categories, primary first
+    github_url: str | None = None
+    github_stars: int | None = None
+    project_url: str | None = None
+    organization: str | None = None
+    thumbnail_url: str | None = None
+    sources: tuple[str, ...] = ()
+    first_seen_at: datetime | None = None  # set by the store on first insert
+
+    @property
+    def url(self) -> str:
+        """The paper's page on Hugging Face when it came from there, else on arXiv."""
+        if "hf" in self.sources:
+            return f"https://huggingface.co/papers/{self.arxiv_id}"
+        return self.abs_url
+
+    @property
+    def abs_url(self) -> str:
+        """The arXiv abstract page."""
+        return f"https://arxiv.org/abs/{self.arxiv_id}"
+
+    @property
+    def pdf_url(self) -> str:
+        """The arXiv PDF."""
+        return f"https://arxiv.org/pdf/{self.arxiv_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Theme:
+    """A group of papers of one theme, with a short human-readable label."""
+
+    label: str
+    papers: tuple[Paper, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedPaper:
+    """A paper picked for one subscriber, with its trending score and why it was picked."""
+
+    paper: Paper
+    score: float = 0.0
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedTheme:
+    """A theme as one subscriber sees it: only their papers, each with its "why"."""
+
+    label: str
+    papers: tuple[SelectedPaper, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What one subscriber gets of an edition; ``omitted`` papers are past their limit."""
+
+    themes: tuple[SelectedTheme, ...]
+    omitted: int = 0
+
+    @property
+    def count(self) -> int:
+        """How many papers the email shows."""
+        return sum(len(t.papers) for t in self.themes)
+
+
+@dataclass(frozen=True, slots=True)
+class Edition:
+    """One issue of the digest: the papers of a day (or week), grouped into themes.
+
+    ``key`` is unique per schedule and period, e.g. ``daily-2026-11-26`` or ``weekly-2026-W48``.
+    """
+
+    key: str
+    frequency: Frequency
+    date: date
+    themes: tuple[Theme, ...]
+    id: int | None = None
+    status: EditionStatus = EditionStatus.DRAFT
+    created_at: datetime | None = None
+
+    @property
+    def papers(self) -> tuple[Paper, ...]:
+        """Every paper of the edition, theme by theme."""
+        return tuple(p for t in self.themes for p in t.papers)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A person on the list and what they want to receive."""
+
+    email: str
+    id: int | None = None
+    status: SubscriberStatus = SubscriberStatus.ACTIVE
+    topics: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    frequency: Frequency = Frequency.DAILY
+    max_papers: int | None = None  # None: the site-wide default
+    min_score: float | None = None
+    created_at: datetime | None = None
+    confirmed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One rendered email, ready for a transport."""
+
+    sender: str
+    recipient: str
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes = b""  # the full RFC 5322 bytes, built by digest.mail
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One row of the delivery ledger: an edition for a subscriber, and how it went."""
+
+    edition_id: int
+    subscriber_id: int
+    status: DeliveryStatus = DeliveryStatus.QUEUED
+    attempts: int = 0
+    last_error: str | None = None
+    message_id: str | None = None
+    id: int | None = None
+    updated_at: datetime | None = None

@@ -1,0 +1,140 @@
+"""The connection to the database: engine, migrations, transactions, leases, small facts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from digest.store import schema
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC (the only kind of datetime the store accepts)."""
+    return datetime.now(UTC)
+
+
+class StoreError(Exception):
+    """The database cannot be used as asked (unreachable, wrong URL, newer schema)."""
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    # WAL lets the web app read while a send writes; busy_timeout waits out short write locks.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class StoreBase:
+    """Owns the engine; the area mixins (papers, subscribers, ...) add queries on top."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        try:
+            self.engine: Engine = sa.create_engine(url, echo=echo, future=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(f"DIGEST_DATABASE_URL: cannot use {_redact(url)!r}: {exc}") from None
+        self.url = url
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A connection inside one transaction, committed on success, rolled back on error."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"database error: {exc.orig}") from exc
+
+    # --- schema ---
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest revision (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(resources.files("digest") / "migrations"))
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"cannot open the database {_redact(self.url)}: {exc.orig}") from None
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at, or None before `digest init`."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    # --- small facts ---
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored fact by key, or None."""
+        with self.transaction() as conn:
+            return conn.scalar(sa.select(schema.meta.c.value).where(schema.meta.c.key == key))
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a fact, replacing an earlier value."""
+        with self.transaction() as conn:
+            conn.execute(sa.delete(schema.meta).where(schema.meta.c.key == key))
+            conn.execute(sa.insert(schema.meta).values(key=key, value=value))
+
+    # --- leases ---
+
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        """Take (or renew) the named lease for ``holder`` unless another holder's is unexpired.
+
+        Works the same on SQLite and PostgreSQL: the row is the lock, and the conditional
+        UPDATE/INSERT inside one transaction decides who gets it.
+        """
+        now = utcnow()
+        t = schema.locks
+        with self.transaction() as conn:
+            taken = conn.execute(
+                sa.update(t)
+                .where(t.c.name == name, sa.or_(t.c.holder == holder, t.c.expires_at < now))
+                .values(holder=holder, expires_at=now + ttl)
+            ).rowcount
+            if taken:
+                return True
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        sa.insert(t).values(name=name, holder=holder, expires_at=now + ttl)
+                    )
+            except sa.exc.IntegrityError:
+                return False
+            return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give up the named lease if ``holder`` has it."""
+        t = schema.locks
+        with self.transaction() as conn:
+            conn.execute(sa.delete(t).where(t.c.name == name, t.c.holder == holder))
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable URL>"

@@ -1,0 +1,241 @@
+"""Papers and editions: one row per paper, merged across sources; editions and their papers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from digest.models import Edition, EditionStatus, Frequency, Paper, Theme
+from digest.store import schema
+from digest.store.base import StoreBase, utcnow
+
+# Fields a later source may fill in or refresh; identity and first_seen_at never change.
+_MERGED_FIELDS = (
+    "title", "abstract", "authors", "published_at", "upvotes", "comments", "ai_summary",
+    "keywords", "categories", "github_url", "github_stars", "project_url", "organization",
+    "thumbnail_url",
+)  # fmt: skip
+_TUPLE_FIELDS = ("authors", "keywords", "categories", "sources")
+
+
+@dataclass
+class UpsertResult:
+    """What storing a batch of papers did: how many were new, merged (changed) or unchanged."""
+
+    new: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def _row_to_paper(row: sa.RowMapping) -> Paper:
+    values = {f.name: row[f.name] for f in dataclasses.fields(Paper)}
+    for name in _TUPLE_FIELDS:
+        values[name] = tuple(values[name] or ())
+    return Paper(**values)
+
+
+def _paper_values(paper: Paper) -> dict:
+    values = dataclasses.asdict(paper)
+    for name in _TUPLE_FIELDS:
+        values[name] = list(values[name])
+    return values
+
+
+def _merge(old: Paper, new: Paper) -> dict:
+    """The column changes that merging ``new`` into the stored ``old`` makes (may be empty).
+
+    A value the new record has wins over the stored one; an empty value never erases one.
+    """
+    changes: dict = {}
+    for name in _MERGED_FIELDS:
+        value = getattr(new, name)
+        if value in (None, "", ()) or (name in ("upvotes", "comments") and value == 0):
+            continue
+        if value != getattr(old, name):
+            changes[name] = list(value) if isinstance(value, tuple) else value
+    if new.listed_at and (old.listed_at is None or new.listed_at < old.listed_at):
+        changes["listed_at"] = new.listed_at
+    sources = tuple(dict.fromkeys(old.sources + new.sources))
+    if sources != old.sources:
+        changes["sources"] = list(sources)
+    return changes
+
+
+class PaperStore(StoreBase):
+    """Queries on papers, editions and edition_papers."""
+
+    def upsert_papers(self, papers: Iterable[Paper]) -> UpsertResult:
+        """Store papers in one transaction, merging with rows of the same arXiv id.
+
+        All or nothing: a failure leaves the database as it was.
+        """
+        result = UpsertResult()
+        t = schema.papers
+        now = utcnow()
+        with self.transaction() as conn:
+            for paper in papers:
+                row = (
+                    conn.execute(sa.select(t).where(t.c.arxiv_id == paper.arxiv_id))
+                    .mappings()
+                    .first()
+                )
+                if row is None:
+                    values = _paper_values(paper)
+                    values.update(first_seen_at=now, updated_at=now)
+                    conn.execute(sa.insert(t).values(**values))
+                    result.new.append(paper.arxiv_id)
+                    continue
+                changes = _merge(_row_to_paper(row), paper)
+                if changes:
+                    changes["updated_at"] = now
+                    conn.execute(sa.update(t).where(t.c.id == row["id"]).values(**changes))
+                    result.merged.append(paper.arxiv_id)
+                else:
+                    result.unchanged.append(paper.arxiv_id)
+        return result
+
+    def get_paper(self, arxiv_id: str) -> Paper | None:
+        """The stored paper with this version-less id, or None."""
+        t = schema.papers
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(t).where(t.c.arxiv_id == arxiv_id)).mappings().first()
+        return _row_to_paper(row) if row else None
+
+    def count_papers(self) -> int:
+        """How many papers are stored."""
+        with self.transaction() as conn:
+            return conn.scalar(sa.select(sa.func.count()).select_from(schema.papers)) or 0
+
+    def unpublished_papers(
+        self, frequency: Frequency, since: datetime | None = None
+    ) -> list[Paper]:
+        """Papers first seen after ``since`` that no edition of ``frequency`` has held yet."""
+        p, ep, e = schema.papers, schema.edition_papers, schema.editions
+        published = (
+            sa.select(ep.c.paper_id)
+            .join(e, e.c.id == ep.c.edition_id)
+            .where(e.c.frequency == str(frequency))
+        )
+        query = sa.select(p).where(p.c.id.not_in(published)).order_by(p.c.id)
+        if since is not None:
+            query = query.where(p.c.first_seen_at > since)
+        with self.transaction() as conn:
+            return [_row_to_paper(r) for r in conn.execute(query).mappings()]
+
+    # --- editions ---
+
+    def save_edition(self, edition: Edition) -> Edition:
+        """Store a new edition with its themes; returns it with its id.
+
+        Raises ``sqlalchemy.exc.IntegrityError`` if an edition with this key exists.
+        """
+        now = utcnow()
+        with self.transaction() as conn:
+            edition_id = conn.execute(
+                sa.insert(schema.editions).values(
+                    key=edition.key,
+                    frequency=str(edition.frequency),
+                    date=edition.date,
+                    status=str(edition.status),
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]
+            ids = _paper_ids(conn, [p.arxiv_id for p in edition.papers])
+            rows = [
+                {
+                    "edition_id": edition_id,
+                    "paper_id": ids[paper.arxiv_id],
+                    "theme": theme.label,
+                    "theme_position": t_pos,
+                    "position": p_pos,
+                }
+                for t_pos, theme in enumerate(edition.themes)
+                for p_pos, paper in enumerate(theme.papers)
+            ]
+            if rows:
+                conn.execute(sa.insert(schema.edition_papers), rows)
+        return dataclasses.replace(edition, id=edition_id, created_at=now)
+
+    def get_edition(self, key_or_id: str | int) -> Edition | None:
+        """The edition by key (``daily-2026-11-26``) or numeric id, with its themes."""
+        e = schema.editions
+        cond = e.c.id == key_or_id if isinstance(key_or_id, int) else e.c.key == key_or_id
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(e).where(cond)).mappings().first()
+            return _load_edition(conn, row) if row else None
+
+    def latest_edition(self, frequency: Frequency | None = None) -> Edition | None:
+        """The newest edition (of ``frequency`` when given), or None."""
+        e = schema.editions
+        query = sa.select(e).order_by(e.c.created_at.desc(), e.c.id.desc()).limit(1)
+        if frequency is not None:
+            query = query.where(e.c.frequency == str(frequency))
+        with self.transaction() as conn:
+            row = conn.execute(query).mappings().first()
+            return _load_edition(conn, row) if row else None
+
+    def list_editions(self, limit: int = 50) -> list[Edition]:
+        """Editions newest first, without their papers (themes left empty)."""
+        e = schema.editions
+        query = sa.select(e).order_by(e.c.created_at.desc(), e.c.id.desc()).limit(limit)
+        with self.transaction() as conn:
+            return [_edition_from_row(r, ()) for r in conn.execute(query).mappings()]
+
+    def set_edition_status(self, edition_id: int, status: EditionStatus) -> None:
+        """Mark an edition draft, sending or sent."""
+        values: dict = {"status": str(status)}
+        if status is EditionStatus.SENT:
+            values["sent_at"] = utcnow()
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(schema.editions)
+                .where(schema.editions.c.id == edition_id)
+                .values(**values)
+            )
+
+
+def _paper_ids(conn: Connection, arxiv_ids: Sequence[str]) -> dict[str, int]:
+    p = schema.papers
+    found: dict[str, int] = {}
+    for start in range(0, len(arxiv_ids), 500):  # stay under SQLite's bound-parameter limit
+        chunk = arxiv_ids[start : start + 500]
+        for arxiv_id, pid in conn.execute(
+            sa.select(p.c.arxiv_id, p.c.id).where(p.c.arxiv_id.in_(chunk))
+        ):
+            found[arxiv_id] = pid
+    missing = set(arxiv_ids) - found.keys()
+    if missing:
+        raise ValueError(f"edition refers to papers not in the store: {sorted(missing)[:5]}")
+    return found
+
+
+def _edition_from_row(row: sa.RowMapping, themes: tuple[Theme, ...]) -> Edition:
+    return Edition(
+        key=row["key"],
+        frequency=Frequency(row["frequency"]),
+        date=row["date"] if isinstance(row["date"], date) else date.fromisoformat(row["date"]),
+        themes=themes,
+        id=row["id"],
+        status=EditionStatus(row["status"]),
+        created_at=row["created_at"],
+    )
+
+
+def _load_edition(conn: Connection, row: sa.RowMapping) -> Edition:
+    p, ep = schema.papers, schema.edition_papers
+    query = (
+        sa.select(p, ep.c.theme, ep.c.theme_position)
+        .join(ep, ep.c.paper_id == p.c.id)
+        .where(ep.c.edition_id == row["id"])
+        .order_by(ep.c.theme_position, ep.c.position)
+    )
+    themes: dict[int, tuple[str, list[Paper]]] = {}
+    for r in conn.execute(query).mappings():
+        themes.setdefault(r["theme_position"], (r["theme"], []))[1].append(_row_to_paper(r))
+    built = tuple(Theme(label, tuple(ps)) for _, (label, ps) in sorted(themes.items()))
+    return _edition_from_row(row, built)

@@ -1,0 +1,38 @@
+"""Runs: a record of each collect/send/run for `digest status`."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from digest.store import schema
+from digest.store.base import StoreBase, utcnow
+
+
+class RunStore(StoreBase):
+    """Queries on the runs table."""
+
+    def start_run(self, kind: str, edition_key: str | None = None) -> int:
+        """Record that a run of ``kind`` started; returns its id."""
+        with self.transaction() as conn:
+            return conn.execute(
+                sa.insert(schema.runs).values(
+                    kind=kind, edition_key=edition_key, started_at=utcnow(), outcome="running"
+                )
+            ).inserted_primary_key[0]
+
+    def finish_run(
+        self, run_id: int, outcome: str, detail: str = "", edition_key: str | None = None
+    ) -> None:
+        """Record how a run ended: ok, nothing, failed or paused, with a one-line detail."""
+        values: dict = {"finished_at": utcnow(), "outcome": outcome, "detail": detail}
+        if edition_key is not None:
+            values["edition_key"] = edition_key
+        with self.transaction() as conn:
+            conn.execute(sa.update(schema.runs).where(schema.runs.c.id == run_id).values(**values))
+
+    def recent_runs(self, limit: int = 10) -> list[dict]:
+        """The newest runs first, as plain dicts."""
+        t = schema.runs
+        with self.transaction() as conn:
+            rows = conn.execute(sa.select(t).order_by(t.c.id.desc()).limit(limit)).mappings()
+            return [dict(r) for r in rows]

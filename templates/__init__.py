@@ -1,0 +1,1 @@
+"""Email and page templates, shipped inside the wheel as package data of digest."""
