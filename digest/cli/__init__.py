@@ -14,6 +14,10 @@ import click
 from digest.config import ConfigError, Settings, load_settings
 from digest.errors import DigestError
 from digest.store import Store, StoreError
+from digest.tokens import MIN_SECRET_LENGTH
+
+# The meta key under which `digest demo` keeps the secret it generated.
+DEMO_SECRET_KEY = "demo_secret_key"
 
 __all__ = ["App", "cli", "main", "pass_app"]
 
@@ -35,6 +39,25 @@ class App:
         store = Store(self.settings.database_url)
         store.migrate()
         return store
+
+    def signing_settings(self) -> Settings:
+        """Settings with a usable secret key: DIGEST_SECRET_KEY, else the one `digest demo` kept.
+
+        Raises ConfigError when neither exists, since every email link must be signed.
+        """
+        if self.settings.secret_key:
+            if len(self.settings.secret_key) < MIN_SECRET_LENGTH:
+                raise ConfigError(
+                    f"DIGEST_SECRET_KEY: must have at least {MIN_SECRET_LENGTH} characters"
+                )
+            return self.settings
+        kept = self.store.get_meta(DEMO_SECRET_KEY)
+        if kept is None:
+            raise ConfigError(
+                "DIGEST_SECRET_KEY: required to sign the links in emails "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return self.settings.model_copy(update={"secret_key": kept})
 
 
 pass_app = click.make_pass_decorator(App, ensure=True)

@@ -1,10 +1,30 @@
-"""CLI: init, run and demo."""
+"""CLI: init, run and demo — the whole job in one command."""
 
 from __future__ import annotations
 
-import click
+from datetime import date
+from importlib import resources
+from pathlib import Path
 
-from digest.cli import App, pass_app
+import click
+import sqlalchemy as sa
+
+from digest import pipeline
+from digest.cli import DEMO_SECRET_KEY, App, pass_app
+from digest.models import Frequency, Subscriber
+from digest.tokens import generate_secret
+
+# Three example readers with different interests, so the demo shows personalisation.
+DEMO_SUBSCRIBERS = (
+    Subscriber(email="ada@example.org", topics=("Language models",)),
+    Subscriber(email="grace@example.org", topics=("Computer vision", "Multimodal")),
+    Subscriber(email="alan@example.org"),
+)
+
+
+def example_papers_path() -> Path:
+    """The bundled examples/papers.json (shipped inside the wheel as digest.examples)."""
+    return Path(str(resources.files("digest.examples") / "papers.json"))
 
 
 @click.command()
@@ -18,6 +38,91 @@ def init(app: App) -> None:
     click.echo(f"database ready at schema revision {store.revision()}")
 
 
+def _echo_run(report: pipeline.RunReport) -> None:
+    for src in report.collect.sources:
+        if src.error:
+            click.echo(f"collect {src.name}: FAILED: {src.error}")
+            continue
+        click.echo(
+            f"collect {src.name}: fetched {src.fetched}, new {src.new}, merged {src.merged}, "
+            f"skipped {len(src.skipped)}"
+        )
+        for skipped in src.skipped[:10]:
+            click.echo(f"  skipped {skipped.ref}: {skipped.reason}")
+    click.echo(report.reason)
+    if report.edition is not None:
+        counts = ", ".join(f"{t.label} ({len(t.papers)})" for t in report.edition.themes)
+        click.echo(f"edition {report.edition.key}: {len(report.edition.papers)} papers; {counts}")
+    if report.delivery is not None:
+        click.echo(report.delivery.summary())
+
+
+@click.command("run")
+@click.option(
+    "--frequency",
+    type=click.Choice([f.value for f in Frequency]),
+    default="daily",
+    show_default=True,
+    help="Which edition to build and send.",
+)
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Edition date (default today).")
+@pass_app
+def run_command(app: App, frequency: str, day: object) -> None:
+    """Collect, build the edition and send it: the one-shot for timers and cron.
+
+    Idempotent: a second run for the same day sends nothing new. Exit codes: 0 done or
+    nothing to do, 1 a failure, 2 a configuration error.
+
+    Example: digest run
+    """
+    settings = app.signing_settings()
+    today = day.date() if day else date.today()  # type: ignore[attr-defined]
+    report = pipeline.run(settings, app.store, frequency=Frequency(frequency), today=today)
+    _echo_run(report)
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+@click.command()
+@pass_app
+def demo(app: App) -> None:
+    """Run the whole job on the bundled example papers, into ./outbox.
+
+    Creates the database, keeps a generated secret key in it, adds three example
+    subscribers, collects examples/papers.json, builds today's edition and writes one
+    .eml (and .html) per subscriber to the outbox. Safe to run again.
+
+    Example: digest demo
+    """
+    from digest.sources import make_source
+
+    store = app.store
+    if not app.settings.secret_key and store.get_meta(DEMO_SECRET_KEY) is None:
+        store.set_meta(DEMO_SECRET_KEY, generate_secret())
+    settings = app.signing_settings()
+    added = 0
+    for subscriber in DEMO_SUBSCRIBERS:
+        try:
+            store.add_subscriber(subscriber)
+            added += 1
+        except sa.exc.IntegrityError:
+            pass  # already there from an earlier demo
+    click.echo(f"database: {settings.database_url} ({added} example subscribers added)")
+    source = make_source("file", settings, path=example_papers_path())
+    report = pipeline.run(settings, store, frequency=Frequency.DAILY, today=date.today(), sources=[source])
+    _echo_run(report)
+    outbox = settings.outbox.resolve()
+    if report.edition is not None:
+        folder = outbox / report.edition.key
+        emails = sorted(folder.glob("*.eml")) if folder.exists() else []
+        click.echo(f"outbox: {folder} holds {len(emails)} emails")
+        if emails:
+            click.echo(f"look at: {emails[0].with_suffix('.html')} in a browser")
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
 def register(group: click.Group) -> None:
     """Attach this module's commands to the `digest` group."""
-    group.add_command(init)
+    for command in (init, run_command, demo):
+        group.add_command(command)

@@ -1,0 +1,175 @@
+"""The whole job as one idempotent run: collect -> build the edition -> deliver.
+
+Idempotent by construction: an edition's key names its schedule and period
+(``daily-2026-11-26``, ``weekly-2026-W48``) and is UNIQUE in the store, and the delivery
+ledger has one row per (edition, subscriber); running twice in a period sends nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import sqlalchemy as sa
+
+from digest import rank, themes
+from digest.config import EmptyEdition, Settings
+from digest.errors import DigestError
+from digest.models import Edition, Frequency
+from digest.sources import Skipped, Source
+from digest.store import Store, utcnow
+
+__all__ = [
+    "CollectReport",
+    "RunReport",
+    "SourceReport",
+    "build_edition",
+    "collect",
+    "edition_key",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceReport:
+    """What collecting from one source did."""
+
+    name: str
+    fetched: int = 0
+    new: int = 0
+    merged: int = 0
+    unchanged: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class CollectReport:
+    """What collecting from every configured source did."""
+
+    sources: list[SourceReport] = field(default_factory=list)
+
+    @property
+    def new(self) -> int:
+        """Papers seen for the first time in this collect."""
+        return sum(s.new for s in self.sources)
+
+    @property
+    def failed(self) -> list[SourceReport]:
+        """Sources that could not be read at all."""
+        return [s for s in self.sources if s.error]
+
+
+def collect(store: Store, sources: Iterable[Source], day: date | None = None) -> CollectReport:
+    """Fetch from each source and store what it returns; one failing source spares the others."""
+    report = CollectReport()
+    for source in sources:
+        entry = SourceReport(name=source.name)
+        report.sources.append(entry)
+        try:
+            result = source.fetch(day)
+        except DigestError as exc:
+            entry.error = str(exc)
+            log.warning("collect_failed source=%s error=%s", source.name, exc)
+            continue
+        entry.fetched = len(result.papers) + len(result.skipped)
+        entry.skipped = list(result.skipped)
+        stored = store.upsert_papers(result.papers)
+        entry.new, entry.merged = len(stored.new), len(stored.merged)
+        entry.unchanged = len(stored.unchanged)
+        log.info(
+            "collected source=%s fetched=%d new=%d merged=%d skipped=%d",
+            source.name, entry.fetched, entry.new, entry.merged, len(entry.skipped),
+        )  # fmt: skip
+    return report
+
+
+def edition_key(frequency: Frequency, day: date) -> str:
+    """The unique key of the edition of ``frequency`` covering ``day``."""
+    if frequency is Frequency.WEEKLY:
+        year, week, _ = day.isocalendar()
+        return f"weekly-{year}-W{week:02d}"
+    return f"daily-{day.isoformat()}"
+
+
+def build_edition(
+    store: Store,
+    settings: Settings,
+    frequency: Frequency,
+    today: date,
+    *,
+    now: datetime | None = None,
+) -> tuple[Edition | None, str]:
+    """Return the edition for ``today`` (building it from newly listed papers if needed).
+
+    Returns ``(edition, reason)``: the edition is None when there was nothing new and
+    DIGEST_EMPTY_EDITION=skip, and ``reason`` says in words why.
+    """
+    key = edition_key(frequency, today)
+    existing = store.get_edition(key)
+    if existing is not None:
+        return existing, f"edition {key} already exists"
+    now = now or utcnow()
+    previous = store.latest_edition(frequency)
+    since = previous.created_at if previous else None
+    papers = store.unpublished_papers(frequency, since=since)
+    if not papers:
+        after = f"since edition {previous.key}" if previous else "in the store"
+        reason = f"nothing new {after}: no papers were listed (weekend, holiday or a source outage)"
+        if settings.empty_edition is EmptyEdition.SKIP:
+            return None, reason + "; DIGEST_EMPTY_EDITION=skip, so no edition"
+    else:
+        reason = f"built edition {key} from {len(papers)} new papers"
+    grouped = rank.order_themes(themes.group(papers), now) if papers else []
+    edition = Edition(key=key, frequency=frequency, date=today, themes=tuple(grouped))
+    try:
+        return store.save_edition(edition), reason
+    except sa.exc.IntegrityError:
+        # Another process built it between our check and our insert: use theirs.
+        return store.get_edition(key), f"edition {key} already exists"
+
+
+@dataclass
+class RunReport:
+    """What one run of the whole job did."""
+
+    collect: CollectReport
+    edition: Edition | None
+    reason: str
+    delivery: object | None = None  # digest.delivery.DeliveryReport
+
+    @property
+    def ok(self) -> bool:
+        """True unless a delivery failed or every source failed."""
+        if self.collect.sources and len(self.collect.failed) == len(self.collect.sources):
+            return False
+        return getattr(self.delivery, "ok", True)
+
+
+def run(
+    settings: Settings,
+    store: Store,
+    *,
+    frequency: Frequency = Frequency.DAILY,
+    today: date | None = None,
+    sources: Iterable[Source] | None = None,
+    transport: object | None = None,
+) -> RunReport:
+    """Collect from the configured sources, build the edition of ``today``, deliver it."""
+    from digest import delivery
+    from digest.sources import make_source
+
+    today = today or date.today()
+    if sources is None:
+        sources = [make_source(name, settings) for name in settings.sources]
+    collected = collect(store, sources, today) if frequency is Frequency.DAILY else CollectReport()
+    edition, reason = build_edition(store, settings, frequency, today)
+    log.info("edition frequency=%s key=%s reason=%r", frequency, edition and edition.key, reason)
+    report = RunReport(collect=collected, edition=edition, reason=reason)
+    if edition is not None:
+        report.delivery = delivery.send_edition(store, edition, settings, transport=transport)
+    return report

@@ -1,0 +1,1 @@
+"""Example data shipped with digest so `digest demo` runs offline."""
