@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "env_example", "load_settings", "settings_table"]
 
 
 class ConfigError(Exception):
@@ -61,6 +61,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        # A blank line copied from .env.example (DIGEST_TEMPLATES_DIR=) means "the default".
+        env_ignore_empty=True,
     )
 
     # --- core ---
@@ -211,3 +213,45 @@ def load_settings(**overrides: object) -> Settings:
         secret = err["loc"] and err["loc"][0] in _SECRETS
         shown = "" if isinstance(value, dict) or secret else f" (got {str(value)[:40]!r})"
         raise ConfigError(f"{_variable(err['loc'])}: {err['msg']}{shown}") from None
+
+
+def _default_text(name: str) -> str:
+    info = Settings.model_fields[name]
+    value = info.get_default(call_default_factory=True)
+    if name in _SECRETS or value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+def _variables() -> list[tuple[str, str, str]]:
+    """(variable, default as text, description) for every setting, in declaration order."""
+    return [
+        (info.alias or f"DIGEST_{name.upper()}", _default_text(name), info.description or "")
+        for name, info in Settings.model_fields.items()
+    ]
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every setting with a comment and a safe default."""
+    lines = ["# digest settings. Copy to .env and edit; the environment wins over this file.", ""]
+    for variable, default, description in _variables():
+        lines += [f"# {description}", f"{variable}={default}", ""]
+    return "\n".join(lines)
+
+
+def settings_table() -> str:
+    """The README's table of settings, in Markdown."""
+    rows = ["| Variable | Default | What it does |", "| --- | --- | --- |"]
+    for variable, default, description in _variables():
+        shown = f"`{default}`" if default else "(blank)"
+        escaped = description.replace("|", "\\|")
+        rows.append(f"| `{variable}` | {shown} | {escaped} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(settings_table() if "--table" in sys.argv else env_example(), end="")
