@@ -44,6 +44,8 @@ class SourceReport:
     merged: int = 0
     unchanged: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    requests: int = 0
     error: str | None = None
 
 
@@ -73,11 +75,17 @@ def collect(store: Store, sources: Iterable[Source], day: date | None = None) ->
         try:
             result = source.fetch(day)
         except DigestError as exc:
+            # Reported to the user through the CollectReport; the log only records it.
             entry.error = str(exc)
-            log.warning("collect_failed source=%s error=%s", source.name, exc)
+            log.info("collect_failed source=%s error=%s", source.name, exc)
+            continue
+        except Exception as exc:  # a bug in one source must not stop the others
+            entry.error = f"{source.name}: unexpected {type(exc).__name__}: {exc}"
+            log.exception("collect_crashed source=%s", source.name)
             continue
         entry.fetched = len(result.papers) + len(result.skipped)
         entry.skipped = list(result.skipped)
+        entry.notes, entry.requests = list(result.notes), result.requests
         stored = store.upsert_papers(result.papers)
         entry.new, entry.merged = len(stored.new), len(stored.merged)
         entry.unchanged = len(stored.unchanged)

@@ -1,0 +1,147 @@
+"""The `file` source: papers from a Hugging Face daily-papers JSON list or from JSON Lines.
+
+Lets digest run offline (the demo, tests, an export from elsewhere). A bad record is skipped
+and reported; a file that cannot be read at all is one DigestError with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from digest.errors import DigestError
+from digest.sources import Skipped, SourceResult
+from digest.sources.normalize import BadRecord, dedupe, paper_from_hf, paper_from_row
+
+__all__ = ["FileSource", "from_hf_items", "load_papers", "parse_papers"]
+
+# A papers file is a day's listing (tens to thousands of papers, a few MB). Far bigger is a
+# mistake (the wrong file) and would be read into memory whole.
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FileSource:
+    """Reads one papers file; ``day`` is ignored (the file is the listing)."""
+
+    path: Path
+    name: str = "file"
+
+    def fetch(self, day: date | None = None) -> SourceResult:
+        """All usable papers of the file."""
+        return load_papers(self.path)
+
+
+def load_papers(path: Path | str, *, source: str = "file") -> SourceResult:
+    """Read a papers file: an HF daily-papers JSON list, or JSON Lines with id/title/abstract.
+
+    Raises DigestError (one line naming the file) when the file as a whole is unreadable.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise DigestError(f"{path}: {size // 2**20} MB is too big for a papers file")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DigestError(f"{path}: no such papers file") from None
+    except IsADirectoryError:
+        raise DigestError(f"{path}: is a folder, not a papers file") from None
+    except OSError as exc:
+        raise DigestError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return parse_papers(data, source=source)
+    except DigestError as exc:
+        raise DigestError(f"{path}: {exc}") from None
+
+
+def parse_papers(data: bytes, *, source: str) -> SourceResult:
+    """Parse the bytes of a papers file (see `load_papers`); errors do not name the file."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DigestError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    stripped = text.lstrip()
+    if not stripped:
+        raise DigestError("the file is empty")
+    if stripped[0] == "[":
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DigestError(
+                f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from None
+        return from_hf_items(items, source=source, ref=lambda i: f"#{i}")
+    return _from_json_lines(text, source=source)
+
+
+def from_hf_items(items: object, *, source: str, ref=lambda i: f"#{i}") -> SourceResult:
+    """Normalise a list of HF daily-papers items, skipping (and reporting) the bad ones."""
+    if not isinstance(items, list):
+        raise DigestError(
+            f"expected a JSON list of Hugging Face daily papers, got {type(items).__name__}"
+        )
+    parsed: list[tuple[str, object]] = []
+    skipped: list[Skipped] = []
+    for index, item in enumerate(items):
+        try:
+            paper = paper_from_hf(item, source)
+        except BadRecord as exc:
+            skipped.append(Skipped(_ref(ref(index), item), str(exc)))
+            continue
+        parsed.append((f"{ref(index)} ({paper.arxiv_id})", paper))
+    papers, duplicates = dedupe(parsed)
+    skipped.extend(Skipped(r, why) for r, why in duplicates)
+    return SourceResult(papers=papers, skipped=skipped)
+
+
+def _from_json_lines(text: str, *, source: str) -> SourceResult:
+    parsed: list[tuple[str, object]] = []
+    skipped: list[Skipped] = []
+    seen_object = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if not seen_object:
+                # The first record already fails: this is not JSON Lines (nor a JSON list).
+                raise DigestError(
+                    f"neither a JSON list nor JSON Lines: line {number}: {exc.msg}"
+                ) from None
+            skipped.append(Skipped(f"line {number}", f"not valid JSON: {exc.msg}"))
+            continue
+        if not seen_object and not (isinstance(row, dict) and ({"id", "title"} & row.keys())):
+            # A wrapper object ({"papers": [...]}) or a bare value: not a papers file at all.
+            raise DigestError(
+                f"neither a JSON list nor JSON Lines of papers: line {number} "
+                "has no id or title (expected HF daily papers or rows with id, title, abstract)"
+            )
+        seen_object = True
+        try:
+            paper = paper_from_row(row, source)
+        except BadRecord as exc:
+            skipped.append(Skipped(_ref(f"line {number}", row, key="id"), str(exc)))
+            continue
+        parsed.append((f"line {number} ({paper.arxiv_id})", paper))
+    papers, duplicates = dedupe(parsed)
+    skipped.extend(Skipped(r, why) for r, why in duplicates)
+    return SourceResult(papers=papers, skipped=skipped)
+
+
+def _ref(where: str, record: object, key: str = "paper") -> str:
+    """``#3`` or ``#3 (2410.17243)``: the position, and the id when the record has one."""
+    raw = None
+    if isinstance(record, dict):
+        raw = record.get(key)
+        if isinstance(raw, dict):
+            raw = raw.get("id")
+    if isinstance(raw, str) and raw.strip():
+        shown = "".join(c for c in raw.strip()[:40] if c.isprintable())  # no terminal escapes
+        return f"{where} ({shown})"
+    return where

@@ -1,0 +1,285 @@
+"""Turn raw records (HF daily-papers items, JSON Lines rows) into Papers, or say why not.
+
+One normaliser per record shape, shared by every source that meets it: the `hf` source and the
+`file` source both read Hugging Face daily-papers items through `paper_from_hf`.
+A record is either wholly parsed or rejected with a reason (`BadRecord`); nothing half-parsed
+leaves this module.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from digest.models import Paper, normalize_arxiv_id
+
+__all__ = [
+    "MAX_ABSTRACT_CHARS",
+    "MAX_SUMMARY_CHARS",
+    "MAX_TITLE_CHARS",
+    "BadRecord",
+    "clean_abstract",
+    "clean_title",
+    "dedupe",
+    "paper_from_hf",
+    "paper_from_row",
+]
+
+# Caps keep one absurd record (a 1 MB "abstract") from bloating the database and every email.
+# Real arXiv abstracts stay under 1,920 characters; titles under 300.
+MAX_TITLE_CHARS = 500
+MAX_ABSTRACT_CHARS = 5_000
+MAX_SUMMARY_CHARS = 1_000
+MAX_KEYWORDS = 30
+
+# C0 and C1 control characters (NUL included). Newlines and tabs are whitespace and are folded
+# by the whitespace rules below; format characters (RTL marks, ZWJ in emoji) are kept.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SPACE = re.compile(r"\s+")
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+_OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class BadRecord(ValueError):
+    """A record that cannot become a Paper; the message says which field and why."""
+
+
+def _strip_controls(text: str) -> str:
+    # NFC so the same title typed two ways compares equal when papers merge.
+    return unicodedata.normalize("NFC", _CONTROL.sub("", text))
+
+
+def _cap(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:  # end on a word when one is near
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def clean_title(text: str) -> str:
+    """A title on one line: controls removed, hard wraps and runs of spaces folded, capped."""
+    return _cap(_SPACE.sub(" ", _strip_controls(text)).strip(), MAX_TITLE_CHARS)
+
+
+def clean_abstract(text: str, limit: int = MAX_ABSTRACT_CHARS) -> str:
+    """An abstract with hard line breaks unwrapped and paragraphs kept, capped at ``limit``.
+
+    arXiv and HF wrap abstracts at ~80 columns; a blank line is a real paragraph break.
+    """
+    text = _strip_controls(text).replace("\r\n", "\n").replace("\r", "\n")
+    paragraphs = (_SPACE.sub(" ", p).strip() for p in _PARAGRAPH.split(text))
+    return _cap("\n\n".join(p for p in paragraphs if p), limit)
+
+
+# --- typed field readers: each raises BadRecord naming the field ---
+
+
+def _present(record: Mapping, key: str) -> bool:
+    return record.get(key) is not None  # null in real responses means "absent"
+
+
+def _text(record: Mapping, key: str) -> str | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRecord(f"{key}: expected text, got {type(value).__name__}")
+    return value
+
+
+def _count(record: Mapping, key: str) -> int | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRecord(f"{key}: expected a whole number >= 0, got {value!r:.40}")
+    return value
+
+
+def _strings(record: Mapping, key: str) -> tuple[str, ...]:
+    value = record.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRecord(f"{key}: expected a list of text")
+    return tuple(dict.fromkeys(t for v in value if (t := clean_title(v))))
+
+
+def _when(record: Mapping, key: str) -> datetime | None:
+    value = _text(record, key)
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise BadRecord(f"{key}: not an ISO 8601 date: {value!r:.40}") from None
+    # A bare date or naive time is taken as UTC: the store only accepts aware datetimes.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _url(record: Mapping, key: str) -> str | None:
+    value = _text(record, key)
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    parts = urlsplit(value)
+    # Only web links: a javascript: or data: URL must never reach an email.
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or any(c in value for c in " <>\"'")
+    ):
+        raise BadRecord(f"{key}: not an http(s) URL: {value!r:.60}")
+    return value
+
+
+def _github(record: Mapping, key: str) -> str | None:
+    value = _text(record, key)
+    if not value or not value.strip():
+        return None
+    value = value.strip().removesuffix(".git").rstrip("/")
+    if _OWNER_REPO.match(value):
+        return f"https://github.com/{value}"
+    return _url({key: value}, key)
+
+
+def _arxiv_id(value: object, key: str = "id") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRecord(f"{key}: missing arXiv id")
+    try:
+        return normalize_arxiv_id(value)
+    except ValueError:
+        raise BadRecord(f"{key}: not an arXiv id: {value!r:.40}") from None
+
+
+def _authors(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise BadRecord("authors: expected a list")
+    names: list[str] = []
+    for author in value:
+        if isinstance(author, str):
+            name = author
+        elif isinstance(author, Mapping):
+            if author.get("hidden") is True:  # hidden on HF: do not show it in emails either
+                continue
+            name = author.get("name")
+            if not isinstance(name, str):
+                raise BadRecord("authors: an author has no name")
+        else:
+            raise BadRecord("authors: expected names or objects with a name")
+        if name := clean_title(name):
+            names.append(name)
+    return tuple(names)
+
+
+def _title(*candidates: object) -> str:
+    for value in candidates:
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise BadRecord(f"title: expected text, got {type(value).__name__}")
+        if title := clean_title(value):
+            return title
+    raise BadRecord("title: missing")
+
+
+def _organization(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return clean_title(value) or None
+    if isinstance(value, Mapping):
+        for key in ("fullname", "name"):
+            if text := _text(value, key):
+                return clean_title(text) or None
+        return None
+    raise BadRecord("organization: expected text or an object with a name")
+
+
+def paper_from_hf(item: object, source: str) -> Paper:
+    """One Hugging Face daily-papers item as a Paper; raises BadRecord saying what is wrong.
+
+    The item's top level describes the listing (clean ``title``, listing ``publishedAt`` or
+    ``submittedOnDailyAt``); ``paper`` describes the arXiv paper (wrapped title, ``summary``,
+    arXiv ``publishedAt``, authors, upvotes, and in newer responses ``ai_*``, ``github*``).
+    """
+    if not isinstance(item, Mapping):
+        raise BadRecord(f"expected an object, got {type(item).__name__}")
+    paper = item.get("paper")
+    if not isinstance(paper, Mapping):
+        raise BadRecord("paper: missing or not an object")
+
+    def pick(key: str) -> Mapping:
+        # Newer responses put some fields inside `paper`, older ones on the item.
+        return paper if _present(paper, key) else item
+
+    arxiv_id = _arxiv_id(paper.get("id"), "paper.id")
+    title = _title(item.get("title"), paper.get("title"))
+    summary = _text(paper, "summary") if _present(paper, "summary") else _text(item, "summary")
+    listed = _when(pick("submittedOnDailyAt"), "submittedOnDailyAt") or _when(item, "publishedAt")
+    ai_summary = _text(pick("ai_summary"), "ai_summary")
+    upvotes = _count(paper, "upvotes")
+    if upvotes is None:
+        upvotes = _count(item, "upvotes")
+    return Paper(
+        arxiv_id=arxiv_id,
+        title=title,
+        abstract=clean_abstract(summary or ""),
+        authors=_authors(paper.get("authors")),
+        published_at=_when(paper, "publishedAt"),
+        listed_at=listed,
+        upvotes=upvotes or 0,
+        comments=_count(item, "numComments") or _count(paper, "numComments") or 0,
+        ai_summary=clean_abstract(ai_summary, MAX_SUMMARY_CHARS) if ai_summary else None,
+        keywords=_strings(pick("ai_keywords"), "ai_keywords")[:MAX_KEYWORDS],
+        categories=_strings(pick("categories"), "categories"),  # not HF's: lets files carry them
+        github_url=_github(pick("githubRepo"), "githubRepo"),
+        github_stars=_count(pick("githubStars"), "githubStars"),
+        project_url=_url(pick("projectPage"), "projectPage"),
+        organization=_organization(pick("organization").get("organization")),
+        thumbnail_url=_url(item, "thumbnail"),
+        sources=(source,),
+    )
+
+
+def paper_from_row(row: object, source: str) -> Paper:
+    """One JSON Lines row (``id``, ``title``, ``abstract``; optional ``authors``,
+    ``categories``, ``date``, ``upvotes``) as a Paper; other keys are ignored.
+    """
+    if not isinstance(row, Mapping):
+        raise BadRecord(f"expected an object, got {type(row).__name__}")
+    abstract = _text(row, "abstract")
+    if abstract is None:
+        raise BadRecord("abstract: missing")
+    return Paper(
+        arxiv_id=_arxiv_id(row.get("id")),
+        title=_title(row.get("title")),
+        abstract=clean_abstract(abstract),
+        authors=_authors(row.get("authors")),
+        listed_at=_when(row, "date"),
+        upvotes=_count(row, "upvotes") or 0,
+        categories=_strings(row, "categories"),
+        sources=(source,),
+    )
+
+
+def dedupe(papers: Iterable[tuple[str, Paper]]) -> tuple[list[Paper], list[tuple[str, str]]]:
+    """Keep the first paper of each arXiv id; return (kept, [(ref, reason) for the others])."""
+    seen: dict[str, str] = {}
+    kept: list[Paper] = []
+    dropped: list[tuple[str, str]] = []
+    for ref, paper in papers:
+        if paper.arxiv_id in seen:
+            dropped.append((ref, f"duplicate of {seen[paper.arxiv_id]}"))
+            continue
+        seen[paper.arxiv_id] = ref
+        kept.append(paper)
+    return kept, dropped
