@@ -1,0 +1,118 @@
+"""How the emails look in a real browser engine (headless Chromium) at phone and desktop widths."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from digest.models import Edition, Frequency, Theme
+from digest.render import Renderer
+from tests.test_render import SUBSCRIBER, real_papers, sample_edition, selection_of
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="needs Chromium at /usr/bin/chromium"
+)
+
+# Where every title link sits and whether it can be seen.
+TITLES_JS = """() => [...document.querySelectorAll('a.tt')].map(a => {
+  const r = a.getBoundingClientRect(); const s = getComputedStyle(a);
+  return {text: a.textContent, left: r.left, right: r.right, width: r.width, height: r.height,
+          visible: s.visibility === 'visible' && s.display !== 'none' && parseFloat(s.opacity) > 0,
+          color: s.color};
+})"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def load(browser, html: str, width: int, scheme: str = "light"):
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.emulate_media(color_scheme=scheme)
+    page.route("**/*", lambda route: route.abort())  # offline, like a mail client blocking images
+    page.set_content(html)
+    return page
+
+
+def hostile_edition() -> Edition:
+    base = real_papers()[0]
+    papers = (
+        dataclasses.replace(
+            base,
+            arxiv_id="2411.00001",
+            title="<script>alert(1)</script> " + "Supercalifragilistic" * 6,
+        ),
+        dataclasses.replace(base, arxiv_id="2411.00002", abstract="x" * 1_000_000),
+        dataclasses.replace(
+            base,
+            arxiv_id="2411.00003",
+            title="تعلم الآلة العميق",
+            abstract="نموذج لغوي كبير. " * 40,
+        ),
+        dataclasses.replace(base, arxiv_id="2411.00004", authors=("A" * 120, "B", "C", "D")),
+    )
+    return Edition(
+        "daily-2026-11-26", Frequency.DAILY, date(2026, 11, 26), (Theme("Hostile", papers),)
+    )
+
+
+@pytest.mark.parametrize("width", [375, 600])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_digest_fits_and_every_title_is_visible(
+    browser, settings, width, scheme, tmp_path: Path
+) -> None:
+    renderer = Renderer(settings)
+    for edition, limit in ((sample_edition(50), 50), (hostile_edition(), 30)):
+        message = renderer.prepare_digest(edition, selection_of(edition, limit)).for_subscriber(
+            SUBSCRIBER
+        )
+        page = load(browser, message.html, width, scheme)
+        scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        assert scroll <= inner, f"horizontal scrolling at {width}px"
+        titles = page.evaluate(TITLES_JS)
+        assert len(titles) == len(edition.papers[:limit])
+        for t in titles:
+            assert t["visible"] and t["width"] > 0 and t["height"] > 0, t
+            assert t["left"] >= 0 and t["right"] <= inner + 0.5, t
+        if scheme == "dark":  # titles turn light on the dark card
+            assert all(t["color"] == "rgb(230, 232, 235)" for t in titles)
+        page.screenshot(path=str(tmp_path / f"digest-{width}-{scheme}.png"), full_page=True)
+        page.close()
+
+
+@pytest.mark.parametrize("width", [375, 600])
+def test_confirmation_and_welcome_fit(browser, settings, width) -> None:
+    renderer = Renderer(settings)
+    for message in (renderer.confirmation(SUBSCRIBER, 3), renderer.welcome(SUBSCRIBER)):
+        page = load(browser, message.html, width)
+        scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        assert scroll <= inner
+        button = page.get_by_role(
+            "link",
+            name=message.subject
+            and (
+                "Confirm my subscription" if "Confirm" in message.subject else "Choose your topics"
+            ),
+        )
+        box = button.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= inner
+        page.close()
