@@ -24,6 +24,8 @@ __all__ = ["RedactingFilter", "event", "mask_email", "redact", "setup_logging"]
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Extras libraries add for their own formatters (uvicorn's ANSI-coloured copy of the message).
+_IGNORED_EXTRAS = frozenset({"color_message"})
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
 # key=value / key: value pairs inside free text whose key names a secret.
@@ -108,7 +110,11 @@ class RedactingFilter(logging.Filter):
 
 
 def _extra_keys(record: logging.LogRecord) -> list[str]:
-    return [k for k in vars(record) if k not in _RECORD_ATTRS and not k.startswith("_")]
+    return [
+        k
+        for k in vars(record)
+        if k not in _RECORD_ATTRS and k not in _IGNORED_EXTRAS and not k.startswith("_")
+    ]
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -151,7 +157,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), default=str, ensure_ascii=False)
 
 
-def event(logger: logging.Logger, name: str, *, level: int = logging.INFO, **fields: Any) -> None:
+def event(
+    logger: logging.Logger, name: str, /, *, level: int = logging.INFO, **fields: Any
+) -> None:
     """Log the event ``name`` with ``fields`` as its key=value pairs.
 
     Field names that clash with LogRecord attributes (``name``, ``args``, ...) get a ``_``
@@ -187,7 +195,8 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(str(level).upper())
-    # APScheduler and uvicorn are chatty at INFO; their warnings still come through.
-    for noisy in ("apscheduler.scheduler", "apscheduler.executors.default", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # Alembic, APScheduler and uvicorn are chatty at INFO; their warnings still come through.
+    chatty = ("alembic", "apscheduler.scheduler", "apscheduler.executors.default", "uvicorn.access")
+    for name in chatty:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return handler

