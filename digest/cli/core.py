@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
 
-from digest import pipeline
+from digest import pipeline, schedule
 from digest.cli import DEMO_SECRET_KEY, App, pass_app
+from digest.logs import setup_logging
 from digest.models import Frequency, Subscriber
 from digest.tokens import generate_secret
 
@@ -65,7 +66,9 @@ def _echo_run(report: pipeline.RunReport) -> None:
     show_default=True,
     help="Which edition to build and send.",
 )
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Edition date (default today).")
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Edition date (default today)."
+)
 @pass_app
 def run_command(app: App, frequency: str, day: object) -> None:
     """Collect, build the edition and send it: the one-shot for timers and cron.
@@ -76,8 +79,16 @@ def run_command(app: App, frequency: str, day: object) -> None:
     Example: digest run
     """
     settings = app.signing_settings()
-    today = day.date() if day else date.today()  # type: ignore[attr-defined]
-    report = pipeline.run(settings, app.store, frequency=Frequency(frequency), today=today)
+    setup_logging(settings)
+    tz = schedule.zone(settings)
+    # "Today" is the date in DIGEST_TIMEZONE, as for `digest serve`, not the machine's.
+    fire_time = datetime.combine(day.date(), time(12), tz) if day else datetime.now(tz)  # type: ignore[attr-defined]
+    report = schedule.run_scheduled(
+        settings, app.store, Frequency(frequency), fire_time, holder=schedule.new_holder()
+    )
+    if report is None:
+        click.echo("another digest process is running this edition right now; nothing to do")
+        return
     _echo_run(report)
     if not report.ok:
         raise click.exceptions.Exit(1)
@@ -109,7 +120,9 @@ def demo(app: App) -> None:
             pass  # already there from an earlier demo
     click.echo(f"database: {settings.database_url} ({added} example subscribers added)")
     source = make_source("file", settings, path=example_papers_path())
-    report = pipeline.run(settings, store, frequency=Frequency.DAILY, today=date.today(), sources=[source])
+    report = pipeline.run(
+        settings, store, frequency=Frequency.DAILY, today=date.today(), sources=[source]
+    )
     _echo_run(report)
     outbox = settings.outbox.resolve()
     if report.edition is not None:

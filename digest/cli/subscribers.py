@@ -1,7 +1,226 @@
-"""CLI commands for subscribers (filled in by its issue)."""
+"""CLI: `digest subscribers add|import|export|list|remove|delete` and `digest web`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
 
 import click
+
+from digest import subscribers as subs
+from digest.cli import App, pass_app
+from digest.models import Frequency, Subscriber, SubscriberStatus
+
+FREQUENCY = click.Choice([f.value for f in Frequency])
+
+
+def _send_confirmations(app: App, added: Sequence[Subscriber]) -> None:
+    """Email each new unconfirmed subscriber a confirmation link."""
+    from digest.render import Renderer
+    from digest.transports import make_transport
+
+    settings = app.signing_settings()
+    renderer = Renderer(settings)
+
+    async def send_all() -> None:
+        transport = make_transport(settings, edition_key="subscriptions")
+        try:
+            for subscriber in added:
+                await subs.send_confirmation(
+                    app.store, subscriber, renderer=renderer, transport=transport
+                )
+        finally:
+            await transport.aclose()
+
+    asyncio.run(send_all())
+
+
+@click.group("subscribers")
+def subscribers_group() -> None:
+    """Manage the subscriber list: add, import, export, list, remove, delete."""
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@click.option("--topic", "topics", multiple=True, help="A taxonomy topic to follow (repeatable).")
+@click.option("--keyword", "keywords", multiple=True, help="A keyword to match (repeatable).")
+@click.option("--frequency", type=FREQUENCY, default="daily", show_default=True)
+@click.option(
+    "--double-opt-in", is_flag=True, help="Add unconfirmed and email a confirmation link."
+)
+@pass_app
+def add(
+    app: App,
+    email: str,
+    topics: tuple[str, ...],
+    keywords: tuple[str, ...],
+    frequency: str,
+    double_opt_in: bool,
+) -> None:
+    """Add one subscriber, confirmed (an admin vouches for them) unless --double-opt-in.
+
+    Example: digest subscribers add jane@example.org --topic "AI agents" --frequency weekly
+    """
+    settings = app.signing_settings()
+    chosen = subs.resolve_topics(topics, subs.known_topics(settings)) if topics else ()
+    added = subs.add(
+        app.store,
+        settings.secret_key,
+        email,
+        topics=chosen,
+        keywords=keywords,
+        frequency=Frequency(frequency),
+        confirmed=not double_opt_in,
+    )
+    if double_opt_in:
+        _send_confirmations(app, [added])
+        click.echo(f"added {added.email} (unconfirmed); confirmation email sent")
+    else:
+        click.echo(f"added {added.email} ({added.status})")
+
+
+@subscribers_group.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--double-opt-in", is_flag=True, help="Add unconfirmed and email each a confirmation link."
+)
+@pass_app
+def import_(app: App, file: Path, double_opt_in: bool) -> None:
+    """Add the subscribers of a CSV file; bad rows are reported by line and skipped.
+
+    The header row names the columns: email (required), topics (several separated by ; or |)
+    and frequency (daily or weekly). Addresses already on the list or deleted are skipped.
+
+    Example: digest subscribers import people.csv
+    """
+    settings = app.signing_settings()
+    report = subs.import_csv(
+        app.store,
+        settings.secret_key,
+        file,
+        known=subs.known_topics(settings),
+        double_opt_in=double_opt_in,
+    )
+    for line, reason in report.problems:
+        click.echo(f"{file}:{line}: skipped: {reason}", err=True)
+    if double_opt_in and report.added:
+        waiting = [s for s in report.added if s.status is SubscriberStatus.UNCONFIRMED]
+        _send_confirmations(app, waiting)
+    click.echo(
+        f"imported {len(report.added)}; already on the list {report.existing}; "
+        f"suppressed {report.suppressed}; repeated in the file {report.duplicates}; "
+        f"bad rows {len(report.problems)}"
+    )
+
+
+@subscribers_group.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE, not stdout."
+)
+@pass_app
+def export(app: App, fmt: str, out: Path | None) -> None:
+    """Write every subscriber with status and preferences (CSV is `import`'s format).
+
+    Example: digest subscribers export --format json --out subscribers.json
+    """
+    text = subs.export(app.store.list_subscribers(), fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+
+
+@subscribers_group.command("list")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in SubscriberStatus]),
+    help="Only subscribers in this status.",
+)
+@pass_app
+def list_(app: App, status: str | None) -> None:
+    """Show each address with its status, frequency and topics.
+
+    Example: digest subscribers list --status active
+    """
+    rows = app.store.list_subscribers(SubscriberStatus(status) if status else None)
+    if not rows:
+        click.echo("no subscribers")
+        return
+    width = max(len(s.email) for s in rows)
+    for s in rows:
+        topics = ", ".join(s.topics) or "all topics"
+        click.echo(f"{s.email:<{width}}  {s.status:<12}  {s.frequency:<6}  {topics}")
+    counts = app.store.count_subscribers()
+    click.echo(", ".join(f"{n} {name}" for name, n in sorted(counts.items())))
+
+
+@subscribers_group.command("remove")
+@click.argument("email")
+@pass_app
+def remove(app: App, email: str) -> None:
+    """Unsubscribe an address (it stays on the list, marked unsubscribed).
+
+    Example: digest subscribers remove jane@example.org
+    """
+    subscriber = subs.remove(app.store, email)
+    click.echo(f"{subscriber.email} is {subscriber.status}")
+
+
+@subscribers_group.command("delete")
+@click.argument("email")
+@pass_app
+def delete(app: App, email: str) -> None:
+    """Erase an address's data; only a salted hash stays so it is never added again.
+
+    Example: digest subscribers delete jane@example.org
+    """
+    settings = app.signing_settings()
+    address = subs.normalize_email(email)
+    if subs.delete(app.store, settings.secret_key, address):
+        click.echo(f"deleted {address}; it stays on the suppression list")
+    else:
+        click.echo(f"{address} was not on the list; it is now on the suppression list")
+
+
+@click.command("web")
+@click.option("--host", help="Address to listen on (default: DIGEST_WEB_HOST).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: DIGEST_WEB_PORT).")
+@pass_app
+def web(app: App, host: str | None, port: int | None) -> None:
+    """Serve the subscribe, preferences, unsubscribe and archive pages.
+
+    Needs DIGEST_SECRET_KEY (32+ characters) unless `digest demo` made one.
+
+    Example: digest web --host 0.0.0.0 --port 8000
+    """
+    import uvicorn
+
+    from digest.logs import setup_logging
+    from digest.web import create_app
+
+    settings = app.signing_settings()
+    setup_logging(settings)
+    application = create_app(settings, app.store)
+    click.echo(
+        f"serving on http://{host or settings.web_host}:{port or settings.web_port}", err=True
+    )
+    # Our middleware logs requests with the tokens redacted; uvicorn's access log would not.
+    uvicorn.run(
+        application,
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+    )
 
 
 def register(group: click.Group) -> None:
     """Attach this module's commands to the `digest` group."""
+    group.add_command(subscribers_group)
+    group.add_command(web)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from digest.models import Frequency, Subscriber, SubscriberStatus
 from digest.store import schema
 from digest.store.base import StoreBase, utcnow
+
+_UNSET = object()  # "leave this column alone" where None is a real value
 
 
 def _row_to_subscriber(row: sa.RowMapping) -> Subscriber:
@@ -109,3 +112,204 @@ class SubscriberStore(StoreBase):
         t = schema.subscribers
         with self.transaction() as conn:
             conn.execute(sa.update(t).where(t.c.id == subscriber_id).values(**values))
+
+    # --- status, preferences, confirmation -------------------------------------------------
+
+    def unsubscribe(self, subscriber_id: int) -> bool:
+        """Mark a subscriber unsubscribed at once; True when this call changed the status.
+
+        Repeating is harmless: an unsubscribed (or bounced) subscriber is left as it is, and
+        the first unsubscription time is kept.
+        """
+        t = schema.subscribers
+        keep = [str(SubscriberStatus.UNSUBSCRIBED), str(SubscriberStatus.BOUNCED)]
+        with self.transaction() as conn:
+            changed = conn.execute(
+                sa.update(t)
+                .where(t.c.id == subscriber_id, t.c.status.not_in(keep))
+                .values(status=str(SubscriberStatus.UNSUBSCRIBED), unsubscribed_at=utcnow())
+            ).rowcount
+        return changed == 1
+
+    def change_status(
+        self, subscriber_id: int, status: SubscriberStatus, *, expect: Iterable[SubscriberStatus]
+    ) -> bool:
+        """Move a subscriber to ``status`` only from a state in ``expect``; True when it moved.
+
+        Used for pause/resume, so a stale form cannot, say, resume a bounced address.
+        """
+        t = schema.subscribers
+        values: dict = {"status": str(status)}
+        if status is SubscriberStatus.UNSUBSCRIBED:
+            values["unsubscribed_at"] = utcnow()
+        with self.transaction() as conn:
+            return (
+                conn.execute(
+                    sa.update(t)
+                    .where(t.c.id == subscriber_id, t.c.status.in_([str(s) for s in expect]))
+                    .values(**values)
+                ).rowcount
+                == 1
+            )
+
+    def update_preferences(
+        self,
+        subscriber_id: int,
+        *,
+        topics: Sequence[str] | None = None,
+        keywords: Sequence[str] | None = None,
+        frequency: Frequency | None = None,
+        max_papers: int | None | object = _UNSET,
+    ) -> Subscriber | None:
+        """Change what a subscriber receives (only the arguments given); returns the new row."""
+        values: dict = {}
+        if topics is not None:
+            values["topics"] = list(topics)
+        if keywords is not None:
+            values["keywords"] = list(keywords)
+        if frequency is not None:
+            values["frequency"] = str(frequency)
+        if max_papers is not _UNSET:
+            values["max_papers"] = max_papers
+        t = schema.subscribers
+        if values:
+            with self.transaction() as conn:
+                conn.execute(sa.update(t).where(t.c.id == subscriber_id).values(**values))
+        return self.get_subscriber(subscriber_id)
+
+    def next_confirm_nonce(self, subscriber_id: int) -> int:
+        """Bump and return the subscriber's confirmation nonce (1, 2, ...).
+
+        Each confirmation email carries the newest nonce, so only the latest link works, once.
+        """
+        t = schema.subscribers
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == subscriber_id)
+                .values(confirm_nonce=t.c.confirm_nonce + 1)
+            )
+            return conn.scalar(sa.select(t.c.confirm_nonce).where(t.c.id == subscriber_id))
+
+    def confirm_subscriber(self, subscriber_id: int, nonce: int) -> Subscriber | None:
+        """Use a confirmation nonce: activate the subscriber if ``nonce`` is the current one.
+
+        One conditional UPDATE, so two clicks racing each other confirm once. Returns the
+        confirmed subscriber, or None when the nonce was already used or replaced.
+        """
+        t = schema.subscribers
+        waiting = [str(SubscriberStatus.UNCONFIRMED), str(SubscriberStatus.UNSUBSCRIBED)]
+        with self.transaction() as conn:
+            used = conn.execute(
+                sa.update(t)
+                .where(
+                    t.c.id == subscriber_id,
+                    t.c.confirm_nonce == nonce,
+                    t.c.status.in_(waiting),
+                )
+                .values(
+                    status=str(SubscriberStatus.ACTIVE),
+                    confirmed_at=utcnow(),
+                    unsubscribed_at=None,
+                    confirm_nonce=t.c.confirm_nonce + 1,
+                )
+            ).rowcount
+        return self.get_subscriber(subscriber_id) if used == 1 else None
+
+    # --- deletion and the suppression list -------------------------------------------------
+
+    def delete_subscriber(self, subscriber_id: int, email_hash: str) -> bool:
+        """Delete a subscriber's row (their ledger rows go with it) and suppress the address.
+
+        Only the salted hash stays, so a later import or subscribe of the address is refused.
+        """
+        t = schema.subscribers
+        with self.transaction() as conn:
+            gone = conn.execute(sa.delete(t).where(t.c.id == subscriber_id)).rowcount
+            _suppress(conn, email_hash, "deleted")
+        return gone == 1
+
+    def suppress(self, email_hash: str, reason: str) -> None:
+        """Put a salted address hash on the suppression list (idempotent)."""
+        with self.transaction() as conn:
+            _suppress(conn, email_hash, reason)
+
+    def is_suppressed(self, email_hash: str) -> bool:
+        """Whether this salted address hash is on the suppression list."""
+        s = schema.suppressions
+        with self.transaction() as conn:
+            return (
+                conn.scalar(sa.select(s.c.reason).where(s.c.email_hash == email_hash)) is not None
+            )
+
+    def suppressed_among(self, email_hashes: Iterable[str]) -> set[str]:
+        """Which of these hashes are suppressed (one query per 500, for imports)."""
+        s = schema.suppressions
+        hashes = list(email_hashes)
+        found: set[str] = set()
+        with self.transaction() as conn:
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start : start + 500]
+                found.update(
+                    conn.scalars(sa.select(s.c.email_hash).where(s.c.email_hash.in_(chunk)))
+                )
+        return found
+
+    def existing_emails(self, emails: Iterable[str]) -> set[str]:
+        """Which of these (normalised) addresses are already on the list."""
+        t = schema.subscribers
+        wanted = list(emails)
+        found: set[str] = set()
+        with self.transaction() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found.update(conn.scalars(sa.select(t.c.email).where(t.c.email.in_(chunk))))
+        return found
+
+    def add_subscribers(self, subscribers: Iterable[Subscriber]) -> list[Subscriber]:
+        """Insert many subscribers in one transaction, skipping addresses already present.
+
+        Returns the ones inserted, with ids. All or nothing on a database error.
+        """
+        t = schema.subscribers
+        now = utcnow()
+        added: list[Subscriber] = []
+        with self.transaction() as conn:
+            for sub in subscribers:
+                if conn.scalar(sa.select(t.c.id).where(t.c.email == sub.email)) is not None:
+                    continue
+                confirmed = now if sub.status is SubscriberStatus.ACTIVE else None
+                new_id = conn.execute(
+                    sa.insert(t).values(
+                        email=sub.email,
+                        status=str(sub.status),
+                        topics=list(sub.topics),
+                        keywords=list(sub.keywords),
+                        frequency=str(sub.frequency),
+                        max_papers=sub.max_papers,
+                        min_score=sub.min_score,
+                        created_at=now,
+                        confirmed_at=confirmed,
+                        confirm_nonce=0,
+                    )
+                ).inserted_primary_key[0]
+                added.append(
+                    dataclasses.replace(sub, id=new_id, created_at=now, confirmed_at=confirmed)
+                )
+        return added
+
+    def count_subscribers(self) -> dict[str, int]:
+        """How many subscribers are in each status."""
+        t = schema.subscribers
+        with self.transaction() as conn:
+            rows = conn.execute(sa.select(t.c.status, sa.func.count()).group_by(t.c.status))
+            return {status: n for status, n in rows}
+
+
+def _suppress(conn: Connection, email_hash: str, reason: str) -> None:
+    s = schema.suppressions
+    exists = conn.scalar(sa.select(s.c.email_hash).where(s.c.email_hash == email_hash))
+    if exists is None:
+        conn.execute(
+            sa.insert(s).values(email_hash=email_hash, reason=reason[:32], created_at=utcnow())
+        )
