@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     hf_base_url: AnyHttpUrl = Field(
         "https://huggingface.co", description="Hugging Face base URL (daily papers API)"
     )
+    hf_lookback_days: int = Field(
+        3,
+        ge=0,
+        le=14,
+        description="Also re-read the HF lists of this many earlier days (papers added late)",
+    )
     arxiv_feed_url: AnyHttpUrl = Field(
         "https://rss.arxiv.org", description="arXiv listing feed base URL ({base}/atom/cs.AI+cs.CL)"
     )
@@ -159,6 +165,12 @@ class Settings(BaseSettings):
     )
     smtp_max_attempts: int = Field(
         5, ge=1, le=50, description="Attempts per message before it fails"
+    )
+    smtp_retry_delay: float = Field(
+        30.0, ge=0, description="Seconds before the first retry of a deferred (4xx) message"
+    )
+    smtp_retry_max_delay: float = Field(
+        900.0, ge=0, description="Longest wait between retries (the backoff doubles up to it)"
     )
     dkim_key_file: Path | None = Field(
         None, description="PEM private key for DKIM signing (blank: off)"

@@ -18,7 +18,7 @@ from digest.tokens import generate_secret
 # Three example readers with different interests, so the demo shows personalisation.
 DEMO_SUBSCRIBERS = (
     Subscriber(email="ada@example.org", topics=("Language models",)),
-    Subscriber(email="grace@example.org", topics=("Computer vision", "Multimodal")),
+    Subscriber(email="grace@example.org", topics=("Computer vision", "Multimodal models")),
     Subscriber(email="alan@example.org"),
 )
 

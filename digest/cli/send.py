@@ -1,7 +1,437 @@
-"""CLI commands for send (filled in by its issue)."""
+"""CLI commands for sending: `preview` (below) and `send` (added by the delivery work)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import http.server
+import threading
+from datetime import date, datetime
+from pathlib import Path
 
 import click
+
+from digest.cli import App, pass_app
+from digest.errors import DigestError
+from digest.models import Edition, Message, Subscriber
+
+# =========================================================================================
+# preview: render an edition for one subscriber; write, serve, screenshot or test-send it.
+# =========================================================================================
+
+PREVIEW_EMAIL = "preview@example.invalid"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SCREEN_WIDTHS = (375, 600)
+
+
+def _pick_edition(app: App, key: str | None, day: date | None) -> Edition:
+    """The edition asked for, else the latest one; DigestError when there is none."""
+    store = app.store
+    if key:
+        edition = store.get_edition(key)
+        if edition is None:
+            raise DigestError(f"no edition {key!r}; `digest editions` lists them")
+        return edition
+    if day:
+        found = next((e for e in store.list_editions(limit=500) if e.date == day), None)
+        if found is None:
+            raise DigestError(f"no edition for {day.isoformat()}")
+        return store.get_edition(found.key)  # list_editions leaves themes out
+    edition = store.latest_edition()
+    if edition is None:
+        raise DigestError("no edition yet; run `digest run` (or `digest demo`) first")
+    return edition
+
+
+def _pick_subscriber(app: App, email: str | None) -> Subscriber:
+    """The subscriber named by --subscriber, else a stand-in who gets everything."""
+    if not email:
+        return Subscriber(email=PREVIEW_EMAIL, id=0)
+    subscriber = app.store.find_subscriber(email.strip().lower()) or app.store.find_subscriber(
+        email.strip()
+    )
+    if subscriber is None:
+        raise DigestError(f"no subscriber {email!r}; `digest subscribers list` shows them")
+    return subscriber
+
+
+def _render(app: App, renderer, edition: Edition, subscriber: Subscriber, prefix: str = ""):
+    from digest.render import select_for
+
+    selection = select_for(edition, subscriber, app.settings)
+    return renderer.prepare_digest(edition, selection, subject_prefix=prefix)
+
+
+def _write(message: Message, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(message.html, encoding="utf-8")
+    text_path = out.with_name(out.name + ".txt")
+    text_path.write_text(message.text, encoding="utf-8")
+    return text_path
+
+
+def _send_test(app: App, message: Message) -> None:
+    from digest.transports import make_transport
+
+    transport = make_transport(app.settings, edition_key="preview")
+
+    async def go() -> None:
+        try:
+            await transport.send(message)
+        finally:
+            await transport.aclose()
+
+    asyncio.run(go())
+
+
+def screenshot(page_html: str, out: Path, *, dark: bool = False) -> Path:
+    """PNG of ``page_html`` at phone and desktop widths side by side (headless Chromium)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1040, "height": 800})
+            page.emulate_media(color_scheme="dark" if dark else "light")
+            # Offline preview: no network, images show their alt text.
+            page.route("**/*", lambda route: route.abort())
+            frames = "".join(
+                f'<iframe style="width:{w}px;border:1px solid #888;margin:8px;vertical-align:top"'
+                f' srcdoc="{html.escape(page_html)}"></iframe>'
+                for w in SCREEN_WIDTHS
+            )
+            page.set_content(f"<body style='margin:0;background:#777'>{frames}</body>")
+            page.evaluate(
+                "for (const f of document.querySelectorAll('iframe'))"
+                " f.style.height = f.contentDocument.documentElement.scrollHeight + 'px'"
+            )
+            out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(out), full_page=True)
+        finally:
+            browser.close()
+    return out
+
+
+_RELOAD = (
+    "<script>let v=null;setInterval(async()=>{const r=await fetch('/version');"
+    "const t=await r.text();if(v!==null&&t!==v)location.reload();v=t},1000)</script>"
+)
+
+
+def make_preview_server(build, port: int) -> http.server.ThreadingHTTPServer:
+    """A local HTTP server showing ``build()``'s message; rebuilt when a template changes.
+
+    ``build`` returns ``(message, version)``; the page reloads itself when version changes.
+    The reload script is added to the served page only, never to an email.
+    """
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            try:
+                message, version = build()
+            except DigestError as exc:
+                message, version = None, str(exc)
+                body, kind = f"<pre>{html.escape(str(exc))}</pre>{_RELOAD}", "text/html"
+            if message is not None and self.path.startswith("/text"):
+                body, kind = message.text, "text/plain"
+            elif message is not None and self.path.startswith("/version"):
+                body, kind = version, "text/plain"
+            elif message is not None:
+                body, kind = message.html.replace("</body>", _RELOAD + "</body>"), "text/html"
+            elif self.path.startswith("/version"):
+                body, kind = version, "text/plain"
+            data = body.encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", f"{kind}; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+
+@click.command()
+@click.option("--subscriber", "email", metavar="EMAIL", help="Render what this subscriber gets.")
+@click.option("--edition", "edition_key", metavar="KEY", help="Edition key (default: latest).")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The edition of this date.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML here and the text part beside it as FILE.txt (default preview.html).",
+)
+@click.option("--serve", is_flag=True, help="Serve on 127.0.0.1; reloads when a template changes.")
+@click.option("--port", default=8025, show_default=True, help="Port for --serve.")
+@click.option("--send-to", metavar="ADDR", help="Send a [TEST] copy via the configured transport.")
+@click.option(
+    "--screenshot",
+    "shot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG at phone (375 px) and desktop (600 px) width, via headless Chromium.",
+)
+@click.option("--dark", is_flag=True, help="Screenshot in dark mode.")
+@pass_app
+def preview(
+    app: App,
+    email: str | None,
+    edition_key: str | None,
+    day: datetime | None,
+    out: Path | None,
+    serve: bool,
+    port: int,
+    send_to: str | None,
+    shot: Path | None,
+    dark: bool,
+) -> None:
+    """Render an edition's email as a subscriber gets it, to check it before sending.
+
+    Example: digest preview --subscriber ada@example.org --out preview.html
+    """
+    from digest.render import Renderer
+
+    edition = _pick_edition(app, edition_key, day.date() if day else None)
+    subscriber = _pick_subscriber(app, email)
+    renderer = Renderer(app.settings)
+    message = _render(app, renderer, edition, subscriber).for_subscriber(subscriber)
+    did = False
+    if send_to:
+        # Links in a test copy carry no real subscriber's token (id 0 matches nobody).
+        test = _render(app, renderer, edition, subscriber, "[TEST] ")
+        _send_test(app, test.for_subscriber(Subscriber(email=send_to, id=0)))
+        click.echo(f"sent a test copy of {edition.key} via {app.settings.transport}")
+        did = True
+    if shot:
+        screenshot(message.html, shot, dark=dark)
+        click.echo(f"wrote {shot}")
+        did = True
+    if out or not (did or serve):
+        path = out or Path("preview.html")
+        text_path = _write(message, path)
+        click.echo(
+            f"wrote {path} and {text_path} ({edition.key}, {len(message.html):,} bytes HTML)"
+        )
+    if serve:
+        _serve(app, edition, subscriber, port)
+
+
+def preview_server(
+    app: App, edition: Edition, subscriber: Subscriber, port: int
+) -> http.server.ThreadingHTTPServer:
+    """The `preview --serve` server: re-renders when a template file changes."""
+    from digest.render import Renderer, TemplateSet
+
+    state: dict = {}
+    lock = threading.Lock()
+
+    def build() -> tuple[Message, str]:
+        with lock:
+            mtimes = TemplateSet(app.settings.templates_dir).mtimes()
+            if state.get("mtimes") != mtimes:
+                state.clear()
+                state["mtimes"] = mtimes  # a broken template is retried only after a change
+                try:
+                    prepared = _render(app, Renderer(app.settings), edition, subscriber)
+                    state["message"] = prepared.for_subscriber(subscriber)
+                except DigestError as exc:
+                    state["error"] = str(exc)
+            if "error" in state:
+                raise DigestError(state["error"])
+            return state["message"], str(hash(mtimes))
+
+    return make_preview_server(build, port)
+
+
+def _serve(app: App, edition: Edition, subscriber: Subscriber, port: int) -> None:
+    server = preview_server(app, edition, subscriber, port)
+    click.echo(f"serving {edition.key} on http://127.0.0.1:{server.server_port}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+# ======================================= end preview =====================================
+
+
+# =========================================================================================
+# send: deliver an edition through the ledger (exactly once per subscriber).
+# =========================================================================================
+
+
+class _BarProgress:
+    """A rich progress bar with rate and ETA, for a terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = None
+
+    def start(self, total: int) -> None:
+        self._bar.start()
+        self._task = self._bar.add_task("send", total=total, rate="")
+
+    def advance(self, status: object) -> None:
+        task = self._bar.tasks[0]
+        speed = task.speed
+        self._bar.update(self._task, advance=1, rate=f"{speed:,.0f} msg/s" if speed else "")
+
+    def finish(self, report: object) -> None:
+        self._bar.stop()
+
+
+class _LogProgress:
+    """A log line every few seconds, for logs and pipes."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._every = every
+        self._total = self._done = 0
+        self._start = self._last = 0.0
+
+    def start(self, total: int) -> None:
+        self._total, self._start = total, self._clock()
+        self._last = self._start
+
+    def advance(self, status: object) -> None:
+        self._done += 1
+        now = self._clock()
+        if now - self._last >= self._every:
+            self._last = now
+            rate = self._done / max(now - self._start, 1e-9)
+            eta = (self._total - self._done) / rate if rate else 0
+            click.echo(
+                f"send.progress done={self._done} total={self._total} "
+                f"rate={rate:.1f}/s eta={eta:.0f}s",
+                err=True,
+            )
+
+    def finish(self, report: object) -> None:
+        pass
+
+
+def _send_edition_for(app: App, edition_key: str | None, dry_run: bool) -> Edition:
+    """The edition --edition names; else today's (built from collected papers if need be)."""
+    from digest import pipeline
+    from digest.models import Frequency
+
+    store = app.store
+    if edition_key:
+        edition = store.get_edition(edition_key)
+        if edition is None:
+            raise DigestError(f"no edition {edition_key!r}; `digest editions` lists them")
+        return edition
+    if not dry_run:  # a dry run changes nothing, so it never builds an edition
+        built, reason = pipeline.build_edition(store, app.settings, Frequency.DAILY, date.today())
+        if built is not None:
+            return built
+        click.echo(reason, err=True)
+    edition = store.latest_edition()
+    if edition is None:
+        raise DigestError("no edition to send; collect papers first (`digest collect`)")
+    return edition
+
+
+@click.command("send")
+@click.option("--dry-run", is_flag=True, help="Count and render what would go out; send nothing.")
+@click.option("--edition", "edition_key", metavar="KEY", help="Edition key (default: latest).")
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Resend rows whose outcome is unknown after a crash (they may get a second copy).",
+)
+@click.option(
+    "--worker",
+    is_flag=True,
+    help="PostgreSQL only: share the edition with other `digest send --worker` processes.",
+)
+@pass_app
+def send(
+    app: App, dry_run: bool, edition_key: str | None, retry_unknown: bool, worker: bool
+) -> None:
+    """Send the latest edition to every active subscriber who has not had it.
+
+    Every delivery is recorded, so running it again sends nothing twice. After a crash, rows
+    whose outcome is unknown are left alone until you pass --retry-unknown.
+
+    Example: digest send --dry-run && digest send
+    """
+    import sys
+
+    from digest.delivery import send_edition
+    from digest.logs import setup_logging
+
+    settings = app.signing_settings()
+    terminal = sys.stderr.isatty()
+    # On a terminal the bar shows progress; only warnings interrupt it. Elsewhere, log lines.
+    setup_logging(settings, level="WARNING" if terminal else None)
+    store = app.store
+    edition = _send_edition_for(app, edition_key, dry_run)
+    progress = _BarProgress() if terminal and not dry_run else _LogProgress()
+    run_id = None if dry_run else store.start_run("send", edition.key)
+    try:
+        report = send_edition(
+            store, edition, settings,
+            dry_run=dry_run, retry_unknown=retry_unknown, worker=worker, progress=progress,
+        )  # fmt: skip
+    except BaseException as exc:
+        if run_id is not None:
+            store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    if run_id is not None:
+        outcome = "paused" if report.paused else ("ok" if report.ok else "failed")
+        store.finish_run(run_id, outcome, report.summary())
+    click.echo(report.summary())
+    if report.retried_unknown:
+        click.echo(f"resent {report.retried_unknown} deliveries whose outcome was unknown")
+    unknown = report.ledger.get("unknown", 0)
+    if unknown and not dry_run:
+        click.echo(
+            f"{unknown} deliveries of {edition.key} have an unknown outcome (a crash or a lost "
+            "connection after the message was handed over); they are not resent unless you run "
+            "`digest send --retry-unknown`",
+            err=True,
+        )
+    if report.paused:
+        raise DigestError(f"sending paused: {report.paused}")
+    if not report.ok:
+        click.get_current_context().exit(1)
+
+
+# ========================================= end send ======================================
 
 
 def register(group: click.Group) -> None:
     """Attach this module's commands to the `digest` group."""
+    group.add_command(preview)
+    group.add_command(send)

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from digest.models import Delivery, DeliveryStatus
+from digest.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 from digest.store import schema
-from digest.store.base import StoreBase, utcnow
+from digest.store.base import StoreBase, StoreError, utcnow
+from digest.store.subscribers import _row_to_subscriber
+
+_OPEN = (str(DeliveryStatus.QUEUED), str(DeliveryStatus.DEFERRED))
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A ledger row this worker may now try to send, with its subscriber as of the claim."""
+
+    delivery_id: int
+    subscriber: Subscriber
+    attempts: int
 
 
 def _row_to_delivery(row: sa.RowMapping) -> Delivery:
@@ -23,6 +37,64 @@ def _row_to_delivery(row: sa.RowMapping) -> Delivery:
         id=row["id"],
         updated_at=row["updated_at"],
     )
+
+
+_t, _s = schema.deliveries, schema.subscribers
+# Built once: the send loop runs these twice per message, and building a statement each time
+# cost more than executing it.
+_BEGIN = (
+    sa.update(_t)
+    .where(
+        _t.c.id == sa.bindparam("did"),
+        _t.c.status.in_(_OPEN),
+        sa.select(_s.c.id)
+        .where(_s.c.id == sa.bindparam("sid"), _s.c.status == str(SubscriberStatus.ACTIVE))
+        .exists(),
+    )
+    .values(status=str(DeliveryStatus.SENDING), updated_at=sa.bindparam("now"))
+)
+_SENT = (
+    sa.update(_t)
+    .where(_t.c.id == sa.bindparam("did"), _t.c.status == str(DeliveryStatus.SENDING))
+    .values(
+        status=str(DeliveryStatus.SENT),
+        updated_at=sa.bindparam("now"),
+        sent_at=sa.bindparam("now"),
+        message_id=sa.bindparam("mid"),
+        claimed_by=None,
+    )
+)
+
+
+def _begin_params(delivery_id: int, subscriber_id: int) -> dict:
+    return {"did": delivery_id, "sid": subscriber_id, "now": utcnow()}
+
+
+class SendLedger:
+    """Two ledger moves per message on one held connection, each committed at once."""
+
+    def __init__(self, store: StoreBase) -> None:
+        self._store = store
+        self._conn = store.engine.connect()
+
+    def _run(self, statement: sa.Update, params: dict) -> bool:
+        try:
+            with self._conn.begin():
+                return self._conn.execute(statement, params).rowcount == 1
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"database error: {exc.orig}") from exc
+
+    def begin(self, delivery_id: int, subscriber_id: int) -> bool:
+        """``begin_sending`` (committed before DATA)."""
+        return self._run(_BEGIN, _begin_params(delivery_id, subscriber_id))
+
+    def sent(self, delivery_id: int, message_id: str | None) -> bool:
+        """``sending`` -> ``sent``, with the Message-ID the server accepted."""
+        return self._run(_SENT, {"did": delivery_id, "mid": message_id, "now": utcnow()})
+
+    def close(self) -> None:
+        """Give the connection back."""
+        self._conn.close()
 
 
 class DeliveryStore(StoreBase):
@@ -76,6 +148,7 @@ class DeliveryStore(StoreBase):
         error: str | None = None,
         message_id: str | None = None,
         count_attempt: bool = False,
+        next_attempt_at: datetime | None = None,
     ) -> bool:
         """Move a delivery to ``status``, only from a state in ``expect`` when given.
 
@@ -93,23 +166,34 @@ class DeliveryStore(StoreBase):
             values["attempts"] = t.c.attempts + 1
         if status is DeliveryStatus.SENT:
             values["sent_at"] = now
+        if status is not DeliveryStatus.SENDING:
+            values["claimed_by"] = None  # the row is free again, or finished
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
         query = sa.update(t).where(t.c.id == delivery_id).values(**values)
         if expect is not None:
             query = query.where(t.c.status.in_([str(s) for s in expect]))
         with self.transaction() as conn:
             return conn.execute(query).rowcount == 1
 
-    def mark_stale_sending_unknown(self, edition_id: int | None = None) -> int:
-        """After a crash: rows left in ``sending`` become ``unknown`` (never resent on their own)."""
+    def mark_stale_sending_unknown(
+        self, edition_id: int | None = None, older_than: datetime | None = None
+    ) -> int:
+        """After a crash: rows left in ``sending`` become ``unknown`` (never resent on their own).
+
+        ``older_than`` spares rows a live worker marked recently (PostgreSQL scale-out).
+        """
         t = schema.deliveries
         query = (
             sa.update(t)
             .where(t.c.status == str(DeliveryStatus.SENDING))
-            .values(status=str(DeliveryStatus.UNKNOWN), updated_at=utcnow(),
+            .values(status=str(DeliveryStatus.UNKNOWN), updated_at=utcnow(), claimed_by=None,
                     last_error="interrupted between SENDING and the server's reply")
         )  # fmt: skip
         if edition_id is not None:
             query = query.where(t.c.edition_id == edition_id)
+        if older_than is not None:
+            query = query.where(t.c.updated_at < older_than)
         with self.transaction() as conn:
             return conn.execute(query).rowcount or 0
 
@@ -121,3 +205,158 @@ class DeliveryStore(StoreBase):
             query = query.where(t.c.edition_id == edition_id)
         with self.transaction() as conn:
             return {status: n for status, n in conn.execute(query)}
+
+    # --- the send loop's queries ---
+
+    def claim_deliveries(
+        self,
+        edition_id: int,
+        worker: str,
+        limit: int,
+        *,
+        claim_ttl_seconds: float = 600,
+        ignore_claims: bool = False,
+    ) -> list[Claim]:
+        """Claim up to ``limit`` queued (or due deferred) rows of an edition for ``worker``.
+
+        On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED`` so several workers
+        share an edition without waiting on each other. A claim is only a hint: the move to
+        ``sending`` (``begin_sending``) is the compare-and-set that decides who sends.
+        ``ignore_claims`` (the single-process lease holder) takes rows a dead run had claimed.
+        """
+        t = schema.deliveries
+        now = utcnow()
+        due = sa.or_(
+            t.c.status == str(DeliveryStatus.QUEUED),
+            sa.and_(
+                t.c.status == str(DeliveryStatus.DEFERRED),
+                sa.or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now),
+            ),
+        )
+        pick = sa.select(t.c.id).where(t.c.edition_id == edition_id, due)
+        if not ignore_claims:
+            stale = datetime.fromtimestamp(now.timestamp() - claim_ttl_seconds, tz=now.tzinfo)
+            pick = pick.where(
+                sa.or_(t.c.claimed_by.is_(None), t.c.claimed_by == worker, t.c.updated_at < stale)
+            )
+        pick = pick.order_by(t.c.id).limit(limit)
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        query = (
+            sa.update(t)
+            .where(t.c.id.in_(pick.scalar_subquery()))
+            .values(claimed_by=worker, updated_at=now)
+            .returning(t.c.id, t.c.subscriber_id, t.c.attempts)
+        )
+        s = schema.subscribers
+        with self.transaction() as conn:
+            rows = sorted(conn.execute(query).all())
+            if not rows:
+                return []
+            subs = {
+                r["id"]: _row_to_subscriber(r)
+                for r in conn.execute(
+                    sa.select(s).where(s.c.id.in_([r.subscriber_id for r in rows]))
+                ).mappings()
+            }
+        return [
+            Claim(r.id, subs[r.subscriber_id], r.attempts) for r in rows if r.subscriber_id in subs
+        ]
+
+    def begin_sending(self, delivery_id: int, subscriber_id: int) -> bool:
+        """Move a row to ``sending`` if it is still queued/deferred AND the subscriber is active.
+
+        One committed statement right before DATA: it both wins the row against other workers
+        and honours an unsubscribe that happened mid-send.
+        """
+        with self.transaction() as conn:
+            return conn.execute(_BEGIN, _begin_params(delivery_id, subscriber_id)).rowcount == 1
+
+    def send_ledger(self) -> SendLedger:
+        """The send loop's hot path: ``begin`` and ``sent`` on one held connection."""
+        return SendLedger(self)
+
+    def delivery_status(self, delivery_id: int) -> DeliveryStatus | None:
+        """The current state of one ledger row."""
+        t = schema.deliveries
+        with self.transaction() as conn:
+            value = conn.scalar(sa.select(t.c.status).where(t.c.id == delivery_id))
+        return DeliveryStatus(value) if value else None
+
+    def release_claims(self, edition_id: int, worker: str) -> int:
+        """Give back the rows ``worker`` claimed but did not send (on pause or exit)."""
+        t = schema.deliveries
+        query = (
+            sa.update(t)
+            .where(t.c.edition_id == edition_id, t.c.claimed_by == worker, t.c.status.in_(_OPEN))
+            .values(claimed_by=None)
+        )
+        with self.transaction() as conn:
+            return conn.execute(query).rowcount or 0
+
+    def requeue_unknown(self, edition_id: int) -> int:
+        """``unknown`` rows back to ``queued``: an admin decided to resend them."""
+        t = schema.deliveries
+        query = (
+            sa.update(t)
+            .where(t.c.edition_id == edition_id, t.c.status == str(DeliveryStatus.UNKNOWN))
+            .values(status=str(DeliveryStatus.QUEUED), claimed_by=None, updated_at=utcnow(),
+                    next_attempt_at=None)
+        )  # fmt: skip
+        with self.transaction() as conn:
+            return conn.execute(query).rowcount or 0
+
+    def open_deliveries(self, edition_id: int) -> tuple[int, int, datetime | None]:
+        """(rows queued or deferred, rows in ``sending``, the earliest deferred retry time)."""
+        t = schema.deliveries
+        with self.transaction() as conn:
+            counts = dict(
+                conn.execute(
+                    sa.select(t.c.status, sa.func.count())
+                    .where(t.c.edition_id == edition_id)
+                    .group_by(t.c.status)
+                ).all()
+            )
+            earliest = conn.scalar(
+                sa.select(sa.func.min(t.c.next_attempt_at)).where(
+                    t.c.edition_id == edition_id, t.c.status == str(DeliveryStatus.DEFERRED)
+                )
+            )
+        if earliest is not None and isinstance(earliest, str):  # SQLite aggregate: plain text
+            earliest = datetime.fromisoformat(earliest)
+        if earliest is not None and earliest.tzinfo is None:
+            earliest = earliest.replace(tzinfo=UTC)
+        waiting = sum(counts.get(s, 0) for s in _OPEN)
+        return waiting, counts.get(str(DeliveryStatus.SENDING), 0), earliest
+
+    def delivery_states(
+        self, edition_id: int, subscriber_ids: Sequence[int]
+    ) -> dict[int, DeliveryStatus]:
+        """The ledger state of each of these subscribers for an edition (absent: no row)."""
+        t = schema.deliveries
+        query = sa.select(t.c.subscriber_id, t.c.status).where(
+            t.c.edition_id == edition_id, t.c.subscriber_id.in_(list(subscriber_ids))
+        )
+        with self.transaction() as conn:
+            return {sid: DeliveryStatus(st) for sid, st in conn.execute(query)}
+
+    def sent_times_since(self, since: datetime, limit: int) -> list[datetime]:
+        """When the newest ``limit`` messages sent after ``since`` went out, oldest first.
+
+        Seeds the hourly sliding window so two runs in one hour share the limit.
+        """
+        t = schema.deliveries
+        query = (
+            sa.select(t.c.sent_at)
+            .where(t.c.sent_at > since)
+            .order_by(t.c.sent_at.desc())
+            .limit(limit)
+        )
+        with self.transaction() as conn:
+            return sorted(conn.scalars(query))
+
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the named lease now (expired or not), or None."""
+        t = schema.locks
+        with self.transaction() as conn:
+            return conn.scalar(sa.select(t.c.holder).where(t.c.name == name))
