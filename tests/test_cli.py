@@ -72,3 +72,12 @@ def test_malformed_papers_file_is_one_line_and_leaves_the_database_unchanged(tmp
     store = Store(f"sqlite:///{tmp_path / 'digest.db'}")
     assert store.count_papers() == 1
     store.close()
+
+
+def test_demo_subscribers_follow_topics_the_taxonomy_has() -> None:
+    from digest.cli.core import DEMO_SUBSCRIBERS
+    from digest.taxonomy import load_taxonomy
+
+    topics = set(load_taxonomy(None).topics)
+    for subscriber in DEMO_SUBSCRIBERS:
+        assert set(subscriber.topics) <= topics

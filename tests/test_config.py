@@ -68,3 +68,11 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
     assert text == env_example(), "regenerate with: python -m digest.config > .env.example"
     for name, field in Settings.model_fields.items():
         assert (field.alias or f"DIGEST_{name.upper()}") in text
+
+
+def test_readme_settings_table_is_current() -> None:
+    from digest.config import settings_table
+
+    assert settings_table() in (ROOT / "README.md").read_text(), (
+        "regenerate the README table with: python -m digest.config --table"
+    )
