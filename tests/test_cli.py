@@ -35,7 +35,9 @@ def test_every_command_has_help_text_and_an_example(path: tuple[str, ...]) -> No
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0
     readme = (ROOT / "README.md").read_text()
-    assert f"digest {' '.join(path)}" in readme, f"README shows no example of `digest {' '.join(path)}`"
+    assert f"digest {' '.join(path)}" in readme, (
+        f"README shows no example of `digest {' '.join(path)}`"
+    )
 
 
 def test_demo_writes_one_parseable_email_per_subscriber(tmp_path: Path) -> None:
@@ -60,9 +62,13 @@ def test_demo_writes_one_parseable_email_per_subscriber(tmp_path: Path) -> None:
     assert len(sorted((tmp_path / "outbox").rglob("*.eml"))) == 3, "a second demo must not resend"
 
 
-def test_malformed_papers_file_is_one_line_and_leaves_the_database_unchanged(tmp_path: Path) -> None:
+def test_malformed_papers_file_is_one_line_and_leaves_the_database_unchanged(
+    tmp_path: Path,
+) -> None:
     good = tmp_path / "good.jsonl"
-    good.write_text(json.dumps({"id": "2401.00001", "title": "A paper", "abstract": "Text."}) + "\n")
+    good.write_text(
+        json.dumps({"id": "2401.00001", "title": "A paper", "abstract": "Text."}) + "\n"
+    )
     assert CliRunner().invoke(cli, ["collect", "--file", str(good)]).exit_code == 0
     bad = tmp_path / "bad.json"
     bad.write_text('[{"title": "truncated')

@@ -38,7 +38,9 @@ def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pa
         ("DIGEST_ACCENT_COLOR", "red"),
     ],
 )
-def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+def test_a_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError, match=f"^{variable}: "):
         load_settings()
@@ -53,7 +55,9 @@ def test_a_bad_password_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize("command", [["init"], ["run"], ["send"], ["subscribers", "list"]])
-def test_any_command_stops_with_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+def test_any_command_stops_with_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
     monkeypatch.setenv("DIGEST_SMTP_PORT", "abc")
     result = CliRunner().invoke(cli, command)
     assert result.exit_code == 2

@@ -17,7 +17,7 @@ from digest.store import Store, StoreError
 from digest.tokens import MIN_SECRET_LENGTH
 
 # The meta key under which `digest demo` keeps the secret it generated.
-DEMO_SECRET_KEY = "demo_secret_key"
+DEMO_SECRET_KEY = "demo_secret_key"  # noqa: S105 - the name of a meta row, not a secret
 
 __all__ = ["App", "cli", "main", "pass_app"]
 
@@ -57,7 +57,9 @@ class App:
                 "DIGEST_SECRET_KEY: required to sign the links in emails "
                 "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
-        return self.settings.model_copy(update={"secret_key": kept})
+        signed = self.settings.model_copy(update={"secret_key": kept})
+        self.__dict__["settings"] = signed  # later uses of app.settings sign with it too
+        return signed
 
 
 pass_app = click.make_pass_decorator(App, ensure=True)

@@ -14,6 +14,7 @@ import click
 from digest.cli import App, pass_app
 from digest.errors import DigestError
 from digest.models import Edition, Message, Subscriber
+from digest.schedule import zone
 
 # =========================================================================================
 # preview: render an edition for one subscriber; write, serve, screenshot or test-send it.
@@ -38,7 +39,7 @@ def _pick_edition(app: App, key: str | None, day: date | None) -> Edition:
     if key:
         edition = store.get_edition(key)
         if edition is None:
-            raise DigestError(f"no edition {key!r}; `digest editions` lists them")
+            raise DigestError(f"no edition {key!r}; `digest status` lists them")
         return edition
     if day:
         found = next((e for e in store.list_editions(limit=500) if e.date == day), None)
@@ -200,6 +201,7 @@ def preview(
     """
     from digest.render import Renderer
 
+    app.signing_settings()  # every link in the preview is signed, as in a real email
     edition = _pick_edition(app, edition_key, day.date() if day else None)
     subscriber = _pick_subscriber(app, email)
     renderer = Renderer(app.settings)
@@ -349,10 +351,11 @@ def _send_edition_for(app: App, edition_key: str | None, dry_run: bool) -> Editi
     if edition_key:
         edition = store.get_edition(edition_key)
         if edition is None:
-            raise DigestError(f"no edition {edition_key!r}; `digest editions` lists them")
+            raise DigestError(f"no edition {edition_key!r}; `digest status` lists them")
         return edition
     if not dry_run:  # a dry run changes nothing, so it never builds an edition
-        built, reason = pipeline.build_edition(store, app.settings, Frequency.DAILY, date.today())
+        today = datetime.now(zone(app.settings)).date()  # DIGEST_TIMEZONE, as `digest run`
+        built, reason = pipeline.build_edition(store, app.settings, Frequency.DAILY, today)
         if built is not None:
             return built
         click.echo(reason, err=True)
