@@ -30,7 +30,8 @@ from digest.render import Renderer
 from digest.store import Store
 from digest.tokens import Purpose, Signer
 from digest.transports import MemoryTransport
-from digest.web import CSRF_COOKIE, RateLimiter, create_app, text_on
+from digest.web import create_app, text_on
+from digest.webguard import CSRF_COOKIE, RateLimiter
 from tests.conftest import TEST_SECRET
 
 ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
