@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -58,7 +58,6 @@ class WebContext:
     confirmations: RateLimiter
     topics: list[str]
     owns_transport: bool = False
-    background: set = field(default_factory=set)
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Render one of templates/web/ with the site-wide context and safe headers."""
