@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     max_papers: int = Field(
         30, ge=1, le=500, description="Papers per email unless a subscriber sets fewer"
     )
+    themes_embeddings: bool = Field(
+        False,
+        description="Group themes with MiniLM sentence embeddings (needs the `embeddings` extra)",
+    )
 
     # --- sources ---
     sources: Annotated[

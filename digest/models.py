@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 __all__ = [
     "ARXIV_ID",
+    "REMAINDER_LABEL",
     "Delivery",
     "DeliveryStatus",
     "Edition",
@@ -24,6 +25,9 @@ __all__ = [
     "Theme",
     "normalize_arxiv_id",
 ]
+
+# The label of the theme that holds papers fitting no other theme; always shown last.
+REMAINDER_LABEL = "Other papers"
 
 # New-style (2007+) ids with an optional version, and old-style ids such as hep-th/9901001v2.
 ARXIV_ID = re.compile(r"^(?:(\d{4}\.\d{4,5})|([a-z\-]+(?:\.[A-Z]{2})?/\d{7}))(?:v\d+)?$")

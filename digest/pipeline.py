@@ -14,8 +14,9 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from digest import rank, themes
+from digest import rank
 from digest.config import EmptyEdition, Settings
+from digest.embeddings import load_embedder
 from digest.errors import DigestError
 from digest.models import Edition, Frequency
 from digest.sources import Skipped, Source
@@ -132,7 +133,12 @@ def build_edition(
             return None, reason + "; DIGEST_EMPTY_EDITION=skip, so no edition"
     else:
         reason = f"built edition {key} from {len(papers)} new papers"
-    grouped = rank.order_themes(themes.group(papers), now) if papers else []
+    grouped = []
+    if papers:
+        from digest import themes  # scikit-learn loads in ~1 s: only building an edition needs it
+
+        embed = load_embedder() if settings.themes_embeddings else None
+        grouped = rank.order_themes(themes.group(papers, embed=embed), now)
     edition = Edition(key=key, frequency=frequency, date=today, themes=tuple(grouped))
     try:
         return store.save_edition(edition), reason

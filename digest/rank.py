@@ -1,0 +1,188 @@
+"""What is trending, in what order themes appear, and which papers each subscriber gets.
+
+The trending score (documented in the README):
+
+    engagement = upvotes + 2 * comments + 3 * log2(1 + github_stars) + 1
+    score      = engagement * 0.5 ** (age_days / 2)
+
+Comments count double (people talk about papers they care about); stars are logarithmic so a
+famous repository cannot drown out the day's votes; the +1 lets a paper nobody voted for yet
+still rank by freshness. The score halves every 2 days of age, so today's paper with 30
+upvotes (31) beats a 3-day-old one with 40 (41 * 0.35 = 14.5). Age runs from when a listing
+showed the paper (``listed_at``), else its arXiv date, else when digest first saw it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Sequence
+from datetime import datetime
+
+from digest.models import (
+    REMAINDER_LABEL,
+    Edition,
+    Paper,
+    SelectedPaper,
+    SelectedTheme,
+    Selection,
+    Subscriber,
+    Theme,
+)
+from digest.taxonomy import Taxonomy, keyword_pattern
+
+__all__ = ["HALF_LIFE_DAYS", "order_themes", "select", "selection_key", "trending_score"]
+
+HALF_LIFE_DAYS = 2.0
+_TOP = 3  # a theme's rank is the sum of its best three papers' scores
+
+
+def trending_score(paper: Paper, now: datetime) -> float:
+    """The paper's trending score at ``now`` (see the module docs for the formula)."""
+    engagement = (
+        paper.upvotes + 2 * paper.comments + 3 * math.log2(1 + max(0, paper.github_stars or 0)) + 1
+    )
+    return engagement * 0.5 ** (_age_days(paper, now) / HALF_LIFE_DAYS)
+
+
+def _age_days(paper: Paper, now: datetime) -> float:
+    seen = paper.listed_at or paper.published_at or paper.first_seen_at
+    if seen is None:
+        return 0.0
+    return max(0.0, (now - seen).total_seconds() / 86400)
+
+
+def _by_score(papers: Iterable[Paper], now: datetime) -> list[Paper]:
+    # Ties (say, no votes yet) fall back to the arXiv id, newest first, so order is stable.
+    return sorted(papers, key=lambda p: (-trending_score(p, now), _newest_first(p.arxiv_id)))
+
+
+def _newest_first(arxiv_id: str) -> tuple:
+    return tuple(-ord(c) for c in arxiv_id)
+
+
+def _is_remainder(label: str) -> bool:
+    return label == REMAINDER_LABEL
+
+
+def _theme_rank(scores: Sequence[float]) -> float:
+    return sum(sorted(scores, reverse=True)[:_TOP])
+
+
+def order_themes(themes: Sequence[Theme], now: datetime) -> list[Theme]:
+    """Papers by score within each theme; themes by their best papers; the remainder last.
+
+    A theme ranks by the summed scores of its top three papers, so one hit and two strong
+    papers both count, and a big theme of unvoted papers does not win by size alone.
+    """
+    ordered = [Theme(t.label, tuple(_by_score(t.papers, now))) for t in themes]
+
+    def key(theme: Theme) -> tuple:
+        rank = _theme_rank([trending_score(p, now) for p in theme.papers])
+        return (_is_remainder(theme.label), -rank, -len(theme.papers), theme.label)
+
+    return sorted(ordered, key=key)
+
+
+def selection_key(subscriber: Subscriber) -> Hashable:
+    """What a subscriber's selection depends on: equal keys get equal Selections.
+
+    Lets delivery prepare each distinct digest once, however many subscribers share it.
+    """
+    # Case is kept: a keyword in capitals ("RAG") matches differently from "rag".
+    return (
+        tuple(sorted({t.strip() for t in subscriber.topics if t.strip()})),
+        tuple(sorted({k.strip() for k in subscriber.keywords if k.strip()})),
+        subscriber.max_papers,
+        subscriber.min_score,
+    )
+
+
+def select(
+    edition: Edition,
+    subscriber: Subscriber,
+    *,
+    taxonomy: Taxonomy,
+    default_max: int,
+    now: datetime,
+) -> Selection:
+    """The papers of ``edition`` one subscriber gets, grouped as the edition groups them.
+
+    A paper qualifies if it matches one of the subscriber's topics (via the taxonomy; a topic
+    the taxonomy does not know is matched as a keyword) or keywords; with neither, every
+    paper does. Papers under the subscriber's minimum score are dropped. The best-scoring
+    ``max_papers`` (the subscriber's if fewer than ``default_max``) are kept; the rest count in
+    ``omitted``. Themes keep the edition's order; each paper carries a one-line "why".
+    """
+    matcher = _Matcher(subscriber, taxonomy)
+    # The site-wide maximum caps everyone: it keeps an email under Gmail's clipping size.
+    limit = min(subscriber.max_papers or default_max, default_max)
+    candidates: list[tuple[float, Paper, list[str]]] = []
+    for paper in edition.papers:
+        reasons = matcher.reasons(paper)
+        if reasons is None:
+            continue
+        score = trending_score(paper, now)
+        if subscriber.min_score is not None and score < subscriber.min_score:
+            continue
+        candidates.append((score, paper, reasons))
+    candidates.sort(key=lambda c: (-c[0], _newest_first(c[1].arxiv_id)))
+    kept = {c[1].arxiv_id: c for c in candidates[: max(0, limit)]}
+
+    themes = []
+    for theme in edition.themes:
+        picked = [kept[p.arxiv_id] for p in theme.papers if p.arxiv_id in kept]
+        picked.sort(key=lambda c: (-c[0], _newest_first(c[1].arxiv_id)))
+        if picked:
+            papers = tuple(
+                SelectedPaper(paper, round(score, 3), _why(paper, reasons))
+                for score, paper, reasons in picked
+            )
+            themes.append(SelectedTheme(theme.label, papers))
+    return Selection(tuple(themes), omitted=max(0, len(candidates) - len(kept)))
+
+
+class _Matcher:
+    """Which of a subscriber's topics and keywords a paper matches."""
+
+    def __init__(self, subscriber: Subscriber, taxonomy: Taxonomy) -> None:
+        self.topics = []
+        keywords = [k for k in subscriber.keywords if k.strip()]
+        for name in subscriber.topics:
+            if not name.strip():
+                continue
+            topic = taxonomy.find(name)
+            if topic is not None:
+                self.topics.append(topic)
+            else:
+                keywords.append(name)  # a free-text topic: treat it as a keyword
+        self.keywords = [(k.strip(), keyword_pattern(k)) for k in dict.fromkeys(keywords)]
+        self.everything = not self.topics and not self.keywords
+
+    def reasons(self, paper: Paper) -> list[str] | None:
+        """What the paper matched (empty when the subscriber takes everything), or None."""
+        if self.everything:
+            return []
+        found = [f"matches {t.name}" for t in self.topics if t.matches(paper)]
+        text = " \n ".join((paper.title, paper.abstract, *paper.keywords))
+        found += [f'mentions "{word}"' for word, pattern in self.keywords if pattern.search(text)]
+        return found or None
+
+
+def _why(paper: Paper, reasons: list[str]) -> str:
+    """One short line for the email: the paper's signals, then what it matched."""
+    parts = []
+    if paper.upvotes:
+        parts.append(_count(paper.upvotes, "upvote"))
+    if paper.comments:
+        parts.append(_count(paper.comments, "comment"))
+    if paper.github_stars:
+        parts.append(_count(paper.github_stars, "GitHub star"))
+    if not parts:
+        parts.append("new")
+    parts.extend(reasons[:2])
+    return " · ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    shown = f"{n / 1000:.1f}k".replace(".0k", "k") if n >= 1000 else str(n)
+    return f"{shown} {noun}{'' if n == 1 else 's'}"
