@@ -10,28 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import os
-import socket
 import time
-import uuid
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from datetime import time as dtime
+from datetime import timedelta
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
-from digest.config import EmptyEdition, Settings
+from digest.config import Settings
+from digest.contents import Contents
 from digest.errors import DigestError
+from digest.lease import new_holder, send_lease
 from digest.logs import event
-from digest.models import DeliveryStatus, Edition, EditionStatus, Message, SubscriberStatus
+from digest.models import DeliveryStatus, Edition, EditionStatus, SubscriberStatus
+from digest.progress import DeliveryReport, NoProgress, Progress
+from digest.ratelimit import limiter_for
 from digest.store import Store, utcnow
 from digest.store.deliveries import Claim
 from digest.transports import (
-    EDITION_HEADER,
     ConnectionFailure,
     PermanentFailure,
     TemporaryFailure,
@@ -40,166 +36,14 @@ from digest.transports import (
     make_transport,
 )
 
-__all__ = ["DeliveryReport", "Progress", "RateLimiter", "deliver", "send_edition"]
+__all__ = ["deliver", "send_edition"]
 
 log = logging.getLogger(__name__)
 
-LEASE = "send"
-LEASE_TTL = timedelta(minutes=2)
 # A worker's claim on a batch it has not finished; after this another worker may take the rows
 # (harmless if the first is merely slow: the move to `sending` is a compare-and-set).
 CLAIM_TTL = 120.0
 OPEN = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
-
-
-@dataclass
-class DeliveryReport:
-    """What one send did: counts of this run, the ledger after it, and why it paused if it did."""
-
-    edition_key: str
-    sent: int = 0
-    deferred: int = 0  # rows still waiting for a retry when the run ended
-    failed: int = 0
-    unknown: int = 0  # outcomes this run could not know, plus crashed runs' rows it found
-    skipped: int = 0  # unsubscribed mid-send, or nothing for their topics
-    suppressed: int = 0  # addresses the server called bad (5.1.x), now bounced
-    retried_unknown: int = 0
-    contents: int = 0  # distinct renders (per selection, not per subscriber)
-    paused: str | None = None
-    dry_run: bool = False
-    would_send: int = 0
-    ledger: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """False when anything failed, is unknown, or the run paused."""
-        return not (self.failed or self.unknown or self.paused)
-
-    def summary(self) -> str:
-        """One line for people: what happened to this edition."""
-        if self.dry_run:
-            return (
-                f"dry run of {self.edition_key}: would send {self.would_send} emails "
-                f"({self.contents} distinct contents); nothing was sent"
-            )
-        line = (
-            f"{self.edition_key}: sent {self.sent}, deferred {self.deferred}, "
-            f"failed {self.failed}, unknown {self.unknown}"
-        )
-        if self.skipped:
-            line += f", skipped {self.skipped}"
-        if self.suppressed:
-            line += f" ({self.suppressed} bad addresses suppressed)"
-        if self.paused:
-            line += f"; PAUSED: {self.paused}"
-        return line
-
-
-class Progress(Protocol):
-    """Where the loop reports as it goes (a rich bar, periodic log lines, or nothing)."""
-
-    def start(self, total: int) -> None: ...
-    def advance(self, status: DeliveryStatus) -> None: ...
-    def finish(self, report: DeliveryReport) -> None: ...
-
-
-class _NoProgress:
-    def start(self, total: int) -> None:
-        pass
-
-    def advance(self, status: DeliveryStatus) -> None:
-        pass
-
-    def finish(self, report: DeliveryReport) -> None:
-        pass
-
-
-class RateLimiter:
-    """At most ``per_second`` messages a second and ``per_hour`` in any sliding 60 minutes."""
-
-    def __init__(
-        self,
-        per_second: float = 0,
-        per_hour: int = 0,
-        *,
-        history: Iterable[float] = (),
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-    ) -> None:
-        self.interval = 1.0 / per_second if per_second else 0.0
-        self.per_hour = per_hour
-        self._clock, self._sleep = clock, sleep
-        self._next = 0.0
-        self._window: deque[float] = deque(history, maxlen=per_hour or None)
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        """Wait until one more message may go."""
-        if not self.interval and not self.per_hour:
-            return
-        async with self._lock:
-            now = self._clock()
-            if self.per_hour and len(self._window) >= self.per_hour:
-                wait = self._window[0] + 3600 - now
-                if wait > 0:
-                    event(log, "send.hourly_limit", wait_seconds=round(wait))
-                    await self._sleep(wait)
-                    now = self._clock()
-            if self.interval:
-                wait = self._next - now
-                if wait > 0:
-                    await self._sleep(wait)
-                    now = self._clock()
-                self._next = max(now, self._next) + self.interval
-            if self.per_hour:
-                self._window.append(now)
-
-
-class _Contents:
-    """Renders once per distinct selection; a small LRU keeps memory flat at any list size."""
-
-    def __init__(
-        self, edition: Edition, settings: Settings, renderer: Any, taxonomy: Any, size: int = 256
-    ) -> None:
-        from digest import rank
-
-        self._rank = rank
-        self.edition, self.settings = edition, settings
-        self.renderer, self.taxonomy = renderer, taxonomy
-        # Selections must not depend on when (or by which worker) the row is sent.
-        self.now = edition.created_at or datetime.combine(edition.date, dtime(), tzinfo=UTC)
-        self._cache: OrderedDict[Hashable, Any] = OrderedDict()
-        self._size = size
-        self.renders = 0
-
-    def message(self, subscriber: Any) -> Message | None:
-        """The subscriber's email, or None when their selection is empty and empties are skipped."""
-        key = self._rank.selection_key(subscriber)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            prepared = self._cache[key]
-        else:
-            selection = self._rank.select(
-                self.edition,
-                subscriber,
-                taxonomy=self.taxonomy,
-                default_max=self.settings.max_papers,
-                now=self.now,
-            )
-            prepared = None
-            if selection.count or self.settings.empty_edition is EmptyEdition.SEND:
-                prepared = self.renderer.prepare_digest(self.edition, selection)
-                self.renders += 1
-            self._cache[key] = prepared
-            if len(self._cache) > self._size:
-                self._cache.popitem(last=False)
-        if prepared is None:
-            return None
-        message = prepared.for_subscriber(subscriber)
-        if EDITION_HEADER not in message.headers:
-            headers = {**message.headers, EDITION_HEADER: self.edition.key}
-            message = dataclasses.replace(message, headers=headers)
-        return message
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -239,8 +83,7 @@ async def deliver(
     """
     if edition.id is None:
         raise ValueError("deliver() needs a stored edition (with an id)")
-    renderer, taxonomy = _defaults(settings, renderer, taxonomy)
-    contents = _Contents(edition, settings, renderer, taxonomy)
+    contents = Contents(edition, settings, renderer, taxonomy)
     report = DeliveryReport(edition_key=edition.key, dry_run=dry_run)
     if dry_run:
         return _dry_run(store, edition, contents, report)
@@ -248,15 +91,10 @@ async def deliver(
         raise DigestError(
             "--worker needs PostgreSQL (DIGEST_DATABASE_URL=postgresql+psycopg://...)"
         )
-    progress = progress or _NoProgress()
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    if not worker and not _take_lease(store, holder):
-        raise DigestError(
-            "another `digest send` is running against this database; wait for it to finish "
-            f"(its lease expires within {int(LEASE_TTL.total_seconds())} s if it crashed)"
-        )
-    lease_task = None if worker else asyncio.create_task(_renew_lease(store, holder))
-    try:
+    progress = progress or NoProgress()
+    holder = new_holder()
+    # Workers share the edition through claims; a lone sender keeps others out with the lease.
+    async with contextlib.nullcontext() if worker else send_lease(store, holder):
         return await _run(
             store, edition, settings, transport, contents, report, progress,
             worker=worker, holder=holder, retry_unknown=retry_unknown,
@@ -267,42 +105,6 @@ async def deliver(
             pause_after=pause_after, failure_pause=failure_pause, batch_size=batch_size,
             sleep=sleep,
         )  # fmt: skip
-    finally:
-        if lease_task is not None:
-            lease_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lease_task
-            store.release_lease(LEASE, holder)
-
-
-def _take_lease(store: Store, holder: str) -> bool:
-    """Take the send lease; also from a sender on this machine that died (e.g. SIGKILL)."""
-    if store.acquire_lease(LEASE, holder, LEASE_TTL):
-        return True
-    other = store.lease_holder(LEASE) or ""
-    host, _, rest = other.partition(":")
-    pid = rest.partition(":")[0]
-    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
-        event(log, "send.lease_taken_over", dead_pid=int(pid), level=logging.WARNING)
-        store.release_lease(LEASE, other)
-        return store.acquire_lease(LEASE, holder, LEASE_TTL)
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-async def _renew_lease(store: Store, holder: str) -> None:
-    while True:
-        await asyncio.sleep(LEASE_TTL.total_seconds() / 4)
-        store.acquire_lease(LEASE, holder, LEASE_TTL)
 
 
 def _stale_after(settings: Settings, transport: Transport) -> timedelta:
@@ -324,7 +126,7 @@ async def _run(
     edition: Edition,
     settings: Settings,
     transport: Transport,
-    contents: _Contents,
+    contents: Contents,
     report: DeliveryReport,
     progress: Progress,
     *,
@@ -356,15 +158,7 @@ async def _run(
     event(log, "send.start", edition=edition.key, queued_new=queued, waiting=waiting)
     progress.start(waiting)
 
-    since = utcnow() - timedelta(hours=1)
-    history: list[float] = []
-    if settings.smtp_hourly_limit:
-        mono, wall = time.monotonic(), utcnow()
-        history = [
-            mono - (wall - t).total_seconds()
-            for t in store.sent_times_since(since, settings.smtp_hourly_limit)
-        ]
-    limiter = RateLimiter(settings.smtp_rate, settings.smtp_hourly_limit, history=history)
+    limiter = limiter_for(settings, store)
     concurrency = max(1, int(getattr(transport, "concurrency", 1)))
     if settings.smtp_rate:  # claim no more than ~30 s of work at a time when rate-limited
         batch_size = max(concurrency, min(batch_size, int(settings.smtp_rate * 30)))
@@ -535,38 +329,26 @@ async def _finished(work: asyncio.Queue, senders: list[asyncio.Task]) -> None:
 
 
 def _dry_run(
-    store: Store, edition: Edition, contents: _Contents, report: DeliveryReport
+    store: Store, edition: Edition, contents: Contents, report: DeliveryReport
 ) -> DeliveryReport:
     """Count who would get the edition and render each distinct content once; send nothing."""
     done = {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN,
             DeliveryStatus.SKIPPED, DeliveryStatus.SENDING}  # fmt: skip
-    seen: set[Hashable] = set()
+    # Per content key: does it make an email? One real message per key catches template
+    # errors; an empty selection (skipped) must not be counted for any subscriber sharing it.
+    sends: dict[Hashable, bool] = {}
     for batch in _batched(store.iter_active_subscribers(edition.frequency), 1000):
         states = store.delivery_states(edition.id, [s.id for s in batch])  # type: ignore[arg-type]
         for sub in batch:
             if states.get(sub.id) in done:
                 continue
-            key = contents._rank.selection_key(sub)
-            if key not in seen:  # build one real message per content to catch template errors
-                seen.add(key)
-                if contents.message(sub) is None:
-                    continue
-            report.would_send += 1
+            key = contents.key(sub)
+            if key not in sends:
+                sends[key] = contents.message(sub) is not None
+            report.would_send += sends[key]
     report.contents = contents.renders
     report.ledger = store.delivery_counts(edition.id)
     return report
-
-
-def _defaults(settings: Settings, renderer: Any, taxonomy: Any) -> tuple[Any, Any]:
-    if renderer is None:
-        from digest.render import Renderer
-
-        renderer = Renderer(settings)
-    if taxonomy is None:
-        from digest.taxonomy import load_taxonomy
-
-        taxonomy = load_taxonomy(settings.taxonomy_file)
-    return renderer, taxonomy
 
 
 def send_edition(

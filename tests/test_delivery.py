@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pytest
 
 from digest.config import Settings
-from digest.delivery import DeliveryReport, RateLimiter, deliver, send_edition
+from digest.delivery import deliver, send_edition
 from digest.errors import DigestError
 from digest.models import (
     DeliveryStatus,
@@ -23,6 +23,8 @@ from digest.models import (
     SubscriberStatus,
     Theme,
 )
+from digest.progress import DeliveryReport
+from digest.ratelimit import RateLimiter
 from digest.render import Renderer
 from digest.store import Store
 from digest.transports import MemoryTransport
@@ -256,6 +258,18 @@ def test_dry_run_counts_and_renders_but_sends_and_records_nothing(
     assert (report.would_send, report.contents) == (5, 2)
     assert memory.messages == [] and store.deliveries(edition.id) == []
     assert "would send 5" in report.summary()
+
+
+def test_dry_run_does_not_count_subscribers_whose_selection_is_empty(
+    store: Store, settings: Settings
+) -> None:
+    edition = make_edition(store)
+    add(store, 2)
+    add(store, 3, "bees", keywords=("beekeeping",))  # nothing in the edition matches
+    report = send_edition(store, edition, settings, transport=MemoryTransport(), dry_run=True)
+    assert report.would_send == 2
+    real = send_edition(store, edition, settings, transport=MemoryTransport())
+    assert real.sent == 2
 
 
 def test_file_transport_by_default_writes_one_eml_per_subscriber(

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.cli.send import _LogProgress
 from digest.models import DeliveryStatus
+from digest.progress import LogProgress
 from digest.store import Store
 from tests.conftest import TEST_SECRET
 from tests.smtpserver import Script, ScriptedServer
@@ -135,7 +135,7 @@ def test_unknown_edition_is_one_line(store: Store, env: dict[str, str]) -> None:
 
 
 def test_log_progress_writes_a_line_with_rate_and_eta(capsys: pytest.CaptureFixture) -> None:
-    progress = _LogProgress(every=0)
+    progress = LogProgress(every=0)
     progress.start(10)
     progress.advance(DeliveryStatus.SENT)
     line = capsys.readouterr().err

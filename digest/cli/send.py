@@ -14,6 +14,7 @@ import click
 from digest.cli import App, pass_app
 from digest.errors import DigestError
 from digest.models import Edition, Message, Subscriber
+from digest.progress import BarProgress, LogProgress
 from digest.schedule import zone
 
 # =========================================================================================
@@ -231,7 +232,8 @@ def preview_server(
     app: App, edition: Edition, subscriber: Subscriber, port: int
 ) -> http.server.ThreadingHTTPServer:
     """The `preview --serve` server: re-renders when a template file changes."""
-    from digest.render import Renderer, TemplateSet
+    from digest.render import Renderer
+    from digest.templating import TemplateSet
 
     state: dict = {}
     lock = threading.Lock()
@@ -273,75 +275,6 @@ def _serve(app: App, edition: Edition, subscriber: Subscriber, port: int) -> Non
 # =========================================================================================
 
 
-class _BarProgress:
-    """A rich progress bar with rate and ETA, for a terminal."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._bar = Progress(
-            TextColumn("sending"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = None
-
-    def start(self, total: int) -> None:
-        self._bar.start()
-        self._task = self._bar.add_task("send", total=total, rate="")
-
-    def advance(self, status: object) -> None:
-        task = self._bar.tasks[0]
-        speed = task.speed
-        self._bar.update(self._task, advance=1, rate=f"{speed:,.0f} msg/s" if speed else "")
-
-    def finish(self, report: object) -> None:
-        self._bar.stop()
-
-
-class _LogProgress:
-    """A log line every few seconds, for logs and pipes."""
-
-    def __init__(self, every: float = 5.0) -> None:
-        import time
-
-        self._clock = time.monotonic
-        self._every = every
-        self._total = self._done = 0
-        self._start = self._last = 0.0
-
-    def start(self, total: int) -> None:
-        self._total, self._start = total, self._clock()
-        self._last = self._start
-
-    def advance(self, status: object) -> None:
-        self._done += 1
-        now = self._clock()
-        if now - self._last >= self._every:
-            self._last = now
-            rate = self._done / max(now - self._start, 1e-9)
-            eta = (self._total - self._done) / rate if rate else 0
-            click.echo(
-                f"send.progress done={self._done} total={self._total} "
-                f"rate={rate:.1f}/s eta={eta:.0f}s",
-                err=True,
-            )
-
-    def finish(self, report: object) -> None:
-        pass
-
-
 def _send_edition_for(app: App, edition_key: str | None, dry_run: bool) -> Edition:
     """The edition --edition names; else today's (built from collected papers if need be)."""
     from digest import pipeline
@@ -349,10 +282,7 @@ def _send_edition_for(app: App, edition_key: str | None, dry_run: bool) -> Editi
 
     store = app.store
     if edition_key:
-        edition = store.get_edition(edition_key)
-        if edition is None:
-            raise DigestError(f"no edition {edition_key!r}; `digest status` lists them")
-        return edition
+        return _pick_edition(app, edition_key, None)
     if not dry_run:  # a dry run changes nothing, so it never builds an edition
         today = datetime.now(zone(app.settings)).date()  # DIGEST_TIMEZONE, as `digest run`
         built, reason = pipeline.build_edition(store, app.settings, Frequency.DAILY, today)
@@ -400,7 +330,7 @@ def send(
     setup_logging(settings, level="WARNING" if terminal else None)
     store = app.store
     edition = _send_edition_for(app, edition_key, dry_run)
-    progress = _BarProgress() if terminal and not dry_run else _LogProgress()
+    progress = BarProgress() if terminal and not dry_run else LogProgress()
     run_id = None if dry_run else store.start_run("send", edition.key)
     try:
         report = send_edition(

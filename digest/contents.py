@@ -1,0 +1,85 @@
+"""Each subscriber's email for one edition, rendered once per distinct selection.
+
+Subscribers with equal ``rank.selection_key`` get equal selections, so the expensive part
+(``Renderer.prepare_digest``) runs once per key and only the cheap per-subscriber part
+(``PreparedMessage.for_subscriber``) runs per row. Used by the send loop and its dry run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Hashable
+from datetime import UTC, datetime
+from datetime import time as dtime
+from typing import Any
+
+from digest.config import EmptyEdition, Settings
+from digest.models import Edition, Message
+from digest.transports import EDITION_HEADER
+
+__all__ = ["Contents"]
+
+
+class Contents:
+    """Renders once per distinct selection; a small LRU keeps memory flat at any list size."""
+
+    def __init__(
+        self,
+        edition: Edition,
+        settings: Settings,
+        renderer: Any = None,
+        taxonomy: Any = None,
+        size: int = 256,
+    ) -> None:
+        from digest import rank  # late: ranking (and themes) load only when a send runs
+
+        self._rank = rank
+        if renderer is None:
+            from digest.render import Renderer
+
+            renderer = Renderer(settings)
+        if taxonomy is None:
+            from digest.taxonomy import load_taxonomy
+
+            taxonomy = load_taxonomy(settings.taxonomy_file)
+        self.edition, self.settings = edition, settings
+        self.renderer, self.taxonomy = renderer, taxonomy
+        # Selections must not depend on when (or by which worker) the row is sent.
+        self.now = edition.created_at or datetime.combine(edition.date, dtime(), tzinfo=UTC)
+        self._cache: OrderedDict[Hashable, Any] = OrderedDict()
+        self._size = size
+        self.renders = 0
+
+    def key(self, subscriber: Any) -> Hashable:
+        """Which content ``subscriber`` gets: equal keys, equal emails but for their links."""
+        return self._rank.selection_key(subscriber)
+
+    def message(self, subscriber: Any) -> Message | None:
+        """The subscriber's email, or None when their selection is empty and empties are skipped."""
+        key = self.key(subscriber)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            prepared = self._cache[key]
+        else:
+            selection = self._rank.select(
+                self.edition,
+                subscriber,
+                taxonomy=self.taxonomy,
+                default_max=self.settings.max_papers,
+                now=self.now,
+            )
+            prepared = None
+            if selection.count or self.settings.empty_edition is EmptyEdition.SEND:
+                prepared = self.renderer.prepare_digest(self.edition, selection)
+                self.renders += 1
+            self._cache[key] = prepared
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        if prepared is None:
+            return None
+        message = prepared.for_subscriber(subscriber)
+        if EDITION_HEADER not in message.headers:
+            headers = {**message.headers, EDITION_HEADER: self.edition.key}
+            message = dataclasses.replace(message, headers=headers)
+        return message

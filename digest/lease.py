@@ -1,0 +1,83 @@
+"""One `digest send` per database: a lease row, held and renewed while a send runs.
+
+A sender that died on this machine (SIGKILL, out of memory) leaves its lease behind; it is
+taken over as soon as that process is gone, rather than after the lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from digest.errors import DigestError
+from digest.logs import event
+from digest.store import Store
+
+__all__ = ["LEASE", "LEASE_TTL", "new_holder", "send_lease", "take_lease"]
+
+log = logging.getLogger("digest.delivery")  # its events belong to the send log
+
+LEASE = "send"
+LEASE_TTL = timedelta(minutes=2)
+
+
+def new_holder() -> str:
+    """A name for this sender in the lease and claim columns: host, pid and a random part.
+
+    Host and pid let a later sender on the same machine see that this one has died.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.asynccontextmanager
+async def send_lease(store: Store, holder: str) -> AsyncIterator[None]:
+    """Hold the send lease for the block, renewing it; DigestError if another sender has it."""
+    if not take_lease(store, holder):
+        raise DigestError(
+            "another `digest send` is running against this database; wait for it to finish "
+            f"(its lease expires within {int(LEASE_TTL.total_seconds())} s if it crashed)"
+        )
+    renewal = asyncio.create_task(_renew_lease(store, holder))
+    try:
+        yield
+    finally:
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
+        store.release_lease(LEASE, holder)
+
+
+def take_lease(store: Store, holder: str) -> bool:
+    """Take the send lease; also from a sender on this machine that died (e.g. SIGKILL)."""
+    if store.acquire_lease(LEASE, holder, LEASE_TTL):
+        return True
+    other = store.lease_holder(LEASE) or ""
+    host, _, rest = other.partition(":")
+    pid = rest.partition(":")[0]
+    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        event(log, "send.lease_taken_over", dead_pid=int(pid), level=logging.WARNING)
+        store.release_lease(LEASE, other)
+        return store.acquire_lease(LEASE, holder, LEASE_TTL)
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+async def _renew_lease(store: Store, holder: str) -> None:
+    while True:
+        await asyncio.sleep(LEASE_TTL.total_seconds() / 4)
+        store.acquire_lease(LEASE, holder, LEASE_TTL)
