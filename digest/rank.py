@@ -3,13 +3,16 @@
 The trending score (documented in the README):
 
     engagement = upvotes + 2 * comments + 3 * log2(1 + github_stars) + 1
-    score      = engagement * 0.5 ** (age_days / 2)
+    score      = engagement * 0.5 ** (min(age_days, 7) / 2)
 
 Comments count double (people talk about papers they care about); stars are logarithmic so a
 famous repository cannot drown out the day's votes; the +1 lets a paper nobody voted for yet
 still rank by freshness. The score halves every 2 days of age, so today's paper with 30
 upvotes (31) beats a 3-day-old one with 40 (41 * 0.35 = 14.5). Age runs from when a listing
 showed the paper (``listed_at``), else its arXiv date, else when digest first saw it.
+Age stops counting after a week: the decay is there to let today's papers compete with the
+week's, and past a week every paper is simply old, so its votes alone decide (otherwise a
+backlog of year-old papers would sort by listing date, whatever their votes).
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from digest.models import (
 )
 from digest.taxonomy import Taxonomy, keyword_pattern
 
-__all__ = ["HALF_LIFE_DAYS", "order_themes", "select", "selection_key", "trending_score"]
+__all__ = ["HALF_LIFE_DAYS", "MAX_AGE_DAYS", "order_themes", "select", "selection_key", "trending_score"]
 
 HALF_LIFE_DAYS = 2.0
+MAX_AGE_DAYS = 7.0
 _TOP = 3  # a theme's rank is the sum of its best three papers' scores
 
 
@@ -48,7 +52,7 @@ def _age_days(paper: Paper, now: datetime) -> float:
     seen = paper.listed_at or paper.published_at or paper.first_seen_at
     if seen is None:
         return 0.0
-    return max(0.0, (now - seen).total_seconds() / 86400)
+    return min(MAX_AGE_DAYS, max(0.0, (now - seen).total_seconds() / 86400))
 
 
 def _by_score(papers: Iterable[Paper], now: datetime) -> list[Paper]:

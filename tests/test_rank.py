@@ -39,6 +39,16 @@ def test_fresh_30_upvotes_beat_40_from_three_days_ago():
     assert trending_score(paper(3, "x", upvotes=40), NOW) > trending_score(today, NOW)
 
 
+def test_past_a_week_old_papers_rank_by_their_votes_not_their_age():
+    month_old_hit = paper(1, "Hit", upvotes=41, days_old=30)
+    fortnight_old_unvoted = paper(2, "Unvoted", days_old=14)
+    assert trending_score(month_old_hit, NOW) > trending_score(fortnight_old_unvoted, NOW)
+    # ...while within the week the decay still lets fresh papers compete
+    assert trending_score(paper(3, "x", upvotes=40, days_old=6), NOW) < trending_score(
+        paper(4, "y", upvotes=30), NOW
+    )
+
+
 def test_score_grows_with_every_signal_and_stars_are_damped():
     base = trending_score(paper(1, "x", upvotes=10), NOW)
     assert trending_score(paper(1, "x", upvotes=11), NOW) > base
