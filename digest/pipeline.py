@@ -18,6 +18,7 @@ from digest import rank
 from digest.config import EmptyEdition, Settings
 from digest.embeddings import load_embedder
 from digest.errors import DigestError
+from digest.logs import event
 from digest.models import Edition, Frequency
 from digest.sources import Skipped, Source
 from digest.store import Store, utcnow
@@ -78,11 +79,11 @@ def collect(store: Store, sources: Iterable[Source], day: date | None = None) ->
         except DigestError as exc:
             # Reported to the user through the CollectReport; the log only records it.
             entry.error = str(exc)
-            log.info("collect_failed source=%s error=%s", source.name, exc)
+            event(log, "collect.failed", source=source.name, error=str(exc))
             continue
         except Exception as exc:  # a bug in one source must not stop the others
             entry.error = f"{source.name}: unexpected {type(exc).__name__}: {exc}"
-            log.exception("collect_crashed source=%s", source.name)
+            log.exception("collect.crashed", extra={"source": source.name})
             continue
         entry.fetched = len(result.papers) + len(result.skipped)
         entry.skipped = list(result.skipped)
@@ -90,10 +91,8 @@ def collect(store: Store, sources: Iterable[Source], day: date | None = None) ->
         stored = store.upsert_papers(result.papers)
         entry.new, entry.merged = len(stored.new), len(stored.merged)
         entry.unchanged = len(stored.unchanged)
-        log.info(
-            "collected source=%s fetched=%d new=%d merged=%d skipped=%d",
-            source.name, entry.fetched, entry.new, entry.merged, len(entry.skipped),
-        )  # fmt: skip
+        event(log, "collect.done", source=source.name, fetched=entry.fetched, new=entry.new,
+              merged=entry.merged, skipped=len(entry.skipped))  # fmt: skip
     return report
 
 
@@ -182,7 +181,8 @@ def run(
         sources = [make_source(name, settings) for name in settings.sources]
     collected = collect(store, sources, today) if frequency is Frequency.DAILY else CollectReport()
     edition, reason = build_edition(store, settings, frequency, today)
-    log.info("edition frequency=%s key=%s reason=%r", frequency, edition and edition.key, reason)
+    event(log, "edition.ready" if edition else "edition.none", frequency=str(frequency),
+          edition=edition.key if edition else None, reason=reason)  # fmt: skip
     report = RunReport(collect=collected, edition=edition, reason=reason)
     if edition is not None:
         report.delivery = delivery.send_edition(store, edition, settings, transport=transport)

@@ -53,8 +53,8 @@ def _echo_run(report: pipeline.RunReport) -> None:
             click.echo(f"  skipped {skipped.ref}: {skipped.reason}")
     click.echo(report.reason)
     if report.edition is not None:
-        counts = ", ".join(f"{t.label} ({len(t.papers)})" for t in report.edition.themes)
-        click.echo(f"edition {report.edition.key}: {len(report.edition.papers)} papers; {counts}")
+        counts = "".join(f"; {t.label} ({len(t.papers)})" for t in report.edition.themes)
+        click.echo(f"edition {report.edition.key}: {len(report.edition.papers)} papers{counts}")
     if report.delivery is not None:
         click.echo(report.delivery.summary())
 
