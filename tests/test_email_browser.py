@@ -9,19 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from digest.cli.send import CHROMIUM
+from digest.cli.send import CHROMIUM_ARGS as ARGS
 from digest.models import Edition, Frequency, Theme
 from digest.render import Renderer
 from tests.test_render import SUBSCRIBER, real_papers, sample_edition, selection_of
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM), reason="needs Chromium at /usr/bin/chromium"

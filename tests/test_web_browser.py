@@ -24,22 +24,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from digest import subscribers as subs
+from digest.cli.send import CHROMIUM as CHROMIUM_PATH
+from digest.cli.send import CHROMIUM_ARGS as ARGS
 from digest.config import Settings
 from digest.models import Frequency, Subscriber, SubscriberStatus
 from digest.render import Renderer
 from digest.store import Store
 
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(CHROMIUM_PATH)
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -30,6 +31,26 @@ def _row_to_subscriber(row: sa.RowMapping) -> Subscriber:
     )
 
 
+def _insert(conn: Connection, subscriber: Subscriber, now: datetime) -> Subscriber:
+    """Insert one subscriber row; an ACTIVE one counts as confirmed now."""
+    confirmed = now if subscriber.status is SubscriberStatus.ACTIVE else None
+    new_id = conn.execute(
+        sa.insert(schema.subscribers).values(
+            email=subscriber.email,
+            status=str(subscriber.status),
+            topics=list(subscriber.topics),
+            keywords=list(subscriber.keywords),
+            frequency=str(subscriber.frequency),
+            max_papers=subscriber.max_papers,
+            min_score=subscriber.min_score,
+            created_at=now,
+            confirmed_at=confirmed,
+            confirm_nonce=0,
+        )
+    ).inserted_primary_key[0]
+    return dataclasses.replace(subscriber, id=new_id, created_at=now, confirmed_at=confirmed)
+
+
 class SubscriberStore(StoreBase):
     """Queries on subscribers and suppressions."""
 
@@ -38,24 +59,8 @@ class SubscriberStore(StoreBase):
 
         Raises ``sqlalchemy.exc.IntegrityError`` when the address is already on the list.
         """
-        now = utcnow()
-        confirmed = now if subscriber.status is SubscriberStatus.ACTIVE else None
         with self.transaction() as conn:
-            new_id = conn.execute(
-                sa.insert(schema.subscribers).values(
-                    email=subscriber.email,
-                    status=str(subscriber.status),
-                    topics=list(subscriber.topics),
-                    keywords=list(subscriber.keywords),
-                    frequency=str(subscriber.frequency),
-                    max_papers=subscriber.max_papers,
-                    min_score=subscriber.min_score,
-                    created_at=now,
-                    confirmed_at=confirmed,
-                    confirm_nonce=0,
-                )
-            ).inserted_primary_key[0]
-        return dataclasses.replace(subscriber, id=new_id, created_at=now, confirmed_at=confirmed)
+            return _insert(conn, subscriber, utcnow())
 
     def get_subscriber(self, subscriber_id: int) -> Subscriber | None:
         """The subscriber with this id, or None."""
@@ -278,24 +283,7 @@ class SubscriberStore(StoreBase):
             for sub in subscribers:
                 if conn.scalar(sa.select(t.c.id).where(t.c.email == sub.email)) is not None:
                     continue
-                confirmed = now if sub.status is SubscriberStatus.ACTIVE else None
-                new_id = conn.execute(
-                    sa.insert(t).values(
-                        email=sub.email,
-                        status=str(sub.status),
-                        topics=list(sub.topics),
-                        keywords=list(sub.keywords),
-                        frequency=str(sub.frequency),
-                        max_papers=sub.max_papers,
-                        min_score=sub.min_score,
-                        created_at=now,
-                        confirmed_at=confirmed,
-                        confirm_nonce=0,
-                    )
-                ).inserted_primary_key[0]
-                added.append(
-                    dataclasses.replace(sub, id=new_id, created_at=now, confirmed_at=confirmed)
-                )
+                added.append(_insert(conn, sub, now))
         return added
 
     def count_subscribers(self) -> dict[str, int]:
