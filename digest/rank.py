@@ -33,7 +33,15 @@ from digest.models import (
 )
 from digest.taxonomy import Taxonomy, keyword_pattern
 
-__all__ = ["HALF_LIFE_DAYS", "MAX_AGE_DAYS", "order_themes", "select", "selection_key", "trending_score"]
+__all__ = [
+    "HALF_LIFE_DAYS",
+    "MAX_AGE_DAYS",
+    "signals",
+    "order_themes",
+    "select",
+    "selection_key",
+    "trending_score",
+]
 
 HALF_LIFE_DAYS = 2.0
 MAX_AGE_DAYS = 7.0
@@ -172,8 +180,8 @@ class _Matcher:
         return found or None
 
 
-def _why(paper: Paper, reasons: list[str]) -> str:
-    """One short line for the email: the paper's signals, then what it matched."""
+def signals(paper: Paper) -> list[str]:
+    """The paper's rank signals as short phrases: "42 upvotes", "3 comments", "1.2k GitHub stars"."""
     parts = []
     if paper.upvotes:
         parts.append(_count(paper.upvotes, "upvote"))
@@ -181,10 +189,12 @@ def _why(paper: Paper, reasons: list[str]) -> str:
         parts.append(_count(paper.comments, "comment"))
     if paper.github_stars:
         parts.append(_count(paper.github_stars, "GitHub star"))
-    if not parts:
-        parts.append("new")
-    parts.extend(reasons[:2])
-    return " · ".join(parts)
+    return parts
+
+
+def _why(paper: Paper, reasons: list[str]) -> str:
+    """One short line for the email: the paper's signals (or "new"), then what it matched."""
+    return " · ".join([*(signals(paper) or ["new"]), *reasons[:2]])
 
 
 def _count(n: int, noun: str) -> str:

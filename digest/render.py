@@ -26,6 +26,7 @@ from digest.models import (
     Selection,
     Subscriber,
 )
+from digest.rank import signals as rank_signals
 from digest.templating import TemplateSet
 from digest.tokens import Purpose, Signer
 
@@ -116,13 +117,8 @@ class PaperView:
             byline = (
                 f"{byline} · {clean(paper.organization)}" if byline else clean(paper.organization)
             )
-        signals = []
-        if paper.upvotes:
-            signals.append(_plural(paper.upvotes, "upvote"))
-        if paper.comments:
-            signals.append(_plural(paper.comments, "comment"))
-        if paper.github_stars:
-            signals.append(_plural(paper.github_stars, "GitHub star"))
+        # rank's "why" line starts with these same signals: show each one once.
+        shown = tuple(s for s in rank_signals(paper) if s not in selected.why)
         links = [("arXiv", paper.abs_url)] if paper.url != paper.abs_url else []
         links.append(("PDF", paper.pdf_url))
         for label, url in (("Code", paper.github_url), ("Project", paper.project_url)):
@@ -132,7 +128,7 @@ class PaperView:
             title=shorten(clean(paper.title[: TITLE_CHARS * 4]), TITLE_CHARS) or paper.arxiv_id,
             url=paper.url,
             byline=byline,
-            signals=tuple(signals),
+            signals=shown,
             summary=summarize(paper),
             links=tuple(links),
             why=shorten(clean(selected.why), 200),

@@ -493,3 +493,24 @@ def test_subscriber_without_id_or_secret_is_a_clear_error(settings) -> None:
         Renderer(no_secret).prepare_digest(edition, selection_of(edition)).for_subscriber(
             SUBSCRIBER
         )
+
+
+def test_signals_in_the_why_line_are_not_repeated_above_it(renderer: Renderer, settings) -> None:
+    from digest.rank import select
+    from digest.taxonomy import load_taxonomy
+
+    edition = sample_edition(30)
+    subscriber = Subscriber(email="ada@example.org", id=42, topics=("Multimodal models",))
+    selection = select(
+        edition,
+        subscriber,
+        taxonomy=load_taxonomy(),
+        default_max=30,
+        now=edition.papers[0].listed_at,
+    )
+    picked = next(p for t in selection.themes for p in t.papers if p.paper.upvotes)
+    assert picked.why.startswith(f"{picked.paper.upvotes} upvote")
+    text = check_markup(renderer.prepare_digest(edition, selection).for_subscriber(subscriber).html)
+    assert text.body_text.count(f"Why: {picked.why}") == 1
+    # the signals stand once, in the why line, not also under the title
+    assert text.body_text.count(picked.why.split(" · ")[0]) == 1
