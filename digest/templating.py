@@ -96,7 +96,7 @@ class TemplateSet:
         except Exception as exc:  # mjml-python raises ValueError/RuntimeError without a line
             raise DigestError(f"{filename}: not valid MJML: {exc}") from None
         self._sources[name] = text
-        return _finish_head(html), filename, lambda: True
+        return _finish_head(_restore_section_width(html, text)), filename, lambda: True
 
     def _load_text(self, name: str) -> tuple[str, str, Any]:
         text, filename = self.source(name)
@@ -136,6 +136,23 @@ class TemplateSet:
                 lineno,
             )
         return f", line {lineno}"
+
+
+_BODY_WIDTH = re.compile(r'<mj-body[^>]*\swidth="(\d+)px"')
+# The outer <div> MJML writes for a section: centred, and capped at the body width...
+_SECTION_DIV = re.compile(r'(<div(?: class="[^"]*")? style="[^"]*?margin:0px auto;)(">)')
+
+
+def _restore_section_width(html: str, source: str) -> str:
+    """Cap sections that came from ``mj-include`` at the body width again.
+
+    mjml-python drops ``max-width`` from sections it reads through an include, so on a
+    screen wider than the email (a desktop client, the "view in browser" page) the included
+    header spread across the whole window while the rest stayed 600 px wide.
+    """
+    match = _BODY_WIDTH.search(source)
+    width = match.group(1) if match else "600"
+    return _SECTION_DIV.sub(rf"\1max-width:{width}px;\2", html)
 
 
 def _finish_head(html: str) -> str:

@@ -108,3 +108,17 @@ def test_confirmation_and_welcome_fit(browser, settings, width) -> None:
         box = button.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= inner
         page.close()
+
+
+def test_on_a_wide_screen_every_section_stays_in_the_600px_column(browser, settings) -> None:
+    renderer = Renderer(settings)
+    edition = sample_edition(10)
+    digest = renderer.prepare_digest(edition, selection_of(edition, 10)).for_subscriber(SUBSCRIBER)
+    pages = (digest.html, renderer.edition_page(edition), renderer.confirmation(SUBSCRIBER, 1).html)
+    for html in pages:
+        page = load(browser, html, 1200)
+        widths = page.evaluate(
+            "[...document.querySelectorAll('body > div > div')].map(d => d.getBoundingClientRect().width)"
+        )
+        assert widths and max(widths) <= 600, widths  # the header once spread over the window
+        page.close()
