@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from digest.cli.send import CHROMIUM
-from digest.cli.send import CHROMIUM_ARGS as ARGS
 from digest.models import Edition, Frequency, Theme
+from digest.preview import CHROMIUM
+from digest.preview import CHROMIUM_ARGS as ARGS
 from digest.render import Renderer
 from tests.test_render import SUBSCRIBER, real_papers, sample_edition, selection_of
 

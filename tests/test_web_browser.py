@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from digest import subscribers as subs
-from digest.cli.send import CHROMIUM as CHROMIUM_PATH
-from digest.cli.send import CHROMIUM_ARGS as ARGS
 from digest.config import Settings
 from digest.models import Frequency, Subscriber, SubscriberStatus
+from digest.preview import CHROMIUM as CHROMIUM_PATH
+from digest.preview import CHROMIUM_ARGS as ARGS
 from digest.render import Renderer
 from digest.store import Store
 
