@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.models import Paper
+from digest.theme_labels import MIN_COVERAGE, analyze, coverage, label_clusters
 from digest.themes import ALL_PAPERS_LABEL, REMAINDER_LABEL, group, theme_count
 
 ROBOTS = [
@@ -280,6 +281,140 @@ def test_categories_and_keywords_are_used_when_present():
             assert len({p.categories for p in theme.papers}) == 1, theme.label
 
 
+# --- labels describe the whole theme ----------------------------------------------------------
+
+# Seven reasoning papers of which two are about Lean: "Lean" is the sharpest word, but a theme
+# named after it would mislead the reader about the other five.
+REASONING = [
+    (
+        "Chain-of-thought reasoning for math word problems",
+        "We improve multi-step reasoning of language models on math benchmarks.",
+    ),
+    (
+        "Verifier-guided reasoning with process rewards",
+        "Process reward models score each reasoning step of a solver.",
+    ),
+    (
+        "Self-consistency improves commonsense reasoning",
+        "Sampling several reasoning paths and voting helps commonsense questions.",
+    ),
+    (
+        "Formalizing number theory in Lean",
+        "We formalize a library of number theory results in the Lean proof assistant.",
+    ),
+    (
+        "Lean tactics predicted by a small transformer",
+        "A transformer suggests Lean tactics for interactive proofs in the Lean prover.",
+    ),
+    (
+        "Reasoning shortcuts in visual puzzles",
+        "Models solve visual puzzles by shortcuts rather than reasoning about shapes.",
+    ),
+    (
+        "Long reasoning traces at test time",
+        "Longer reasoning traces at test time raise accuracy on competition problems.",
+    ),
+]
+# Robotics papers that share no words: only their arXiv category says what they have in common.
+VARIED_ROBOTS = [
+    (
+        "Legged locomotion on icy terrain",
+        "A quadruped keeps its footing on ice with learned gaits.",
+    ),
+    ("Drone swarms for crop surveys", "Many small drones map a wheat field within minutes."),
+    ("Underwater vehicle docking in currents", "An autonomous submarine docks despite currents."),
+    ("Exoskeleton torque control for walking", "Hip torque from an exoskeleton eases walking."),
+    (
+        "Soft grippers from origami folds",
+        "Folded paper fingers pick fragile fruit without bruising.",
+    ),
+    ("Warehouse picking with suction cups", "Suction cups lift parcels off rough terrain shelves."),
+    ("Snake crawlers inspect pipes", "A modular crawler inspects gas pipes from inside."),
+]
+# Language-model papers that each name a different technique, none of them in a third.
+VARIED_LLMS = [
+    ("Instruction tuning with synthetic dialogues", "Synthetic dialogues teach assistants."),
+    (
+        "Tokenization of numbers for arithmetic",
+        "Splitting digits changes how arithmetic is learned.",
+    ),
+    ("Prompting for legal clause extraction", "Careful prompts pull clauses out of contracts."),
+    ("Fine-tuning on chemistry exams", "Tuning on exam questions raises chemistry scores."),
+    (
+        "Pretraining data deduplication at scale",
+        "Removing near duplicates from web text saves compute.",
+    ),
+    ("Machine translation of idioms", "Idioms are translated literally too often; a benchmark."),
+    ("Summarization of meeting transcripts", "Transcripts become action items; a benchmark."),
+]
+
+
+def labelled(*sets: list[Paper]) -> list[str | None]:
+    """Labels for clusters given by hand, so a test controls the grouping exactly."""
+    return label_clusters(list(sets), [p for s in sets for p in s], REMAINDER_LABEL)
+
+
+def with_categories(given: list[Paper], *categories: str) -> list[Paper]:
+    return [
+        Paper(p.arxiv_id, p.title, p.abstract, categories=(categories[i % len(categories)],))
+        for i, p in enumerate(given)
+    ]
+
+
+def test_a_word_two_papers_share_does_not_name_a_theme_of_seven():
+    reasoning = papers(REASONING)
+    galaxies = papers(GALAXIES, prefix="2602")
+    label, _ = labelled(reasoning, galaxies)
+    assert "lean" not in label.lower(), label
+    assert " and " not in label, label
+    assert "reasoning" in label.lower(), label
+
+
+def test_a_theme_without_a_covering_phrase_is_named_after_its_arxiv_category():
+    robots = with_categories(papers(VARIED_ROBOTS), "cs.RO")
+    galaxies = with_categories(papers(GALAXIES, prefix="2602"), "astro-ph.GA")
+    assert labelled(robots, galaxies)[0] == "Robotics"
+
+
+def test_without_categories_a_theme_falls_back_to_the_taxonomy_topic_it_matches():
+    llms = papers(VARIED_LLMS)
+    galaxies = papers(GALAXIES, prefix="2602")
+    assert labelled(llms, galaxies)[0] == "Language models"
+
+
+def test_fallback_labels_stay_unique():
+    first = with_categories(papers(VARIED_ROBOTS), "cs.RO")
+    second = with_categories(papers(VARIED_ROBOTS, prefix="2602"), "cs.RO")
+    labels = labelled(first, second)
+    assert labels[0] == "Robotics"
+    assert labels[1] and labels[1] != labels[0]
+    assert set(analyze(labels[1])) != set(analyze(labels[0]))  # no plural twin either
+
+
+def test_acronyms_keep_their_capitals():
+    agents = papers(
+        [
+            ("LLM agents for web navigation", "LLM agents click through websites to shop."),
+            ("Tool use in LLM agents", "We teach LLM agents to call calculators and search."),
+            ("Memory for long-horizon LLM agents", "LLM agents forget; a memory keeps past steps."),
+            ("Multi-agent debate among LLMs", "Several LLM agents debate to reach better answers."),
+            ("Planning with LLM agents in games", "LLM agents plan moves in text games."),
+        ]
+    )
+    label, _ = labelled(agents, papers(GALAXIES, prefix="2602"))
+    assert "LLM" in label.split(), label
+
+
+def test_every_theme_label_covers_a_third_of_its_papers():
+    given = papers(ROBOTS, GALAXIES, LLMS, MALWARE, MISFITS, REASONING)
+    for theme in group(given):
+        if theme.label == REMAINDER_LABEL:
+            continue
+        found = [frozenset(analyze(f"{p.title} {p.abstract}")) for p in theme.papers]
+        share = coverage(tuple(analyze(theme.label)), found)
+        assert share >= MIN_COVERAGE, f"{theme.label!r} fits {share:.0%} of its papers"
+
+
 # --- the command ------------------------------------------------------------------------------
 
 
@@ -339,6 +474,11 @@ def test_embeddings_extra_groups_two_obvious_topics_apart():
     for theme in themes:
         if theme.label != REMAINDER_LABEL:
             assert len({p.arxiv_id in robots for p in theme.papers}) == 1, theme.label
+    # The same papers in another order give the same themes (a reader re-running gets no churn).
+    again = group(list(reversed(given)), embed=load_embedder())
+    assert [(t.label, {p.arxiv_id for p in t.papers}) for t in again] == [
+        (t.label, {p.arxiv_id for p in t.papers}) for t in themes
+    ]
 
 
 def test_asking_for_embeddings_without_the_extra_is_one_clear_error(tmp_path, monkeypatch):
