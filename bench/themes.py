@@ -11,11 +11,26 @@ half of the days (alternate days, two folds) and scores each batch only with a s
 saw its day. Title and abstract only is the headline; arXiv categories are reported separately
 because the primary category *is* the label.
 
+Label quality is scored on the same batches, for every theme but the remainder: a label's
+*key word* is its content word (stemmed, stop words and generic words such as "model" left out)
+that is rarest in the batch, i.e. its most distinctive word ("lean" in "Reasoning and lean",
+"manipulation" in "Robot manipulation"). *Coverage* is the share of the theme's papers whose
+title, abstract or keywords contain the key word; *all-words coverage* asks for every content
+word. A label naming an arXiv category (theme_labels.CATEGORY_NAMES) also covers the papers
+filed under that category, and one naming a topic of the shipped taxonomy covers the papers the
+taxonomy matches to it (the product's own definition of that topic). Also shown: themes whose key word covers < 1/3 of the papers (labels
+that describe one or two papers), *precision* (the share of the batch's papers holding the key
+word that are in the theme: how well the label tells the theme from the others), the share of
+"X and Y" labels and the mean words per label.
+
 Run by hand, never from tests:
     python bench/themes.py                      # 120 batches, about 3 minutes on 2 cores
+    python bench/themes.py --batches 60 --show-labels 3   # and print the labels of 3 batches
     python bench/themes.py --batches 200 --seed 1
     python bench/themes.py --build-background   # rewrite digest/data/themes_background.npz
     python bench/themes.py --embeddings         # also the `embeddings` extra (needs it installed)
+    python bench/themes.py --embeddings --embedding-cache /tmp/minilm.npz   # embed once only
+    python bench/themes.py --days 2026-01-26,2026-01-28   # batches from these days only
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 import time
 import warnings
@@ -37,8 +53,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, silhouette_score
 
-from digest import themes
-from digest.models import Paper
+from digest import theme_labels, themes
+from digest.models import REMAINDER_LABEL, Paper, Theme
+from digest.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "arxiv_topics_dev.jsonl"
@@ -117,27 +134,141 @@ def nmf_sqrt(rows: list[Row]) -> Sequence[int]:
     return weights.argmax(axis=1)
 
 
-def ours(*, background, categories: bool) -> Method:
-    """digest.themes.group with a given background choice, returning theme indices."""
+def ours(*, background, categories: bool, kept: list | None = None) -> Method:
+    """digest.themes.group with a given background choice, returning theme indices.
+
+    ``kept`` collects (papers, themes) of every batch, for scoring the labels afterwards.
+    """
 
     def method(rows: list[Row]) -> Sequence[int]:
         bg = background(rows) if callable(background) else background
         papers = [paper(r, categories=categories) for r in rows]
-        return labels_of(themes.group(papers, background=bg), rows)
+        result = themes.group(papers, background=bg)
+        if kept is not None:
+            kept.append((papers, result))
+        return labels_of(result, rows)
 
     return method
 
 
-def embedding_methods(sample, held_out) -> list[tuple[str, Method]]:
-    """The `embeddings` extra; each paper is embedded once (timed) and looked up per batch."""
+MIN_COVERAGE = 1 / 3  # below this a label describes a minority of its theme
+TAXONOMY = load_taxonomy(None)
+_GENERIC_STEMS = frozenset(theme_labels.analyze(" ".join(theme_labels._GENERIC)))
+_CONJUNCTION = re.compile(r"\S\s+(?:and|&)\s+\S", re.IGNORECASE)
+
+
+def _words(p: Paper) -> frozenset[str]:
+    return frozenset(theme_labels.analyze(" ; ".join((p.title, *p.keywords, p.abstract))))
+
+
+def label_coverage(
+    theme: Theme, papers: list[Paper], df: dict[str, int], words: dict[str, frozenset[str]]
+) -> tuple[float, float, float]:
+    """(key-word coverage, all-words coverage, precision) of a theme's label; see the docs."""
+    stems = theme_labels.analyze(theme.label)
+    content = [s for s in stems if s not in _GENERIC_STEMS] or stems
+    if not content:
+        return 0.0, 0.0, 0.0
+    key = min(content, key=lambda s: (df.get(s, 0), s))
+    names = getattr(theme_labels, "CATEGORY_NAMES", {})
+
+    def filed(p: Paper) -> bool:  # a category or taxonomy label covers what it names
+        return theme.label in _names(p, names) or (
+            theme.label in TAXONOMY.topics and theme.label in TAXONOMY.match(p)
+        )
+
+    def has_key(p: Paper) -> bool:
+        return key in words[p.arxiv_id] or filed(p)
+
+    key_hits = sum(has_key(p) for p in theme.papers)
+    all_hits = sum(all(s in words[p.arxiv_id] for s in content) or filed(p) for p in theme.papers)
+    anywhere = sum(has_key(p) for p in papers)
+    n = len(theme.papers)
+    return key_hits / n, all_hits / n, key_hits / max(1, anywhere)
+
+
+def _names(p: Paper, names: dict[str, str]) -> set[str]:
+    out = set()
+    for cat in p.categories:
+        for part in (cat, cat.split(".")[0]):
+            if part in names:
+                out.add(names[part])
+    return out
+
+
+def label_quality(kept: list) -> dict[str, float]:
+    """Mean coverage, share under 1/3, share of "X and Y" labels, mean words, over all themes."""
+    key_cov, all_cov, precision, lengths, conjunctions = [], [], [], [], 0
+    for papers, result in kept:
+        words = {p.arxiv_id: _words(p) for p in papers}
+        df: dict[str, int] = {}
+        for found in words.values():
+            for s in found:
+                df[s] = df.get(s, 0) + 1
+        for theme in result:
+            if theme.label in (REMAINDER_LABEL, themes.ALL_PAPERS_LABEL):
+                continue
+            key, every, sharp = label_coverage(theme, papers, df, words)
+            key_cov.append(key)
+            all_cov.append(every)
+            precision.append(sharp)
+            lengths.append(len(theme.label.split()))
+            conjunctions += bool(_CONJUNCTION.search(theme.label))
+    n = max(1, len(key_cov))
+    return {
+        "themes": len(key_cov),
+        "coverage": float(np.mean(key_cov)) if key_cov else 0.0,
+        "all_words": float(np.mean(all_cov)) if all_cov else 0.0,
+        "under": sum(c < MIN_COVERAGE for c in key_cov) / n,
+        "precision": float(np.mean(precision)) if precision else 0.0,
+        "and": conjunctions / n,
+        "words": float(np.mean(lengths)) if lengths else 0.0,
+    }
+
+
+def show_labels(kept: list, count: int) -> None:
+    """Print each theme's label, size and key-word coverage for the first ``count`` batches."""
+    for papers, result in kept[:count]:
+        words = {p.arxiv_id: _words(p) for p in papers}
+        df: dict[str, int] = {}
+        for found in words.values():
+            for s in found:
+                df[s] = df.get(s, 0) + 1
+        shown = []
+        for theme in result:
+            if theme.label == REMAINDER_LABEL:
+                shown.append(f"{theme.label} ({len(theme.papers)})")
+                continue
+            key, _, _ = label_coverage(theme, papers, df, words)
+            shown.append(f"{theme.label} ({len(theme.papers)}, {key:.0%})")
+        print(f"  {len(papers)} papers: " + "; ".join(shown))
+
+
+def embedding_methods(sample, held_out, cache: Path | None = None) -> list[tuple[str, Method]]:
+    """The `embeddings` extra; each paper is embedded once (timed) and looked up per batch.
+
+    ``cache``: an .npz of vectors by paper id, read if present and (re)written with any papers
+    it lacked, so that trying grouping settings does not re-embed thousands of papers.
+    """
     from digest.embeddings import load_embedder
 
-    embed = load_embedder()
     rows = list({r["id"]: r for _, batch in sample for r in batch}.values())
-    start = time.perf_counter()
-    vectors = embed([f"{r['title']}. {r['abstract']}" for r in rows])
-    per_150 = (time.perf_counter() - start) / len(rows) * 150
-    print(f"embedding {len(rows)} papers took {per_150:.2f} s per 150 (not in s/150 below)")
+    stored: dict[str, np.ndarray] = {}
+    if cache is not None and cache.exists():
+        with np.load(cache) as data:
+            stored = dict(zip(data["ids"].tolist(), data["vectors"], strict=True))
+    missing = [r for r in rows if r["id"] not in stored]
+    if missing:
+        start = time.perf_counter()
+        fresh = load_embedder()([f"{r['title']}. {r['abstract']}" for r in missing])
+        per_150 = (time.perf_counter() - start) / len(missing) * 150
+        print(f"embedding {len(missing)} papers took {per_150:.2f} s per 150 (not in s/150 below)")
+        stored.update(zip([r["id"] for r in missing], fresh, strict=True))
+        if cache is not None:
+            np.savez(cache, ids=np.array(list(stored)), vectors=np.array(list(stored.values())))
+    else:
+        print(f"embeddings of {len(rows)} papers read from {cache} (not timed)")
+    vectors = [stored[r["id"]] for r in rows]
     by_text = {f"{r['title']}. {r['abstract']}": v for r, v in zip(rows, vectors, strict=True)}
 
     def cached(texts):
@@ -175,6 +306,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--embeddings", action="store_true", help="also score the `embeddings` extra (MiniLM)"
     )
+    parser.add_argument(
+        "--embedding-cache",
+        type=Path,
+        metavar="NPZ",
+        help="with --embeddings: read/write paper vectors here (e.g. /tmp/digest-minilm.npz)",
+    )
+    parser.add_argument(
+        "--days",
+        help="comma-separated announcement days to sample batches from (default: all)",
+    )
+    parser.add_argument(
+        "--show-labels", type=int, default=0, metavar="N", help="print the labels of N batches"
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -199,27 +343,37 @@ def main(argv: list[str] | None = None) -> int:
     def held_out(rows: list[Row]):
         return spaces[by_id[rows[0]["id"]]]
 
-    sample = batches(days, args.batches, args.seed)
+    chosen = {d: days[d] for d in args.days.split(",") if d in days} if args.days else days
+    if not chosen:
+        parser.error(f"--days: none of {args.days} is in {args.data.name} ({', '.join(days)})")
+    sample = batches(chosen, args.batches, args.seed)
     sizes = [len(rows) for _, rows in sample]
     print(
         f"{len(sample)} one-day batches of {min(sizes)}-{max(sizes)} papers (mean "
         f"{np.mean(sizes):.0f}), seed {args.seed}, {args.data.name}; folds {folds}"
     )
+    kept: dict[str, list] = {"title+abstract, cross-day": [], "+ arXiv categories": []}
     methods: list[tuple[str, Method]] = [
         ("baseline TF-IDF + KMeans, silhouette k", kmeans_silhouette),
         ("baseline TF-IDF + NMF, k = sqrt(n/2)", nmf_sqrt),
         ("digest, title+abstract, no background", ours(background=False, categories=False)),
-        ("digest, title+abstract, cross-day space", ours(background=held_out, categories=False)),
+        (
+            "digest, title+abstract, cross-day space",
+            ours(background=held_out, categories=False, kept=kept["title+abstract, cross-day"]),
+        ),
     ]
     if SHIPPED.exists():
         methods.append(
             ("digest, title+abstract, shipped space*", ours(background=True, categories=False))
         )
     methods.append(
-        ("digest, + arXiv categories, cross-day", ours(background=held_out, categories=True))
+        (
+            "digest, + arXiv categories, cross-day",
+            ours(background=held_out, categories=True, kept=kept["+ arXiv categories"]),
+        )
     )
     if args.embeddings:
-        methods += embedding_methods(sample, held_out)
+        methods += embedding_methods(sample, held_out, args.embedding_cache)
     results = {}
     print(f"{'method':44} {'AMI':>6} {'ARI':>6} {'s/150':>7}")
     for name, method in methods:
@@ -232,6 +386,21 @@ def main(argv: list[str] | None = None) -> int:
         f"ARI {head[1]:.3f} ({head[1] / nmf[1]:.2f}x NMF), {head[2]:.2f} s per 150 papers"
     )
     print("* the shipped space was learned from this file's days: optimistic here, shown for scale")
+    print(
+        f"\nlabels (every theme but the remainder; key word = rarest content word of the label)"
+        f"\n{'run':28} {'themes':>6} {'coverage':>8} {'all words':>9} {'< 1/3':>6} "
+        f"{'precision':>9} {'X and Y':>7} {'words':>5}"
+    )
+    for name, runs in kept.items():
+        q = label_quality(runs)
+        print(
+            f"{name:28} {q['themes']:6d} {q['coverage']:8.1%} {q['all_words']:9.1%} "
+            f"{q['under']:6.1%} {q['precision']:9.1%} {q['and']:7.1%} {q['words']:5.2f}"
+        )
+    for name, runs in kept.items():
+        if args.show_labels:
+            print(f"\nlabels, {name}:")
+            show_labels(runs, args.show_labels)
     return 0
 
 
