@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digest.store import schema
 
+T = TypeVar("T")
+
 
 def utcnow() -> datetime:
     """The current time, aware, in UTC (the only kind of datetime the store accepts)."""
     return datetime.now(UTC)
+
+
+# SQLite allows 32,766 bound parameters (999 before 3.32); IN lists are sent in chunks.
+IN_CHUNK = 500
+
+
+def in_chunks(values: Iterable[T]) -> Iterator[list[T]]:
+    """``values`` in lists of at most IN_CHUNK, for ``column.in_(chunk)`` queries."""
+    items = list(values)
+    for start in range(0, len(items), IN_CHUNK):
+        yield items[start : start + IN_CHUNK]
 
 
 class StoreError(Exception):

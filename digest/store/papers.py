@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from digest.models import Edition, EditionStatus, Frequency, Paper, Theme
 from digest.store import schema
-from digest.store.base import StoreBase, utcnow
+from digest.store.base import StoreBase, in_chunks, utcnow
 
 # Fields a later source may fill in or refresh; identity and first_seen_at never change.
 _MERGED_FIELDS = (
@@ -202,8 +202,7 @@ class PaperStore(StoreBase):
 def _paper_ids(conn: Connection, arxiv_ids: Sequence[str]) -> dict[str, int]:
     p = schema.papers
     found: dict[str, int] = {}
-    for start in range(0, len(arxiv_ids), 500):  # stay under SQLite's bound-parameter limit
-        chunk = arxiv_ids[start : start + 500]
+    for chunk in in_chunks(arxiv_ids):
         for arxiv_id, pid in conn.execute(
             sa.select(p.c.arxiv_id, p.c.id).where(p.c.arxiv_id.in_(chunk))
         ):

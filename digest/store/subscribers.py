@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from digest.models import Frequency, Subscriber, SubscriberStatus
 from digest.store import schema
-from digest.store.base import StoreBase, utcnow
+from digest.store.base import StoreBase, in_chunks, utcnow
 
 _UNSET = object()  # "leave this column alone" where None is a real value
 
@@ -250,11 +250,9 @@ class SubscriberStore(StoreBase):
     def suppressed_among(self, email_hashes: Iterable[str]) -> set[str]:
         """Which of these hashes are suppressed (one query per 500, for imports)."""
         s = schema.suppressions
-        hashes = list(email_hashes)
         found: set[str] = set()
         with self.transaction() as conn:
-            for start in range(0, len(hashes), 500):
-                chunk = hashes[start : start + 500]
+            for chunk in in_chunks(email_hashes):
                 found.update(
                     conn.scalars(sa.select(s.c.email_hash).where(s.c.email_hash.in_(chunk)))
                 )
@@ -263,11 +261,9 @@ class SubscriberStore(StoreBase):
     def existing_emails(self, emails: Iterable[str]) -> set[str]:
         """Which of these (normalised) addresses are already on the list."""
         t = schema.subscribers
-        wanted = list(emails)
         found: set[str] = set()
         with self.transaction() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+            for chunk in in_chunks(emails):
                 found.update(conn.scalars(sa.select(t.c.email).where(t.c.email.in_(chunk))))
         return found
 
