@@ -7,7 +7,6 @@ email.message.EmailMessage(policy=SMTP) to build the bytes, as a straightforward
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from datetime import date
@@ -18,27 +17,14 @@ from pathlib import Path
 from digest.config import load_settings
 from digest.models import Edition, Frequency, Paper, Subscriber, Theme
 from digest.render import PREFERENCES_SLOT, UNSUBSCRIBE_SLOT, Renderer, full_selection
+from digest.sources.jsonfile import load_papers
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 
 
 def papers() -> list[Paper]:
-    items = json.loads((FIXTURES / "hf_daily_papers_2024-10-25.json").read_text())
-    out = []
-    for item in items:
-        p = item["paper"]
-        out.append(
-            Paper(
-                arxiv_id=p["id"],
-                title=item.get("title") or p["title"],
-                abstract=p["summary"],
-                authors=tuple(a["name"] for a in p["authors"]),
-                upvotes=p.get("upvotes", 0),
-                comments=item.get("numComments", 0),
-                sources=("hf",),
-            )
-        )
-    return out
+    """The 29 real papers of the recorded HF daily list, read by digest's own file source."""
+    return load_papers(FIXTURES / "hf_daily_papers_2024-10-25.json").papers
 
 
 def main() -> None:
