@@ -70,6 +70,12 @@ class WebContext:
             headers={"content-security-policy": PAGE_CSP, "cache-control": "no-store"},
         )
 
+    def form_page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        """A page holding a form: its CSRF field filled in, and the cookie it pairs with set."""
+        cookies: dict[str, str] = {}
+        response = self.page(name, status, csrf=self.csrf.field(request, cookies), **context)
+        return CsrfGuard.set_cookies(request, response, cookies)
+
     def notice(self, title: str, message: str, status: int = 200, **context: Any) -> HTMLResponse:
         """A page with a heading and one paragraph (errors, "check your inbox", ...)."""
         return self.page("notice.html", status, title=title, message=message, **context)

@@ -20,7 +20,7 @@ from digest.errors import DigestError
 from digest.logs import event, mask_email
 from digest.models import Frequency, Subscriber, SubscriberStatus
 from digest.tokens import Purpose, TokenData, TokenError, TokenExpired
-from digest.webguard import HONEYPOT, CsrfGuard
+from digest.webguard import HONEYPOT
 
 if TYPE_CHECKING:  # digest.web imports this module to mount its handlers
     from digest.web import WebContext
@@ -81,11 +81,10 @@ def _subscribe_form(
     request: Request, *, status: int = 200, error: str = "", email: str = "", **values: Any
 ) -> Response:
     ctx = _ctx(request)
-    cookies: dict[str, str] = {}
-    response = ctx.page(
+    return ctx.form_page(
+        request,
         "subscribe.html",
         status,
-        csrf=ctx.csrf.field(request, cookies),
         honeypot=HONEYPOT,
         topics=ctx.topics,
         chosen=set(values.get("chosen", ())),
@@ -93,7 +92,6 @@ def _subscribe_form(
         email=email,
         error=error,
     )
-    return CsrfGuard.set_cookies(request, response, cookies)
 
 
 async def home(request: Request) -> Response:
@@ -229,11 +227,10 @@ def _preferences_page(
     error: str = "",
 ) -> Response:
     ctx = _ctx(request)
-    cookies: dict[str, str] = {}
-    response = ctx.page(
+    return ctx.form_page(
+        request,
         "preferences.html",
         status,
-        csrf=ctx.csrf.field(request, cookies),
         subscriber=subscriber,
         masked=mask_email(subscriber.email),
         topics=ctx.topics,
@@ -245,7 +242,6 @@ def _preferences_page(
         and subscriber.confirmed_at is not None,
         can_pause=subscriber.status is SubscriberStatus.ACTIVE,
     )
-    return CsrfGuard.set_cookies(request, response, cookies)
 
 
 def _subscriber_for(
