@@ -174,9 +174,10 @@ def run(
 ) -> RunReport:
     """Collect from the configured sources, build the edition of ``today``, deliver it."""
     from digest import delivery
+    from digest.schedule import local_today
     from digest.sources import make_source
 
-    today = today or date.today()
+    today = today or local_today(settings)
     if sources is None:
         sources = [make_source(name, settings) for name in settings.sources]
     collected = collect(store, sources, today) if frequency is Frequency.DAILY else CollectReport()

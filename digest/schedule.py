@@ -134,6 +134,11 @@ def local_day(settings: Settings, fire_time: datetime) -> date:
     return fire_time.astimezone(zone(settings)).date()
 
 
+def local_today(settings: Settings) -> date:
+    """Today's date in the schedule's time zone: the day every command's edition is for."""
+    return datetime.now(zone(settings)).date()
+
+
 def lock_name(frequency: Frequency, today: date) -> str:
     """The database lock of one edition: ``run:daily-2026-11-26`` or ``run:weekly-2026-W48``."""
     from digest.pipeline import edition_key

@@ -30,7 +30,9 @@ def test_sigkill_at_random_points_never_sends_twice(tmp_path: Path) -> None:
     store.migrate()
     edition = make_edition(store)
     readers = add(store, SUBSCRIBERS)
-    rng = random.Random(int(os.environ.get("CRASH_SEED", time.time_ns() % 10_000)))
+    seed = int(os.environ.get("CRASH_SEED", time.time_ns() % 10_000))
+    print(f"rerun with CRASH_SEED={seed}")  # pytest shows it when the test fails
+    rng = random.Random(seed)
     killed = 0
     with ScriptedServer(Script(delay=0.004)) as server:
         env = {

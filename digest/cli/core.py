@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import datetime, time
 from importlib import resources
 from pathlib import Path
 
@@ -122,7 +122,11 @@ def demo(app: App) -> None:
     click.echo(f"database: {settings.database_url} ({added} example subscribers added)")
     source = make_source("file", settings, path=example_papers_path())
     report = pipeline.run(
-        settings, store, frequency=Frequency.DAILY, today=date.today(), sources=[source]
+        settings,
+        store,
+        frequency=Frequency.DAILY,
+        today=schedule.local_today(settings),
+        sources=[source],
     )
     _echo_run(report)
     outbox = settings.outbox.resolve()

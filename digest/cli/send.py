@@ -15,7 +15,7 @@ from digest.errors import DigestError
 from digest.models import Edition, Message, Subscriber
 from digest.preview import make_preview_server, screenshot
 from digest.progress import BarProgress, LogProgress
-from digest.schedule import zone
+from digest.schedule import local_today
 
 # =========================================================================================
 # preview: render an edition for one subscriber; write, serve, screenshot or test-send it.
@@ -204,7 +204,7 @@ def _send_edition_for(app: App, edition_key: str | None, dry_run: bool) -> Editi
     if edition_key:
         return _pick_edition(app, edition_key, None)
     if not dry_run:  # a dry run changes nothing, so it never builds an edition
-        today = datetime.now(zone(app.settings)).date()  # DIGEST_TIMEZONE, as `digest run`
+        today = local_today(app.settings)  # DIGEST_TIMEZONE, as `digest run`
         built, reason = pipeline.build_edition(store, app.settings, Frequency.DAILY, today)
         if built is not None:
             return built
