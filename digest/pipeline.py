@@ -14,14 +14,14 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from digest import rank
 from digest.config import EmptyEdition, Settings
-from digest.embeddings import load_embedder
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import Edition, Frequency
 from digest.sources import Skipped, Source
 from digest.store import Store, utcnow
+from digest.themes import rank
+from digest.themes.embeddings import load_embedder
 
 __all__ = [
     "CollectReport",
@@ -134,7 +134,8 @@ def build_edition(
         reason = f"built edition {key} from {len(papers)} new papers"
     grouped = []
     if papers:
-        from digest import themes  # scikit-learn loads in ~1 s: only building an edition needs it
+        # scikit-learn loads in ~1 s: only building an edition needs it
+        from digest.themes import grouping as themes
 
         embed = load_embedder() if settings.themes_embeddings else None
         grouped = rank.order_themes(themes.group(papers, embed=embed), now)

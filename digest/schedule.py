@@ -23,8 +23,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from digest.config import ConfigError, Settings
+from digest.delivery.lease import new_holder
 from digest.errors import DigestError
-from digest.lease import new_holder
 from digest.logs import event
 from digest.models import Frequency
 from digest.store import Store
@@ -220,7 +220,7 @@ class StoppableTransport:
     """
 
     def __init__(self, settings: Settings, stopping: threading.Event, edition_key: str) -> None:
-        from digest.transports import make_transport
+        from digest.delivery.transports import make_transport
 
         self._inner = make_transport(settings, edition_key=edition_key)
         self._stopping = stopping
@@ -232,7 +232,7 @@ class StoppableTransport:
 
     async def send(self, message: object) -> None:
         """Send through the inner transport unless the daemon is stopping."""
-        from digest.transports import ConnectionFailure
+        from digest.delivery.transports import ConnectionFailure
 
         if self._guard is None:
             self._guard = asyncio.get_running_loop().create_task(self._close_at_loop_end())

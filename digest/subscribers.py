@@ -100,7 +100,7 @@ def split_list(text: str | None) -> list[str]:
 
 def known_topics(settings: Settings) -> list[str]:
     """The topic names subscribers can choose, from the taxonomy file."""
-    from digest.taxonomy import load_taxonomy
+    from digest.themes.taxonomy import load_taxonomy
 
     return list(load_taxonomy(settings.taxonomy_file).topics)
 

@@ -12,7 +12,11 @@ import pytest
 
 from digest.config import Settings
 from digest.delivery import deliver, send_edition
+from digest.delivery.report import DeliveryReport
+from digest.delivery.throttle import RateLimiter
+from digest.delivery.transports import MemoryTransport
 from digest.errors import DigestError
+from digest.mail.render import Renderer
 from digest.models import (
     DeliveryStatus,
     Edition,
@@ -23,11 +27,7 @@ from digest.models import (
     SubscriberStatus,
     Theme,
 )
-from digest.progress import DeliveryReport
-from digest.ratelimit import RateLimiter
-from digest.render import Renderer
 from digest.store import Store
-from digest.transports import MemoryTransport
 from tests.smtpserver import Script, ScriptedServer
 
 

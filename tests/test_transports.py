@@ -16,9 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from digest.config import load_settings
-from digest.dkim import DkimSigner
-from digest.models import Message
-from digest.transports import (
+from digest.delivery.transports import (
     ConnectionFailure,
     FileTransport,
     MemoryTransport,
@@ -29,6 +27,8 @@ from digest.transports import (
     classify_reply,
     make_transport,
 )
+from digest.mail.dkim import DkimSigner
+from digest.models import Message
 from tests.smtpserver import Script, ScriptedServer, SilentServer
 
 UNSUB = "https://digest.example.org/unsubscribe/" + "t" * 60

@@ -16,6 +16,8 @@ from starlette.testclient import TestClient
 
 from digest import subscribers as subs
 from digest.config import ConfigError, Settings
+from digest.delivery.transports import MemoryTransport
+from digest.mail.render import Renderer
 from digest.models import (
     Edition,
     EditionStatus,
@@ -26,12 +28,10 @@ from digest.models import (
     SubscriberStatus,
     Theme,
 )
-from digest.render import Renderer
 from digest.store import Store
 from digest.tokens import Purpose, Signer
-from digest.transports import MemoryTransport
 from digest.web import create_app, text_on
-from digest.webguard import CSRF_COOKIE, RateLimiter
+from digest.web.guard import CSRF_COOKIE, RateLimiter
 from tests.conftest import TEST_SECRET
 
 ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from digest import pipeline, schedule
 from digest.cli import DEMO_SECRET_KEY, App, pass_app
-from digest.lease import new_holder
+from digest.delivery.lease import new_holder
 from digest.logs import setup_logging
 from digest.models import Frequency, Subscriber
 from digest.tokens import generate_secret

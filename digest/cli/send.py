@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 
 from digest.cli import App, pass_app
+from digest.delivery.report import BarProgress, LogProgress
 from digest.errors import DigestError
+from digest.mail.preview import make_preview_server, screenshot
 from digest.models import Edition, Message, Subscriber
-from digest.preview import make_preview_server, screenshot
-from digest.progress import BarProgress, LogProgress
 from digest.schedule import local_today
 
 # =========================================================================================
@@ -56,7 +56,7 @@ def _pick_subscriber(app: App, email: str | None) -> Subscriber:
 
 
 def _render(app: App, renderer, edition: Edition, subscriber: Subscriber, prefix: str = ""):
-    from digest.render import select_for
+    from digest.mail.render import select_for
 
     selection = select_for(edition, subscriber, app.settings)
     return renderer.prepare_digest(edition, selection, subject_prefix=prefix)
@@ -71,7 +71,7 @@ def _write(message: Message, out: Path) -> Path:
 
 
 def _send_test(app: App, message: Message) -> None:
-    from digest.transports import make_transport
+    from digest.delivery.transports import make_transport
 
     transport = make_transport(app.settings, edition_key="preview")
 
@@ -120,7 +120,7 @@ def preview(
 
     Example: digest preview --subscriber ada@example.org --out preview.html
     """
-    from digest.render import Renderer
+    from digest.mail.render import Renderer
 
     app.signing_settings()  # every link in the preview is signed, as in a real email
     edition = _pick_edition(app, edition_key, day.date() if day else None)
@@ -152,8 +152,8 @@ def preview_server(
     app: App, edition: Edition, subscriber: Subscriber, port: int
 ) -> http.server.ThreadingHTTPServer:
     """The `preview --serve` server: re-renders when a template file changes."""
-    from digest.render import Renderer
-    from digest.templating import TemplateSet
+    from digest.mail.render import Renderer
+    from digest.mail.templates import TemplateSet
 
     state: dict = {}
     lock = threading.Lock()

@@ -17,8 +17,8 @@ FREQUENCY = click.Choice([f.value for f in Frequency])
 
 def _send_confirmations(app: App, added: Sequence[Subscriber]) -> None:
     """Email each new unconfirmed subscriber a confirmation link."""
-    from digest.render import Renderer
-    from digest.transports import make_transport
+    from digest.delivery.transports import make_transport
+    from digest.mail.render import Renderer
 
     settings = app.signing_settings()
     renderer = Renderer(settings)

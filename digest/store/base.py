@@ -84,7 +84,7 @@ class StoreBase:
         from alembic.config import Config
 
         cfg = Config()
-        cfg.set_main_option("script_location", str(resources.files("digest") / "migrations"))
+        cfg.set_main_option("script_location", str(resources.files("digest.store") / "migrations"))
         try:
             with self.engine.begin() as conn:
                 cfg.attributes["connection"] = conn

@@ -22,7 +22,7 @@ from digest.models import Message
 
 if TYPE_CHECKING:
     from digest.config import Settings
-    from digest.dkim import DkimSigner
+    from digest.mail.dkim import DkimSigner
 
 __all__ = [
     "ConnectionFailure",
@@ -411,7 +411,7 @@ def make_transport(settings: Settings, *, edition_key: str = "messages") -> Tran
     """The transport DIGEST_TRANSPORT names, DKIM-signing when DIGEST_DKIM_KEY_FILE is set."""
     signer = None
     if settings.dkim_key_file is not None:
-        from digest.dkim import DkimSigner
+        from digest.mail.dkim import DkimSigner
 
         signer = DkimSigner.from_settings(settings)
     kind = str(settings.transport)

@@ -23,13 +23,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from digest import subscribers as subs
-from digest import websubscription as subscription
 from digest.config import ConfigError, Settings
 from digest.logs import event
 from digest.models import Edition, EditionStatus
 from digest.store import Store
 from digest.tokens import MIN_SECRET_LENGTH, Signer
-from digest.webguard import (
+from digest.web import subscription
+from digest.web.guard import (
     CONFIRMATIONS_PER_DAY,
     EDITION_CSP,
     PAGE_CSP,
@@ -194,11 +194,11 @@ def create_app(
         )
     owns_transport = transport is None
     if transport is None:
-        from digest.transports import make_transport
+        from digest.delivery.transports import make_transport
 
         transport = make_transport(settings, edition_key="subscriptions")
     if renderer is None:
-        from digest.render import Renderer
+        from digest.mail.render import Renderer
 
         renderer = Renderer(settings)
     ctx = WebContext(

@@ -18,16 +18,11 @@ from itertools import islice
 from typing import Any
 
 from digest.config import Settings
-from digest.contents import Contents
-from digest.errors import DigestError
-from digest.lease import new_holder, send_lease
-from digest.logs import event
-from digest.models import DeliveryStatus, Edition, EditionStatus, SubscriberStatus
-from digest.progress import DeliveryReport, NoProgress, Progress
-from digest.ratelimit import limiter_for
-from digest.store import Store, utcnow
-from digest.store.deliveries import Claim
-from digest.transports import (
+from digest.delivery.contents import Contents
+from digest.delivery.lease import new_holder, send_lease
+from digest.delivery.report import DeliveryReport, NoProgress, Progress
+from digest.delivery.throttle import limiter_for
+from digest.delivery.transports import (
     ConnectionFailure,
     PermanentFailure,
     TemporaryFailure,
@@ -35,6 +30,11 @@ from digest.transports import (
     UnknownOutcome,
     make_transport,
 )
+from digest.errors import DigestError
+from digest.logs import event
+from digest.models import DeliveryStatus, Edition, EditionStatus, SubscriberStatus
+from digest.store import Store, utcnow
+from digest.store.deliveries import Claim
 
 __all__ = ["deliver", "send_edition"]
 

@@ -20,7 +20,7 @@ from digest.errors import DigestError
 from digest.logs import event, mask_email
 from digest.models import Frequency, Subscriber, SubscriberStatus
 from digest.tokens import Purpose, TokenData, TokenError, TokenExpired
-from digest.webguard import HONEYPOT
+from digest.web.guard import HONEYPOT
 
 if TYPE_CHECKING:  # digest.web imports this module to mount its handlers
     from digest.web import WebContext

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 from digest.config import Settings
 from digest.errors import DigestError
-from digest.mail import SplicedMessage, check_header
+from digest.mail.mime import SplicedMessage, check_header
+from digest.mail.templates import TemplateSet
 from digest.models import (
     Edition,
     Frequency,
@@ -26,8 +27,7 @@ from digest.models import (
     Selection,
     Subscriber,
 )
-from digest.rank import signals as rank_signals
-from digest.templating import TemplateSet
+from digest.themes.rank import signals as rank_signals
 from digest.tokens import Purpose, Signer
 
 __all__ = [
@@ -165,8 +165,8 @@ def select_for(edition: Edition, subscriber: Subscriber, settings: Settings) -> 
     """
     limit = subscriber.max_papers or settings.max_papers
     try:
-        from digest.rank import select
-        from digest.taxonomy import load_taxonomy
+        from digest.themes.rank import select
+        from digest.themes.taxonomy import load_taxonomy
     except ImportError:  # ranking not installed yet: every paper, up to the limit
         return full_selection(edition, limit)
     taxonomy = load_taxonomy(settings.taxonomy_file)

@@ -15,8 +15,8 @@ from datetime import time as dtime
 from typing import Any
 
 from digest.config import EmptyEdition, Settings
+from digest.delivery.transports import EDITION_HEADER
 from digest.models import Edition, Message
-from digest.transports import EDITION_HEADER
 
 __all__ = ["Contents"]
 
@@ -32,15 +32,15 @@ class Contents:
         taxonomy: Any = None,
         size: int = 256,
     ) -> None:
-        from digest import rank  # late: ranking (and themes) load only when a send runs
+        from digest.themes import rank  # late: ranking (and themes) load only when a send runs
 
         self._rank = rank
         if renderer is None:
-            from digest.render import Renderer
+            from digest.mail.render import Renderer
 
             renderer = Renderer(settings)
         if taxonomy is None:
-            from digest.taxonomy import load_taxonomy
+            from digest.themes.taxonomy import load_taxonomy
 
             taxonomy = load_taxonomy(settings.taxonomy_file)
         self.edition, self.settings = edition, settings

@@ -1,0 +1,1 @@
+"""Emails: text shaping, templates (MJML compiled once), rendering, MIME bytes, DKIM, preview."""
