@@ -13,11 +13,15 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from digest.errors import DigestError
+
 __all__ = ["ConfigError", "Settings", "env_example", "load_settings", "settings_table"]
 
 
-class ConfigError(Exception):
-    """A setting is missing or wrong; the message names the variable in one line."""
+class ConfigError(DigestError):
+    """A setting is missing or wrong; the message names the variable in one line (exit 2)."""
+
+    exit_code = 2
 
 
 class Transport(StrEnum):

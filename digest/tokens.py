@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
+from digest.errors import DigestError
+
 __all__ = ["Purpose", "Signer", "TokenError", "TokenExpired", "generate_secret"]
 
 MIN_SECRET_LENGTH = 32
@@ -36,7 +38,7 @@ MAX_AGE: dict[Purpose, int | None] = {
 }
 
 
-class TokenError(Exception):
+class TokenError(DigestError):
     """The token is malformed, tampered with, or made for another purpose."""
 
 

@@ -13,7 +13,7 @@ import click
 
 from digest.config import ConfigError, Settings, load_settings
 from digest.errors import DigestError
-from digest.store import Store, StoreError
+from digest.store import Store
 from digest.tokens import MIN_SECRET_LENGTH
 
 # The meta key under which `digest demo` keeps the secret it generated.
@@ -71,12 +71,9 @@ class DigestGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
+        except DigestError as exc:
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
-        except (DigestError, StoreError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,6 +11,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from digest.errors import DigestError
 from digest.store import schema
 
 T = TypeVar("T")
@@ -32,7 +33,7 @@ def in_chunks(values: Iterable[T]) -> Iterator[list[T]]:
         yield items[start : start + IN_CHUNK]
 
 
-class StoreError(Exception):
+class StoreError(DigestError):
     """The database cannot be used as asked (unreachable, wrong URL, newer schema)."""
 
 

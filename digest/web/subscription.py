@@ -19,6 +19,7 @@ from digest import subscribers as subs
 from digest.errors import DigestError
 from digest.logs import event, mask_email
 from digest.models import Frequency, Subscriber, SubscriberStatus
+from digest.store import StoreError
 from digest.tokens import Purpose, TokenData, TokenError, TokenExpired
 from digest.web.guard import HONEYPOT
 
@@ -134,6 +135,8 @@ async def subscribe(request: Request) -> Response:
             topics=chosen,
             frequency=frequency,
         )
+    except StoreError:
+        raise  # the database's trouble is the operator's, not a message for the visitor
     except DigestError as exc:
         return _subscribe_form(
             request,

@@ -41,7 +41,7 @@ __all__ = [
 EDITION_HEADER = "X-Digest-Edition"
 
 
-class TransportError(Exception):
+class TransportError(DigestError):
     """A message could not be handed over; the subclass says what that means for the ledger."""
 
     def __init__(self, message: str, code: int | None = None) -> None:
