@@ -12,14 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-import sqlalchemy as sa
-
 from digest.config import EmptyEdition, Settings
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import Edition, Frequency
 from digest.sources import Skipped, Source
-from digest.store import Store, utcnow
+from digest.store import AlreadyExists, Store, utcnow
 from digest.themes import rank
 from digest.themes.embeddings import load_embedder
 
@@ -142,7 +140,7 @@ def build_edition(
     edition = Edition(key=key, frequency=frequency, date=today, themes=tuple(grouped))
     try:
         return store.save_edition(edition), reason
-    except sa.exc.IntegrityError:
+    except AlreadyExists:
         # Another process built it between our check and our insert: use theirs.
         return store.get_edition(key), f"edition {key} already exists"
 

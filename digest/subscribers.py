@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import Frequency, Message, Subscriber, SubscriberStatus
+from digest.store import AlreadyExists
 
 if TYPE_CHECKING:
     from digest.config import Settings
@@ -165,7 +165,7 @@ def add(
     )
     try:
         added = store.add_subscriber(subscriber)
-    except sa.exc.IntegrityError:  # added by someone else a moment ago
+    except AlreadyExists:  # added by someone else a moment ago
         raise DigestError(f"{address} is already on the list") from None
     event(log, "subscriber.added", subscriber=added.id, status=str(status))
     return added
@@ -200,7 +200,7 @@ def request_subscription(
                     frequency=frequency,
                 )
             )
-        except sa.exc.IntegrityError:  # a double submit raced us: the first one sends
+        except AlreadyExists:  # a double submit raced us: the first one sends
             return None
     if existing.status in (SubscriberStatus.UNCONFIRMED, SubscriberStatus.UNSUBSCRIBED):
         return store.update_preferences(existing.id, topics=topics, frequency=frequency)

@@ -7,13 +7,13 @@ from importlib import resources
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from digest import pipeline, schedule
 from digest.cli import DEMO_SECRET_KEY, App, pass_app
 from digest.delivery.lease import new_holder
 from digest.logs import setup_logging
 from digest.models import Frequency, Subscriber
+from digest.store import AlreadyExists
 from digest.tokens import generate_secret
 
 # Three example readers with different interests, so the demo shows personalisation.
@@ -117,7 +117,7 @@ def demo(app: App) -> None:
         try:
             store.add_subscriber(subscriber)
             added += 1
-        except sa.exc.IntegrityError:
+        except AlreadyExists:
             pass  # already there from an earlier demo
     click.echo(f"database: {settings.database_url} ({added} example subscribers added)")
     source = make_source("file", settings, path=example_papers_path())

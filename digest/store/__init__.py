@@ -3,13 +3,13 @@
 ``Store`` is composed of one mixin per area so each file stays small and has one job.
 """
 
-from digest.store.base import StoreBase, StoreError, utcnow
+from digest.store.base import AlreadyExists, StoreBase, StoreError, utcnow
 from digest.store.deliveries import DeliveryStore
 from digest.store.papers import PaperStore
 from digest.store.runs import RunStore
 from digest.store.subscribers import SubscriberStore
 
-__all__ = ["Store", "StoreError", "utcnow"]
+__all__ = ["AlreadyExists", "Store", "StoreError", "utcnow"]
 
 
 class Store(PaperStore, SubscriberStore, DeliveryStore, RunStore, StoreBase):

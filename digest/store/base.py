@@ -37,6 +37,10 @@ class StoreError(DigestError):
     """The database cannot be used as asked (unreachable, wrong URL, newer schema)."""
 
 
+class AlreadyExists(StoreError):
+    """A row with this unique key (edition key, email address) is already stored."""
+
+
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     # WAL lets the web app read while a send writes; busy_timeout waits out short write locks.
@@ -70,10 +74,16 @@ class StoreBase:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A connection inside one transaction, committed on success, rolled back on error."""
+        """A connection inside one transaction, committed on success, rolled back on error.
+
+        A unique key taken by another row raises AlreadyExists; an unusable database StoreError.
+        """
         try:
             with self.engine.begin() as conn:
                 yield conn
+        except sa.exc.IntegrityError as exc:
+            # Callers outside the store see the store's error, never SQLAlchemy's.
+            raise AlreadyExists(f"already stored: {exc.orig}") from exc
         except sa.exc.OperationalError as exc:
             raise StoreError(f"database error: {exc.orig}") from exc
 

@@ -132,7 +132,7 @@ class PaperStore(StoreBase):
     def save_edition(self, edition: Edition) -> Edition:
         """Store a new edition with its themes; returns it with its id.
 
-        Raises ``sqlalchemy.exc.IntegrityError`` if an edition with this key exists.
+        Raises ``AlreadyExists`` if an edition with this key exists.
         """
         now = utcnow()
         with self.transaction() as conn:

@@ -57,7 +57,7 @@ class SubscriberStore(StoreBase):
     def add_subscriber(self, subscriber: Subscriber) -> Subscriber:
         """Insert a subscriber (email already normalised); returns it with its id.
 
-        Raises ``sqlalchemy.exc.IntegrityError`` when the address is already on the list.
+        Raises ``AlreadyExists`` when the address is already on the list.
         """
         with self.transaction() as conn:
             return _insert(conn, subscriber, utcnow())
