@@ -16,6 +16,7 @@ from digest.config import EmptyEdition, Settings
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import Edition, Frequency
+from digest.periods import edition_key, local_today
 from digest.sources import Skipped, Source
 from digest.store import AlreadyExists, Store, utcnow
 from digest.themes import rank
@@ -27,7 +28,6 @@ __all__ = [
     "SourceReport",
     "build_edition",
     "collect",
-    "edition_key",
     "run",
 ]
 
@@ -92,14 +92,6 @@ def collect(store: Store, sources: Iterable[Source], day: date | None = None) ->
         event(log, "collect.done", source=source.name, fetched=entry.fetched, new=entry.new,
               merged=entry.merged, skipped=len(entry.skipped))  # fmt: skip
     return report
-
-
-def edition_key(frequency: Frequency, day: date) -> str:
-    """The unique key of the edition of ``frequency`` covering ``day``."""
-    if frequency is Frequency.WEEKLY:
-        year, week, _ = day.isocalendar()
-        return f"weekly-{year}-W{week:02d}"
-    return f"daily-{day.isoformat()}"
 
 
 def build_edition(
@@ -173,7 +165,6 @@ def run(
 ) -> RunReport:
     """Collect from the configured sources, build the edition of ``today``, deliver it."""
     from digest import delivery
-    from digest.schedule import local_today
     from digest.sources import make_source
 
     today = today or local_today(settings)

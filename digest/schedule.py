@@ -16,7 +16,6 @@ import signal
 import threading
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,7 +25,8 @@ from digest.config import ConfigError, Settings
 from digest.delivery.lease import new_holder
 from digest.errors import DigestError
 from digest.logs import event
-from digest.models import Frequency
+from digest.models import EditionStatus, Frequency
+from digest.periods import edition_key, local_day, zone
 from digest.store import Store
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "run_scheduled",
     "serve",
     "weekly_trigger",
-    "zone",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,16 +48,6 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FIRE_TIME: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
     "digest_fire_time", default=None
 )
-
-
-def zone(settings: Settings) -> ZoneInfo:
-    """The schedule's time zone; ConfigError naming DIGEST_TIMEZONE when it is unknown."""
-    try:
-        return ZoneInfo(settings.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"DIGEST_TIMEZONE: unknown time zone {settings.timezone!r} (e.g. Europe/Berlin)"
-        ) from None
 
 
 def _crontab_weekdays(field: str) -> str:
@@ -129,20 +118,8 @@ def next_runs(settings: Settings, now: datetime) -> dict[Frequency, datetime | N
     return {f: t.get_next_fire_time(None, now) for f, t in triggers(settings).items()}
 
 
-def local_day(settings: Settings, fire_time: datetime) -> date:
-    """The date the edition fired for ``fire_time`` is, in the schedule's time zone."""
-    return fire_time.astimezone(zone(settings)).date()
-
-
-def local_today(settings: Settings) -> date:
-    """Today's date in the schedule's time zone: the day every command's edition is for."""
-    return datetime.now(zone(settings)).date()
-
-
 def lock_name(frequency: Frequency, today: date) -> str:
     """The database lock of one edition: ``run:daily-2026-11-26`` or ``run:weekly-2026-W48``."""
-    from digest.pipeline import edition_key
-
     return f"run:{edition_key(frequency, today)}"
 
 
@@ -174,11 +151,11 @@ def run_scheduled(
             return None
         event(log, "run.start", frequency=str(frequency), day=day,
               fire_time=fire_time.isoformat())  # fmt: skip
-        run_id = store.start_run("schedule", pipeline.edition_key(frequency, today))
+        run_id = store.start_run("schedule", edition_key(frequency, today))
         kwargs = {}
         if stopping is not None:
             kwargs["transport"] = StoppableTransport(
-                settings, stopping, pipeline.edition_key(frequency, today)
+                settings, stopping, edition_key(frequency, today)
             )
         try:
             report = pipeline.run(settings, store, frequency=frequency, today=today, **kwargs)
@@ -323,9 +300,6 @@ class Daemon:
             event(log, "schedule.next", job=job.id, next_run=job.next_run_time.isoformat())
 
     def _unfinished(self, now: datetime) -> list[Frequency]:
-        from digest.models import EditionStatus
-        from digest.pipeline import edition_key
-
         today = now.astimezone(zone(self.settings)).date()
         found = []
         for frequency in Frequency:

@@ -13,6 +13,7 @@ from digest.cli import DEMO_SECRET_KEY, App, pass_app
 from digest.delivery.lease import new_holder
 from digest.logs import setup_logging
 from digest.models import Frequency, Subscriber
+from digest.periods import local_today, zone
 from digest.store import AlreadyExists
 from digest.tokens import generate_secret
 
@@ -81,7 +82,7 @@ def run_command(app: App, frequency: str, day: object) -> None:
     """
     settings = app.signing_settings()
     setup_logging(settings)
-    tz = schedule.zone(settings)
+    tz = zone(settings)
     # "Today" is the date in DIGEST_TIMEZONE, as for `digest serve`, not the machine's.
     fire_time = datetime.combine(day.date(), time(12), tz) if day else datetime.now(tz)  # type: ignore[attr-defined]
     report = schedule.run_scheduled(
@@ -125,7 +126,7 @@ def demo(app: App) -> None:
         settings,
         store,
         frequency=Frequency.DAILY,
-        today=schedule.local_today(settings),
+        today=local_today(settings),
         sources=[source],
     )
     _echo_run(report)

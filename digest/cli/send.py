@@ -15,7 +15,7 @@ from digest.delivery.report import BarProgress, LogProgress
 from digest.errors import DigestError
 from digest.mail.preview import make_preview_server, screenshot
 from digest.models import Edition, Message, Subscriber
-from digest.schedule import local_today
+from digest.periods import local_today
 
 # =========================================================================================
 # preview: render an edition for one subscriber; write, serve, screenshot or test-send it.

@@ -41,7 +41,8 @@ def status(app: App, limit: int, as_json: bool) -> None:
 
     Example: digest status --runs 5
     """
-    from digest.schedule import next_runs, zone
+    from digest.periods import zone
+    from digest.schedule import next_runs
 
     settings, store = app.settings, app.store
     tz = zone(settings)
