@@ -24,7 +24,9 @@ class ConfigError(DigestError):
     exit_code = 2
 
 
-class Transport(StrEnum):
+class TransportKind(StrEnum):
+    """Values of DIGEST_TRANSPORT (memory is for tests)."""
+
     FILE = "file"
     SMTP = "smtp"
     MEMORY = "memory"
@@ -142,8 +144,8 @@ class Settings(BaseSettings):
     )
 
     # --- delivery ---
-    transport: Transport = Field(
-        Transport.FILE, description="How mail leaves: file (outbox) or smtp"
+    transport: TransportKind = Field(
+        TransportKind.FILE, description="How mail leaves: file (outbox) or smtp"
     )
     outbox: Path = Field(
         Path("outbox"), description="Folder the file transport writes .eml files to"

@@ -8,6 +8,7 @@ ledger has one row per (edition, subscriber); running twice in a period sends no
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -162,8 +163,12 @@ def run(
     today: date | None = None,
     sources: Iterable[Source] | None = None,
     transport: object | None = None,
+    stopping: threading.Event | None = None,
 ) -> RunReport:
-    """Collect from the configured sources, build the edition of ``today``, deliver it."""
+    """Collect from the configured sources, build the edition of ``today``, deliver it.
+
+    ``stopping`` is the stop hook of the transport made for the delivery (set on SIGTERM).
+    """
     from digest import delivery
     from digest.sources import make_source
 
@@ -176,5 +181,7 @@ def run(
           edition=edition.key if edition else None, reason=reason)  # fmt: skip
     report = RunReport(collect=collected, edition=edition, reason=reason)
     if edition is not None:
-        report.delivery = delivery.send_edition(store, edition, settings, transport=transport)
+        report.delivery = delivery.send_edition(
+            store, edition, settings, transport=transport, stopping=stopping
+        )
     return report

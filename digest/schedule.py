@@ -152,13 +152,10 @@ def run_scheduled(
         event(log, "run.start", frequency=str(frequency), day=day,
               fire_time=fire_time.isoformat())  # fmt: skip
         run_id = store.start_run("schedule", edition_key(frequency, today))
-        kwargs = {}
-        if stopping is not None:
-            kwargs["transport"] = StoppableTransport(
-                settings, stopping, edition_key(frequency, today)
-            )
         try:
-            report = pipeline.run(settings, store, frequency=frequency, today=today, **kwargs)
+            report = pipeline.run(
+                settings, store, frequency=frequency, today=today, stopping=stopping
+            )
         except Exception as exc:
             store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
             raise
@@ -184,50 +181,6 @@ def describe(report: object) -> tuple[str, str]:
     if paused:
         return "paused", f"{paused if isinstance(paused, str) else 'paused'}; {detail}"[:500]
     return ("ok" if getattr(report, "ok", True) else "failed"), detail[:500]
-
-
-class StoppableTransport:
-    """The configured transport, refusing new messages once the daemon is stopping.
-
-    A refused message raises ConnectionFailure before anything reaches the server, which the
-    delivery loop answers by putting the row back in the queue and, after a few, pausing the
-    run: the messages in flight finish, the rest wait for the next run. (pipeline.run owns the
-    event loop the messages are sent from; the inner transport is closed inside that loop,
-    when asyncio.run cancels the guard task at its end.)
-    """
-
-    def __init__(self, settings: Settings, stopping: threading.Event, edition_key: str) -> None:
-        from digest.delivery.transports import make_transport
-
-        self._inner = make_transport(settings, edition_key=edition_key)
-        self._stopping = stopping
-        self._guard: asyncio.Task | None = None
-        self._closed = False
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)  # concurrency, message_timeout, ...
-
-    async def send(self, message: object) -> None:
-        """Send through the inner transport unless the daemon is stopping."""
-        from digest.delivery.transports import ConnectionFailure
-
-        if self._guard is None:
-            self._guard = asyncio.get_running_loop().create_task(self._close_at_loop_end())
-        if self._stopping.is_set():
-            raise ConnectionFailure("digest serve is stopping (SIGTERM); the rest stays queued")
-        await self._inner.send(message)
-
-    async def _close_at_loop_end(self) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the inner transport (also done when the sending loop ends)."""
-        if not self._closed:
-            self._closed = True
-            await self._inner.aclose()
 
 
 class _FireTimeExecutor(AsyncIOExecutor):

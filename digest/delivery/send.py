@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from datetime import timedelta
@@ -109,8 +110,7 @@ async def deliver(
 
 def _stale_after(settings: Settings, transport: Transport) -> timedelta:
     """How old a ``sending`` row must be before a worker may call it crashed."""
-    per_message = getattr(transport, "message_timeout", settings.smtp_timeout * 4)
-    return timedelta(seconds=2 * per_message + 60)
+    return timedelta(seconds=2 * transport.message_timeout + 60)
 
 
 def _queue(store: Store, edition: Edition) -> int:
@@ -159,7 +159,7 @@ async def _run(
     progress.start(waiting)
 
     limiter = limiter_for(settings, store)
-    concurrency = max(1, int(getattr(transport, "concurrency", 1)))
+    concurrency = max(1, transport.concurrency)
     if settings.smtp_rate:  # claim no more than ~30 s of work at a time when rate-limited
         batch_size = max(concurrency, min(batch_size, int(settings.smtp_rate * 30)))
     work: asyncio.Queue[Claim | None] = asyncio.Queue()
@@ -300,7 +300,7 @@ async def _run(
 
     waiting, sending, _ = store.open_deliveries(eid)
     # Other workers' last messages: wait for them so one of us can mark the edition sent.
-    deadline = time.monotonic() + getattr(transport, "message_timeout", settings.smtp_timeout)
+    deadline = time.monotonic() + transport.message_timeout
     while worker and not report.paused and waiting == 0 and sending:
         if time.monotonic() > deadline:
             break
@@ -357,12 +357,16 @@ def send_edition(
     settings: Settings,
     *,
     transport: Transport | None = None,
+    stopping: threading.Event | None = None,
     **kwargs: Any,
 ) -> DeliveryReport:
-    """Blocking wrapper of ``deliver``: makes the configured transport and closes it after."""
+    """Blocking wrapper of ``deliver``: makes the configured transport and closes it after.
+
+    ``stopping`` is the made transport's stop hook: once set, no new message starts.
+    """
 
     async def main() -> DeliveryReport:
-        tx = transport or make_transport(settings, edition_key=edition.key)
+        tx = transport or make_transport(settings, edition_key=edition.key, stopping=stopping)
         try:
             return await deliver(store, edition, settings, transport=tx, **kwargs)
         finally:
