@@ -12,16 +12,21 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from digest.config import EmptyEdition, Settings
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import Edition, Frequency
-from digest.periods import edition_key, local_today
+from digest.periods import edition_key, local_day, local_today
 from digest.sources import Skipped, Source
 from digest.store import AlreadyExists, Store, utcnow
 from digest.themes import rank
 from digest.themes.embeddings import load_embedder
+
+if TYPE_CHECKING:  # delivery loads rendering and SMTP: only a run that sends imports it
+    from digest.delivery.report import DeliveryReport
+    from digest.delivery.transports import Transport
 
 __all__ = [
     "CollectReport",
@@ -29,7 +34,10 @@ __all__ = [
     "SourceReport",
     "build_edition",
     "collect",
+    "describe",
+    "lock_name",
     "run",
+    "run_scheduled",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,14 +153,14 @@ class RunReport:
     collect: CollectReport
     edition: Edition | None
     reason: str
-    delivery: object | None = None  # digest.delivery.DeliveryReport
+    delivery: DeliveryReport | None = None
 
     @property
     def ok(self) -> bool:
         """True unless a delivery failed or every source failed."""
         if self.collect.sources and len(self.collect.failed) == len(self.collect.sources):
             return False
-        return getattr(self.delivery, "ok", True)
+        return self.delivery.ok if self.delivery else True
 
 
 def run(
@@ -162,7 +170,7 @@ def run(
     frequency: Frequency = Frequency.DAILY,
     today: date | None = None,
     sources: Iterable[Source] | None = None,
-    transport: object | None = None,
+    transport: Transport | None = None,
     stopping: threading.Event | None = None,
 ) -> RunReport:
     """Collect from the configured sources, build the edition of ``today``, deliver it.
@@ -185,3 +193,61 @@ def run(
             store, edition, settings, transport=transport, stopping=stopping
         )
     return report
+
+
+def lock_name(frequency: Frequency, today: date) -> str:
+    """The database lock of one edition: ``run:daily-2026-11-26`` or ``run:weekly-2026-W48``."""
+    return f"run:{edition_key(frequency, today)}"
+
+
+def run_scheduled(
+    settings: Settings,
+    store: Store,
+    frequency: Frequency,
+    fire_time: datetime,
+    *,
+    holder: str,
+    stopping: threading.Event | None = None,
+) -> RunReport | None:
+    """Run the edition ``fire_time`` is for, unless another process holds its lock.
+
+    Returns the pipeline's RunReport, or None when the run was skipped. ``today`` is the local
+    date of the fire time (not of "now"), so a run that starts late still makes the right
+    edition. Once ``stopping`` is set no new message starts: the run pauses, the rest stays
+    queued for the next run.
+    """
+    today = local_day(settings, fire_time)
+    name = lock_name(frequency, today)
+    day = today.isoformat()
+    with store.run_lock(name, holder) as taken:
+        if not taken:
+            event(log, "run.skipped", frequency=str(frequency), day=day,
+                  reason="another scheduler holds the lock", lock=name)  # fmt: skip
+            return None
+        event(log, "run.start", frequency=str(frequency), day=day,
+              fire_time=fire_time.isoformat())  # fmt: skip
+        run_id = store.start_run("schedule", edition_key(frequency, today))
+        try:
+            report = run(settings, store, frequency=frequency, today=today, stopping=stopping)
+        except Exception as exc:
+            store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        outcome, detail = describe(report)
+        if outcome == "paused" and stopping is not None and stopping.is_set():
+            summary = report.delivery.summary() if report.delivery else ""
+            detail = f"digest serve was stopping (SIGTERM); the rest stays queued; {summary}"
+        store.finish_run(run_id, outcome, detail)
+        event(log, "run.finished", frequency=str(frequency), day=day, outcome=outcome,
+              detail=detail)  # fmt: skip
+        return report
+
+
+def describe(report: RunReport) -> tuple[str, str]:
+    """A RunReport as the runs table's (outcome, one-line detail): ok, nothing, paused, failed."""
+    if report.edition is None:
+        return ("nothing" if report.ok else "failed"), report.reason
+    summary = report.delivery.summary() if report.delivery else ""
+    detail = "; ".join(part for part in (report.reason, summary) if part)
+    if report.delivery and report.delivery.paused:
+        return "paused", f"{report.delivery.paused}; {detail}"[:500]
+    return ("ok" if report.ok else "failed"), detail[:500]

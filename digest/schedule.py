@@ -15,7 +15,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,16 +26,15 @@ from digest.delivery.lease import new_holder
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import EditionStatus, Frequency
-from digest.periods import edition_key, local_day, zone
+from digest.periods import edition_key, zone
+from digest.pipeline import RunReport, run_scheduled
 from digest.store import Store
 
 __all__ = [
     "Daemon",
     "build_scheduler",
     "daily_trigger",
-    "lock_name",
     "next_runs",
-    "run_scheduled",
     "serve",
     "weekly_trigger",
 ]
@@ -118,71 +117,6 @@ def next_runs(settings: Settings, now: datetime) -> dict[Frequency, datetime | N
     return {f: t.get_next_fire_time(None, now) for f, t in triggers(settings).items()}
 
 
-def lock_name(frequency: Frequency, today: date) -> str:
-    """The database lock of one edition: ``run:daily-2026-11-26`` or ``run:weekly-2026-W48``."""
-    return f"run:{edition_key(frequency, today)}"
-
-
-def run_scheduled(
-    settings: Settings,
-    store: Store,
-    frequency: Frequency,
-    fire_time: datetime,
-    *,
-    holder: str,
-    stopping: threading.Event | None = None,
-) -> object | None:
-    """Run the edition ``fire_time`` is for, unless another process holds its lock.
-
-    Returns the pipeline's RunReport, or None when the run was skipped. ``today`` is the local
-    date of the fire time (not of "now"), so a run that starts late still makes the right
-    edition. Once ``stopping`` is set no new message starts: the run pauses, the rest stays
-    queued for the next run.
-    """
-    from digest import pipeline
-
-    today = local_day(settings, fire_time)
-    name = lock_name(frequency, today)
-    day = today.isoformat()
-    with store.run_lock(name, holder) as taken:
-        if not taken:
-            event(log, "run.skipped", frequency=str(frequency), day=day,
-                  reason="another scheduler holds the lock", lock=name)  # fmt: skip
-            return None
-        event(log, "run.start", frequency=str(frequency), day=day,
-              fire_time=fire_time.isoformat())  # fmt: skip
-        run_id = store.start_run("schedule", edition_key(frequency, today))
-        try:
-            report = pipeline.run(
-                settings, store, frequency=frequency, today=today, stopping=stopping
-            )
-        except Exception as exc:
-            store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
-            raise
-        outcome, detail = describe(report)
-        if outcome == "paused" and stopping is not None and stopping.is_set():
-            summary = getattr(report.delivery, "summary", lambda: "")()
-            detail = f"digest serve was stopping (SIGTERM); the rest stays queued; {summary}"
-        store.finish_run(run_id, outcome, detail)
-        event(log, "run.finished", frequency=str(frequency), day=day, outcome=outcome,
-              detail=detail)  # fmt: skip
-        return report
-
-
-def describe(report: object) -> tuple[str, str]:
-    """A RunReport as the runs table's (outcome, one-line detail): ok, nothing, paused, failed."""
-    delivery = getattr(report, "delivery", None)
-    reason = str(getattr(report, "reason", ""))
-    if getattr(report, "edition", None) is None:
-        return ("nothing" if getattr(report, "ok", True) else "failed"), reason
-    summary = delivery.summary() if hasattr(delivery, "summary") else ""
-    detail = "; ".join(part for part in (reason, summary) if part)
-    paused = getattr(delivery, "paused", None)
-    if paused:
-        return "paused", f"{paused if isinstance(paused, str) else 'paused'}; {detail}"[:500]
-    return ("ok" if getattr(report, "ok", True) else "failed"), detail[:500]
-
-
 class _FireTimeExecutor(AsyncIOExecutor):
     """AsyncIOExecutor that tells the job which scheduled time it runs for.
 
@@ -214,7 +148,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.scheduler = build_scheduler(settings, self._job)
 
-    def _run_pipeline(self, frequency: Frequency, fire_time: datetime) -> object:
+    def _run_pipeline(self, frequency: Frequency, fire_time: datetime) -> RunReport | None:
         return run_scheduled(
             self.settings, self.store, frequency, fire_time, holder=self.holder,
             stopping=self.stopping,
@@ -334,7 +268,11 @@ async def serve(settings: Settings, store: Store, *, web: bool = False) -> None:
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    server = _web_server(settings, store) if web else None
+    server = None
+    if web:
+        from digest.web.server import make_server  # uvicorn loads only with --web
+
+        server = make_server(settings, store, handle_signals=False)
     web_task = asyncio.create_task(server.serve()) if server else None
     if server and web_task:
         # Bind the port before the first run can start: a port in use ends the process here.
@@ -368,25 +306,3 @@ def _on_signal(loop: asyncio.AbstractEventLoop, sig: signal.Signals, stop: async
     for each in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(each)
     stop.set()
-
-
-def _web_server(settings: Settings, store: Store):  # noqa: ANN202 - uvicorn is imported lazily
-    import uvicorn
-
-    from digest.web import create_app
-
-    class _Server(uvicorn.Server):
-        # serve() owns SIGTERM/SIGINT: uvicorn must not install its own handlers.
-        def capture_signals(self):  # noqa: ANN202
-            import contextlib
-
-            return contextlib.nullcontext()
-
-    config = uvicorn.Config(
-        create_app(settings, store),
-        host=settings.web_host,
-        port=settings.web_port,
-        log_config=None,  # our handler formats and redacts uvicorn's records too
-        lifespan="auto",
-    )
-    return _Server(config)

@@ -91,9 +91,9 @@ def cli(ctx: click.Context) -> None:
 
 
 def _attach_commands() -> None:
-    from digest.cli import collect, core, send, serve, subscribers, themes
+    from digest.cli import collect, core, send, serve, status, subscribers, themes, web
 
-    for module in (core, collect, themes, send, subscribers, serve):
+    for module in (core, collect, themes, send, subscribers, web, serve, status):
         module.register(cli)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from digest import pipeline, schedule
+from digest import pipeline
 from digest.cli import DEMO_SECRET_KEY, App, pass_app
 from digest.delivery.lease import new_holder
 from digest.logs import setup_logging
@@ -85,7 +85,7 @@ def run_command(app: App, frequency: str, day: object) -> None:
     tz = zone(settings)
     # "Today" is the date in DIGEST_TIMEZONE, as for `digest serve`, not the machine's.
     fire_time = datetime.combine(day.date(), time(12), tz) if day else datetime.now(tz)  # type: ignore[attr-defined]
-    report = schedule.run_scheduled(
+    report = pipeline.run_scheduled(
         settings, app.store, Frequency(frequency), fire_time, holder=new_holder()
     )
     if report is None:
