@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.delivery.report import LogProgress
+from digest.cli.progress import LogProgress
 from digest.models import DeliveryStatus
 from digest.store import Store
 from tests.conftest import TEST_SECRET

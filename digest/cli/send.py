@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from digest.cli import App, pass_app
-from digest.delivery.report import BarProgress, LogProgress
+from digest.cli.progress import BarProgress, LogProgress
 from digest.errors import DigestError
 from digest.mail.preview import make_preview_server, screenshot
 from digest.models import Edition, Message, Subscriber
