@@ -32,15 +32,21 @@ if TYPE_CHECKING:
 __all__ = [
     "ImportReport",
     "add",
+    "can_pause",
+    "can_resume",
     "delete",
     "email_hash",
+    "erase",
     "export",
     "import_csv",
     "known_topics",
     "normalize_email",
+    "parse_frequency",
+    "pause",
     "remove",
     "request_subscription",
     "resolve_topics",
+    "resume",
     "send_confirmation",
     "split_list",
 ]
@@ -238,9 +244,43 @@ def delete(store: Store, secret_key: str, email: str) -> bool:
     if subscriber is None:
         store.suppress(digest_, "deleted")
         return False
-    store.delete_subscriber(subscriber.id, digest_)
+    erase(store, secret_key, subscriber)
     event(log, "subscriber.deleted", subscriber=subscriber.id)
     return True
+
+
+def erase(store: Store, secret_key: str, subscriber: Subscriber) -> None:
+    """Wipe ``subscriber``'s data, keeping only the salted hash on the suppression list."""
+    store.delete_subscriber(subscriber.id, email_hash(secret_key, subscriber.email))  # type: ignore[arg-type]
+
+
+def can_pause(subscriber: Subscriber) -> bool:
+    """Only an active subscriber can pause."""
+    return subscriber.status is SubscriberStatus.ACTIVE
+
+
+def can_resume(subscriber: Subscriber) -> bool:
+    """A paused or unsubscribed subscriber who once confirmed the address can come back."""
+    return (
+        subscriber.status in (SubscriberStatus.PAUSED, SubscriberStatus.UNSUBSCRIBED)
+        and subscriber.confirmed_at is not None
+    )
+
+
+def pause(store: Store, subscriber_id: int) -> bool:
+    """Pause an active subscriber (no emails until they resume); True if it changed."""
+    return store.change_status(
+        subscriber_id, SubscriberStatus.PAUSED, expect=[SubscriberStatus.ACTIVE]
+    )
+
+
+def resume(store: Store, subscriber: Subscriber) -> bool:
+    """Make a paused or unsubscribed, once-confirmed subscriber active again; True if it changed."""
+    return subscriber.confirmed_at is not None and store.change_status(
+        subscriber.id,  # type: ignore[arg-type]
+        SubscriberStatus.ACTIVE,
+        expect=[SubscriberStatus.PAUSED, SubscriberStatus.UNSUBSCRIBED],
+    )
 
 
 # --- import and export -------------------------------------------------------------------------

@@ -14,9 +14,19 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
+from digest.config import ConfigError
 from digest.errors import DigestError
 
-__all__ = ["Purpose", "Signer", "TokenError", "TokenExpired", "generate_secret"]
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "Purpose",
+    "Signer",
+    "TokenData",
+    "TokenError",
+    "TokenExpired",
+    "generate_secret",
+    "require_secret",
+]
 
 MIN_SECRET_LENGTH = 32
 
@@ -59,12 +69,21 @@ def generate_secret() -> str:
     return secrets.token_urlsafe(48)
 
 
+def require_secret(secret_key: str) -> str:
+    """``secret_key`` when it is long enough to sign links; ConfigError naming the setting.
+
+    The one place the rule lives: the CLI, the web app and the Signer all ask here.
+    """
+    if len(secret_key) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"DIGEST_SECRET_KEY: must have at least {MIN_SECRET_LENGTH} characters")
+    return secret_key
+
+
 class Signer:
     """Makes and checks tokens with one secret key."""
 
     def __init__(self, secret_key: str) -> None:
-        if len(secret_key) < MIN_SECRET_LENGTH:
-            raise ValueError(f"secret key must have at least {MIN_SECRET_LENGTH} characters")
+        require_secret(secret_key)
         self._timed = {
             p: URLSafeTimedSerializer(secret_key, salt=f"digest.{p}") for p in Purpose if MAX_AGE[p]
         }

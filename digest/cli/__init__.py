@@ -14,7 +14,7 @@ import click
 from digest.config import ConfigError, Settings, load_settings
 from digest.errors import DigestError
 from digest.store import Store
-from digest.tokens import MIN_SECRET_LENGTH
+from digest.tokens import require_secret
 
 # The meta key under which `digest demo` keeps the secret it generated.
 DEMO_SECRET_KEY = "demo_secret_key"  # noqa: S105 - the name of a meta row, not a secret
@@ -46,10 +46,7 @@ class App:
         Raises ConfigError when neither exists, since every email link must be signed.
         """
         if self.settings.secret_key:
-            if len(self.settings.secret_key) < MIN_SECRET_LENGTH:
-                raise ConfigError(
-                    f"DIGEST_SECRET_KEY: must have at least {MIN_SECRET_LENGTH} characters"
-                )
+            require_secret(self.settings.secret_key)
             return self.settings
         kept = self.store.get_meta(DEMO_SECRET_KEY)
         if kept is None:

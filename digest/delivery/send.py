@@ -22,7 +22,7 @@ from digest.config import Settings
 from digest.delivery.contents import Contents
 from digest.delivery.lease import new_holder, send_lease
 from digest.delivery.report import DeliveryReport, NoProgress, Progress
-from digest.delivery.throttle import limiter_for
+from digest.delivery.throttle import throttle_for
 from digest.delivery.transports import (
     ConnectionFailure,
     PermanentFailure,
@@ -158,7 +158,7 @@ async def _run(
     event(log, "send.start", edition=edition.key, queued_new=queued, waiting=waiting)
     progress.start(waiting)
 
-    limiter = limiter_for(settings, store)
+    limiter = throttle_for(settings, store)
     concurrency = max(1, transport.concurrency)
     if settings.smtp_rate:  # claim no more than ~30 s of work at a time when rate-limited
         batch_size = max(concurrency, min(batch_size, int(settings.smtp_rate * 30)))

@@ -30,7 +30,7 @@ __all__ = [
     "PAGE_CSP",
     "CsrfGuard",
     "GuardMiddleware",
-    "RateLimiter",
+    "ClientLimiter",
 ]
 
 # The web app's records keep the logger name "digest.web" wherever the code lives, so log
@@ -61,7 +61,7 @@ SECURITY_HEADERS = {
 }
 
 
-class RateLimiter:
+class ClientLimiter:
     """A sliding-window counter per client: at most ``limit`` hits in ``window`` seconds.
 
     Kept in memory: `digest web` is one process, and a restart forgetting the counts is fine.
