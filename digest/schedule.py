@@ -124,7 +124,7 @@ class _FireTimeExecutor(AsyncIOExecutor):
     around the submission hands the (coalesced) fire time to exactly that run.
     """
 
-    def _do_submit_job(self, job, run_times):  # noqa: ANN001 - APScheduler's signature
+    def _do_submit_job(self, job, run_times):  # APScheduler's signature, untyped there
         token = _FIRE_TIME.set(run_times[-1])
         try:
             super()._do_submit_job(job, run_times)

@@ -24,6 +24,7 @@ from digest.errors import DigestError
 from digest.logs import event
 from digest.models import Frequency, Message, Subscriber, SubscriberStatus
 from digest.store import AlreadyExists
+from digest.themes.taxonomy import load_taxonomy
 
 if TYPE_CHECKING:
     from digest.config import Settings
@@ -106,8 +107,6 @@ def split_list(text: str | None) -> list[str]:
 
 def known_topics(settings: Settings) -> list[str]:
     """The topic names subscribers can choose, from the taxonomy file."""
-    from digest.themes.taxonomy import load_taxonomy
-
     return list(load_taxonomy(settings.taxonomy_file).topics)
 
 

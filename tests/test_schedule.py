@@ -234,7 +234,7 @@ class FakeClock:
 
         class _DateTime(datetime):
             @classmethod
-            def now(cls, tz=None):  # noqa: ANN001
+            def now(cls, tz=None):
                 return clock.now.astimezone(tz) if tz else clock.now
 
         self.datetime = _DateTime
@@ -475,7 +475,7 @@ def _postgres() -> Store:
     try:
         with store.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
     return store
 

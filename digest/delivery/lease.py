@@ -21,7 +21,7 @@ from digest.store import Store
 
 __all__ = ["LEASE", "LEASE_TTL", "new_holder", "send_lease", "take_lease"]
 
-log = logging.getLogger("digest.delivery")  # its events belong to the send log
+log = logging.getLogger(__name__)
 
 LEASE = "send"
 LEASE_TTL = timedelta(minutes=2)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Throttle", "throttle_for"]
 
-log = logging.getLogger("digest.delivery")  # its events belong to the send log
+log = logging.getLogger(__name__)
 
 
 class Throttle:

@@ -27,7 +27,9 @@ from digest.models import (
     Selection,
     Subscriber,
 )
+from digest.themes.rank import select
 from digest.themes.rank import signals as rank_signals
+from digest.themes.taxonomy import load_taxonomy
 from digest.tokens import Purpose, Signer
 
 __all__ = [
@@ -159,16 +161,10 @@ def full_selection(edition: Edition, max_papers: int | None = None) -> Selection
 
 
 def select_for(edition: Edition, subscriber: Subscriber, settings: Settings) -> Selection:
-    """What ``subscriber`` gets of ``edition``: digest.rank.select when present, else all papers.
+    """What ``subscriber`` gets of ``edition`` now, as digest.themes.rank.select chooses it.
 
-    Used by previews; delivery calls digest.rank itself.
+    Used by previews; delivery calls digest.themes.rank itself.
     """
-    limit = subscriber.max_papers or settings.max_papers
-    try:
-        from digest.themes.rank import select
-        from digest.themes.taxonomy import load_taxonomy
-    except ImportError:  # ranking not installed yet: every paper, up to the limit
-        return full_selection(edition, limit)
     taxonomy = load_taxonomy(settings.taxonomy_file)
     now = datetime.now(UTC)
     return select(edition, subscriber, taxonomy=taxonomy, default_max=settings.max_papers, now=now)

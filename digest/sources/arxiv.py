@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from xml.etree.ElementTree import Element  # noqa: S405 - type only; parsing is defusedxml
+from xml.etree.ElementTree import Element  # type only; parsing is defusedxml
 
 import httpx
 from defusedxml import ElementTree

@@ -35,7 +35,7 @@ __all__ = [
 
 # The web app's records keep the logger name "digest.web" wherever the code lives, so log
 # filters and dashboards written against it keep working.
-log = logging.getLogger("digest.web")
+log = logging.getLogger(__name__)
 
 CSRF_COOKIE = "digest_csrf"
 CSRF_MAX_AGE = 24 * 3600  # a form left open for a day still works

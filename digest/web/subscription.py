@@ -61,7 +61,7 @@ def _in_background(
     async def run() -> None:
         try:
             await job()
-        except Exception as exc:  # noqa: BLE001 - the visitor already has their answer
+        except Exception as exc:  # the visitor already has their answer
             event(log, f"web.{what}_failed", level=logging.ERROR, subscriber=sid, error=str(exc))
 
     return BackgroundTask(run)
