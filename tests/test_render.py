@@ -14,7 +14,8 @@ import pytest
 
 from digest.config import load_settings
 from digest.errors import DigestError
-from digest.mail.render import Renderer, format_authors, full_selection, shorten, summarize
+from digest.mail.render import Renderer, full_selection
+from digest.mail.text import format_authors, shorten, summarize
 from digest.models import (
     Edition,
     Frequency,
