@@ -5,15 +5,12 @@ rows on its own.
 """
 
 from digest.subscribers.lifecycle import (
-    ImportReport,
     add,
     can_pause,
     can_resume,
     delete,
     email_hash,
     erase,
-    export,
-    import_csv,
     known_topics,
     normalize_email,
     parse_frequency,
@@ -25,6 +22,7 @@ from digest.subscribers.lifecycle import (
     send_confirmation,
     split_list,
 )
+from digest.subscribers.transfer import ImportReport, export, import_csv
 
 __all__ = [
     "ImportReport",
