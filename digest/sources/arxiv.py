@@ -22,7 +22,7 @@ from defusedxml.common import DefusedXmlException
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.models import Paper, normalize_arxiv_id
-from digest.sources import Skipped, SourceResult
+from digest.sources.base import Skipped, SourceResult
 from digest.sources.http import PoliteClient
 from digest.sources.normalize import clean_abstract, clean_title, dedupe
 
