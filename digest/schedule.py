@@ -22,13 +22,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from digest.config import ConfigError, Settings
-from digest.delivery.lease import new_holder
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import EditionStatus, Frequency
 from digest.periods import edition_key, zone
 from digest.pipeline import RunReport, run_scheduled
-from digest.store import Store
+from digest.store import Store, new_holder
 
 __all__ = [
     "Daemon",

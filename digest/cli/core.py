@@ -10,11 +10,10 @@ import click
 
 from digest import pipeline
 from digest.cli import DEMO_SECRET_KEY, App, pass_app
-from digest.delivery.lease import new_holder
 from digest.logs import setup_logging
 from digest.models import Frequency, Subscriber
 from digest.periods import local_today, zone
-from digest.store import AlreadyExists
+from digest.store import AlreadyExists, new_holder
 from digest.tokens import generate_secret
 
 # Three example readers with different interests, so the demo shows personalisation.

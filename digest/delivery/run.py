@@ -19,7 +19,6 @@ from typing import Any
 
 from digest.config import Settings
 from digest.delivery.contents import Contents
-from digest.delivery.lease import new_holder
 from digest.delivery.report import DeliveryReport, Progress
 from digest.delivery.throttle import throttle_for
 from digest.delivery.transports import (
@@ -33,7 +32,7 @@ from digest.delivery.transports import (
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import DeliveryStatus, Edition, EditionStatus, Message, SubscriberStatus
-from digest.store import Store, utcnow
+from digest.store import Store, new_holder, utcnow
 from digest.store.deliveries import Claim, SendLedger
 
 __all__ = ["SendOptions", "SendRun", "batched"]

@@ -1,10 +1,10 @@
-"""The connection to the database: engine, migrations, transactions, leases, small facts."""
+"""The connection to the database: engine, migrations, transactions, small facts."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import resources
 from typing import TypeVar
 
@@ -122,39 +122,6 @@ class StoreBase:
         with self.transaction() as conn:
             conn.execute(sa.delete(schema.meta).where(schema.meta.c.key == key))
             conn.execute(sa.insert(schema.meta).values(key=key, value=value))
-
-    # --- leases ---
-
-    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
-        """Take (or renew) the named lease for ``holder`` unless another holder's is unexpired.
-
-        Works the same on SQLite and PostgreSQL: the row is the lock, and the conditional
-        UPDATE/INSERT inside one transaction decides who gets it.
-        """
-        now = utcnow()
-        t = schema.locks
-        with self.transaction() as conn:
-            taken = conn.execute(
-                sa.update(t)
-                .where(t.c.name == name, sa.or_(t.c.holder == holder, t.c.expires_at < now))
-                .values(holder=holder, expires_at=now + ttl)
-            ).rowcount
-            if taken:
-                return True
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        sa.insert(t).values(name=name, holder=holder, expires_at=now + ttl)
-                    )
-            except sa.exc.IntegrityError:
-                return False
-            return True
-
-    def release_lease(self, name: str, holder: str) -> None:
-        """Give up the named lease if ``holder`` has it."""
-        t = schema.locks
-        with self.transaction() as conn:
-            conn.execute(sa.delete(t).where(t.c.name == name, t.c.holder == holder))
 
 
 def _redact(url: str) -> str:

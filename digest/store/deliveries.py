@@ -354,9 +354,3 @@ class DeliveryStore(StoreBase):
         )
         with self.transaction() as conn:
             return sorted(conn.scalars(query))
-
-    def lease_holder(self, name: str) -> str | None:
-        """Who holds the named lease now (expired or not), or None."""
-        t = schema.locks
-        with self.transaction() as conn:
-            return conn.scalar(sa.select(t.c.holder).where(t.c.name == name))
