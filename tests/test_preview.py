@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import App, cli
-from digest.cli.send import preview_server
+from digest.cli.preview import preview_server
 from digest.models import Subscriber
 from digest.store import Store
 from digest.tokens import Purpose, Signer
