@@ -15,7 +15,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from digest.errors import DigestError
 
-__all__ = ["ConfigError", "Settings", "env_example", "load_settings", "settings_table"]
+__all__ = [
+    "ConfigError",
+    "EmptyEdition",
+    "LogFormat",
+    "Settings",
+    "SmtpSecurity",
+    "TransportKind",
+    "env_example",
+    "load_settings",
+    "settings_table",
+]
 
 
 class ConfigError(DigestError):

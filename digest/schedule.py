@@ -35,6 +35,7 @@ __all__ = [
     "daily_trigger",
     "next_runs",
     "serve",
+    "triggers",
     "weekly_trigger",
 ]
 

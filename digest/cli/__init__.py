@@ -19,7 +19,7 @@ from digest.tokens import require_secret
 # The meta key under which `digest demo` keeps the secret it generated.
 DEMO_SECRET_KEY = "demo_secret_key"  # noqa: S105 - the name of a meta row, not a secret
 
-__all__ = ["App", "cli", "main", "pass_app"]
+__all__ = ["App", "DEMO_SECRET_KEY", "DigestGroup", "cli", "main", "pass_app"]
 
 
 class App:
@@ -88,9 +88,9 @@ def cli(ctx: click.Context) -> None:
 
 
 def _attach_commands() -> None:
-    from digest.cli import collect, core, send, serve, status, subscribers, themes, web
+    from digest.cli import collect, core, preview, send, serve, status, subscribers, themes, web
 
-    for module in (core, collect, themes, send, subscribers, web, serve, status):
+    for module in (core, collect, themes, preview, send, subscribers, web, serve, status):
         module.register(cli)
 
 

@@ -16,6 +16,8 @@ from digest.periods import local_today, zone
 from digest.store import AlreadyExists, new_holder
 from digest.tokens import generate_secret
 
+__all__ = ["DEMO_SUBSCRIBERS", "demo", "example_papers_path", "init", "register", "run_command"]
+
 # Three example readers with different interests, so the demo shows personalisation.
 DEMO_SUBSCRIBERS = (
     Subscriber(email="ada@example.org", topics=("Language models",)),

@@ -8,6 +8,8 @@ import click
 
 from digest.cli import App, pass_app
 
+__all__ = ["register", "serve"]
+
 
 @click.command()
 @click.option("--web", is_flag=True, help="Also serve the web app (subscribe, archive) here.")

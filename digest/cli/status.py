@@ -9,6 +9,8 @@ import click
 
 from digest.cli import App, pass_app
 
+__all__ = ["register", "status"]
+
 
 @click.command()
 @click.option("--runs", "limit", default=10, show_default=True, help="How many runs to list.")

@@ -12,6 +12,8 @@ from digest import subscribers as subs
 from digest.cli import App, pass_app
 from digest.models import Frequency, Subscriber, SubscriberStatus
 
+__all__ = ["register", "subscribers_group"]
+
 FREQUENCY = click.Choice([f.value for f in Frequency])
 
 

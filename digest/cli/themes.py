@@ -14,6 +14,8 @@ from digest.sources.jsonfile import load_papers
 from digest.themes.embeddings import load_embedder
 from digest.themes.rank import order_themes, trending_score
 
+__all__ = ["register", "themes"]
+
 SHOWN_SKIPS = 10
 
 

@@ -6,6 +6,8 @@ import click
 
 from digest.cli import App, pass_app
 
+__all__ = ["register", "web"]
+
 
 @click.command("web")
 @click.option("--host", help="Address to listen on (default: DIGEST_WEB_HOST).")

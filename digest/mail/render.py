@@ -32,13 +32,7 @@ from digest.themes.rank import signals as rank_signals
 from digest.themes.taxonomy import load_taxonomy
 from digest.tokens import Purpose, Signer
 
-__all__ = [
-    "PaperView",
-    "PreparedMessage",
-    "Renderer",
-    "full_selection",
-    "select_for",
-]
+__all__ = ["Brand", "PaperView", "PreparedMessage", "Renderer", "full_selection", "select_for"]
 
 UNSUBSCRIBE_SLOT = "DIGEST-SLOT-UNSUBSCRIBE-URL-7c1d"
 PREFERENCES_SLOT = "DIGEST-SLOT-PREFERENCES-URL-7c1d"

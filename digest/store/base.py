@@ -14,6 +14,8 @@ from sqlalchemy.engine import Connection, Engine
 from digest.errors import DigestError
 from digest.store import schema
 
+__all__ = ["AlreadyExists", "StoreBase", "StoreError", "in_chunks", "utcnow"]
+
 T = TypeVar("T")
 
 

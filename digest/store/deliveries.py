@@ -14,6 +14,8 @@ from digest.store import schema
 from digest.store.base import StoreBase, StoreError, utcnow
 from digest.store.subscribers import _row_to_subscriber
 
+__all__ = ["Claim", "DeliveryStore", "SendLedger"]
+
 _OPEN = (str(DeliveryStatus.QUEUED), str(DeliveryStatus.DEFERRED))
 
 

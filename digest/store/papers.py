@@ -14,6 +14,8 @@ from digest.models import Edition, EditionStatus, Frequency, Paper, Theme
 from digest.store import schema
 from digest.store.base import StoreBase, in_chunks, utcnow
 
+__all__ = ["PaperStore", "UpsertResult"]
+
 # Fields a later source may fill in or refresh; identity and first_seen_at never change.
 _MERGED_FIELDS = (
     "title", "abstract", "authors", "published_at", "upvotes", "comments", "ai_summary",

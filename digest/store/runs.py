@@ -7,6 +7,8 @@ import sqlalchemy as sa
 from digest.store import schema
 from digest.store.base import StoreBase, utcnow
 
+__all__ = ["RunStore"]
+
 
 class RunStore(StoreBase):
     """Queries on the runs table."""

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+__all__ = ["UtcDateTime", "metadata"]
+
 
 class UtcDateTime(TypeDecorator):
     """A timezone-aware UTC datetime on every backend (SQLite keeps no zone of its own)."""

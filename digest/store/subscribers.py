@@ -13,6 +13,8 @@ from digest.models import Frequency, Subscriber, SubscriberStatus
 from digest.store import schema
 from digest.store.base import StoreBase, in_chunks, utcnow
 
+__all__ = ["SubscriberStore"]
+
 _UNSET = object()  # "leave this column alone" where None is a real value
 
 

@@ -3,3 +3,5 @@
 Light on purpose: scikit-learn loads (about 1 s) only when ``digest.themes.grouping`` is
 imported, so ranking and the taxonomy stay cheap for commands that only send.
 """
+
+__all__: list[str] = []  # a namespace: import the modules themselves

@@ -29,7 +29,7 @@ from digest.web import archive, subscription
 from digest.web.context import WebContext, context_of
 from digest.web.guard import CONFIRMATIONS_PER_DAY, ClientLimiter, CsrfGuard, GuardMiddleware
 
-__all__ = ["create_app", "text_on"]
+__all__ = ["create_app", "healthz", "stylesheet", "text_on"]
 
 log = logging.getLogger(__name__)
 
