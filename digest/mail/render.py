@@ -1,8 +1,8 @@
 """Emails and the "view in browser" page: what each template is given, and the finished Message.
 
-Templates are loaded and compiled once by digest.templating. A digest is rendered once per
+Templates are loaded and compiled once by digest.mail.templates. A digest is rendered once per
 distinct Selection with placeholder links; :meth:`PreparedMessage.for_subscriber` splices each
-subscriber's signed links and headers into the pre-encoded bytes (see digest.mail).
+subscriber's signed links and headers into the pre-encoded bytes (see digest.mail.mime).
 """
 
 from __future__ import annotations

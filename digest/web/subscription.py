@@ -1,7 +1,7 @@
 """The subscription pages of `digest web`: subscribe, confirm, preferences, unsubscribe.
 
 Links in emails carry signed, purpose-bound tokens (digest.tokens); forms carry a CSRF token
-(digest.webguard); the one-click unsubscribe POST (RFC 8058) needs neither cookie nor CSRF
+(digest.web.guard); the one-click unsubscribe POST (RFC 8058) needs neither cookie nor CSRF
 token. The handlers are mounted by `digest.web.create_app`.
 """
 
