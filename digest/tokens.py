@@ -150,32 +150,25 @@ class Signer:
     def verify(self, token: str, purpose: Purpose, *, max_age: int | None = None) -> TokenData:
         """Check ``token`` for ``purpose``; raise TokenExpired or TokenError when it fails."""
         age = max_age if max_age is not None else MAX_AGE[purpose]
-        signer = self._signers[purpose]
+        timing = {"max_age": age} if MAX_AGE[purpose] else {}  # only timed tokens take an age
         try:
-            if isinstance(signer, TimestampSigner):
-                value = signer.unsign(token, max_age=age)
-            else:
-                value = signer.unsign(token)
+            value = self._signers[purpose].unsign(token, **timing)
         except SignatureExpired:
             raise TokenExpired(f"this {purpose} link has expired") from None
         except BadSignature:
-            return self._verify_legacy(token, purpose, age)
+            return self._verify_legacy(token, purpose, timing)
         match = _PAYLOAD.fullmatch(value)
         if match is None:
             raise TokenError(f"this {purpose} link is not valid")
         return TokenData(int(match[1]), int(match[2] or 0))
 
-    def _verify_legacy(self, token: str, purpose: Purpose, age: int | None) -> TokenData:
+    def _verify_legacy(self, token: str, purpose: Purpose, timing: dict[str, int]) -> TokenData:
         """An HMAC-SHA1 token of before the change, while LEGACY_SHA1_UNTIL allows."""
         invalid = TokenError(f"this {purpose} link is not valid")
         if self._clock() >= LEGACY_SHA1_UNTIL:
             raise invalid
-        serializer = self._legacy[purpose]
         try:
-            if isinstance(serializer, URLSafeTimedSerializer):
-                payload = serializer.loads(token, max_age=age)
-            else:
-                payload = serializer.loads(token)
+            payload = self._legacy[purpose].loads(token, **timing)
         except SignatureExpired:
             raise TokenExpired(f"this {purpose} link has expired") from None
         except BadSignature:
