@@ -20,7 +20,7 @@ from digest.cli import cli
 from digest.errors import DigestError
 from digest.sources import Skipped, make_source
 from digest.sources.arxiv import parse_api_feed, parse_listing
-from digest.sources.jsonfile import MAX_JSON_DEPTH, load_papers
+from digest.sources.jsonfile import MAX_FILE_BYTES, MAX_JSON_DEPTH, load_papers
 from digest.sources.normalize import MAX_COUNT
 from digest.store import Store
 from tests.test_workers_pg import pg_url  # noqa: F401 - a fixture: a throw-away database
@@ -230,6 +230,17 @@ def test_a_deep_json_line_is_skipped_and_the_others_kept(tmp_path: Path) -> None
     result = load_papers(path)
     assert [p.arxiv_id for p in result.papers] == ["2601.00001"]
     assert result.skipped == [Skipped("line 2", f"nested deeper than {MAX_JSON_DEPTH} levels")]
+
+
+def test_a_file_over_the_size_limit_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "huge.json"
+    with path.open("wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk space used
+    with pytest.raises(DigestError) as info:
+        load_papers(path)
+    assert str(info.value) == (
+        f"{path}: 209,715,201 bytes is more than a papers file may have (200 MB)"
+    )
 
 
 def test_collect_of_a_deep_file_is_one_line_and_exit_1(db_url: str, tmp_path: Path) -> None:

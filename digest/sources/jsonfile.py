@@ -102,7 +102,10 @@ def load_papers(path: Path | str, *, source: str = "file") -> SourceResult:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise DigestError(f"{path}: {size // 2**20} MB is too big for a papers file")
+            raise DigestError(
+                f"{path}: {size:,} bytes is more than a papers file may have "
+                f"({MAX_FILE_BYTES // 2**20} MB)"
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise DigestError(f"{path}: no such papers file") from None
