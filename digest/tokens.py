@@ -13,10 +13,12 @@ for one purpose never verifies for another, and the signature covers the id, so 
 one subscriber cannot touch another. Signatures are compared in constant time by itsdangerous.
 
 Transition from HMAC-SHA1: before November 2026, tokens were itsdangerous' serializer defaults
-(HMAC-SHA1 over base64 JSON). Those are still honoured until LEGACY_SHA1_UNTIL (2027-12-01,
-a year after the change), with the same purpose, subscriber and expiry checks; after that
-date an old link is "not valid" and the reader uses the link of any newer email. Old confirm
-links expired 48 hours after they were sent anyway. Delete the ``_legacy`` code after the date.
+(HMAC-SHA1 over base64 JSON), verified with the same purpose, subscriber and expiry checks.
+Old unsubscribe links are honoured for good: they never expire by design (a one-click
+unsubscribe must work from every email ever sent), and HMAC-SHA1 is still a sound MAC. Old
+preferences links, which can do more, are honoured until LEGACY_SHA1_UNTIL (2027-12-01, a year
+after the change); after that an old one is "not valid" and the reader uses the link of any
+newer email. Old confirm links expired 48 hours after they were sent anyway.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 MIN_SECRET_LENGTH = 32
-# Old HMAC-SHA1 tokens verify until this moment (see the module docstring).
+# Old HMAC-SHA1 preferences tokens verify until this moment (see the module docstring).
 LEGACY_SHA1_UNTIL = datetime(2027, 12, 1, tzinfo=UTC)
 
 
@@ -163,9 +165,9 @@ class Signer:
         return TokenData(int(match[1]), int(match[2] or 0))
 
     def _verify_legacy(self, token: str, purpose: Purpose, timing: dict[str, int]) -> TokenData:
-        """An HMAC-SHA1 token of before the change, while LEGACY_SHA1_UNTIL allows."""
+        """An HMAC-SHA1 token of before the change: unsubscribe always, others until the date."""
         invalid = TokenError(f"this {purpose} link is not valid")
-        if self._clock() >= LEGACY_SHA1_UNTIL:
+        if purpose is not Purpose.UNSUBSCRIBE and self._clock() >= LEGACY_SHA1_UNTIL:
             raise invalid
         try:
             payload = self._legacy[purpose].loads(token, **timing)
