@@ -1,23 +1,51 @@
 """Signed, purpose-bound tokens for the links in emails (confirm, unsubscribe, preferences).
 
-A token carries a subscriber id (and, for confirmation, a nonce that makes it single-use),
-signed with HMAC-SHA256 by itsdangerous. The purpose is the signing salt, so a token made for
-one purpose never verifies for another, and the signature covers the id, so a token for one
-subscriber cannot touch another. Signatures are compared in constant time by itsdangerous.
+A token is the subscriber id (and, for confirmation, a nonce that makes it single-use; ``.``
+between them) followed by ``.`` and an HMAC-SHA256 signature, base64url without padding:
+``4217.<43 characters>``. Confirm tokens also carry the time they were made (itsdangerous'
+TimestampSigner: ``4217.3.<time>.<signature>``), so they expire after 48 hours; unsubscribe
+and preferences tokens never expire (they sit in every email, and bulk-sender rules want
+unsubscribe links in old emails to keep working).
+
+The signing key is SHA-256(salt + "signer" + DIGEST_SECRET_KEY), derived once per purpose
+(itsdangerous' "django-concat" derivation), the salt being ``digest.<purpose>``: a token made
+for one purpose never verifies for another, and the signature covers the id, so a token for
+one subscriber cannot touch another. Signatures are compared in constant time by itsdangerous.
+
+Transition from HMAC-SHA1: before November 2026, tokens were itsdangerous' serializer defaults
+(HMAC-SHA1 over base64 JSON), verified with the same purpose, subscriber and expiry checks.
+Old unsubscribe links are honoured for good: they never expire by design (a one-click
+unsubscribe must work from every email ever sent), and HMAC-SHA1 is still a sound MAC. Old
+preferences links, which can do more, are honoured until LEGACY_SHA1_UNTIL (2027-12-01, a year
+after the change); after that an old one is "not valid" and the reader uses the link of any
+newer email. Old confirm links expired 48 hours after they were sent anyway.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
+from itsdangerous import Signer as ItsdangerousSigner
 
 from digest.config import ConfigError
 from digest.errors import DigestError
 
 __all__ = [
+    "LEGACY_SHA1_UNTIL",
+    "MAX_AGE",
     "MIN_SECRET_LENGTH",
     "Purpose",
     "Signer",
@@ -29,6 +57,8 @@ __all__ = [
 ]
 
 MIN_SECRET_LENGTH = 32
+# Old HMAC-SHA1 preferences tokens verify until this moment (see the module docstring).
+LEGACY_SHA1_UNTIL = datetime(2027, 12, 1, tzinfo=UTC)
 
 
 class Purpose(enum.StrEnum):
@@ -46,6 +76,9 @@ MAX_AGE: dict[Purpose, int | None] = {
     Purpose.UNSUBSCRIBE: None,
     Purpose.PREFERENCES: None,
 }
+
+# A subscriber id, then an optional nonce; ids are database keys (at most 18 digits).
+_PAYLOAD = re.compile(rb"(\d{1,18})(?:\.(\d{1,18}))?")
 
 
 class TokenError(DigestError):
@@ -79,40 +112,87 @@ def require_secret(secret_key: str) -> str:
     return secret_key
 
 
-class Signer:
-    """Makes and checks tokens with one secret key."""
+class _KeyDerivedOnce:
+    """itsdangerous derives the key (a SHA-256 of salt and secret) on every call; with one
+    secret per signer, once is enough: two signings per email were most of its build time."""
 
-    def __init__(self, secret_key: str) -> None:
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self._key: bytes = super().derive_key()  # type: ignore[misc]
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        return self._key
+
+
+class _PlainSigner(_KeyDerivedOnce, ItsdangerousSigner):
+    pass
+
+
+class _TimedSigner(_KeyDerivedOnce, TimestampSigner):
+    pass
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Signer:
+    """Makes and checks tokens with one secret key.
+
+    ``clock`` (aware UTC) decides only whether old SHA-1 tokens are still honoured.
+    """
+
+    def __init__(self, secret_key: str, *, clock: Callable[[], datetime] = _utcnow) -> None:
         require_secret(secret_key)
-        self._timed = {
-            p: URLSafeTimedSerializer(secret_key, salt=f"digest.{p}") for p in Purpose if MAX_AGE[p]
+        self._clock = clock
+        self._signers = {
+            p: (_TimedSigner if MAX_AGE[p] else _PlainSigner)(
+                secret_key, salt=f"digest.{p}", digest_method=hashlib.sha256
+            )
+            for p in Purpose
         }
-        self._plain = {
-            p: URLSafeSerializer(secret_key, salt=f"digest.{p}") for p in Purpose if not MAX_AGE[p]
+        self._legacy = {
+            p: (URLSafeTimedSerializer if MAX_AGE[p] else URLSafeSerializer)(
+                secret_key, salt=f"digest.{p}"
+            )
+            for p in Purpose
         }
 
     def make(self, purpose: Purpose, subscriber_id: int, nonce: int = 0) -> str:
         """A URL-safe token letting its bearer do ``purpose`` for this subscriber."""
-        payload = [subscriber_id, nonce] if nonce else [subscriber_id]
-        serializer = self._timed.get(purpose) or self._plain[purpose]
-        return serializer.dumps(payload)
+        payload = f"{subscriber_id}.{nonce}" if nonce else str(subscriber_id)
+        return self._signers[purpose].sign(payload).decode("ascii")
 
     def verify(self, token: str, purpose: Purpose, *, max_age: int | None = None) -> TokenData:
         """Check ``token`` for ``purpose``; raise TokenExpired or TokenError when it fails."""
+        age = max_age if max_age is not None else MAX_AGE[purpose]
+        timing = {"max_age": age} if MAX_AGE[purpose] else {}  # only timed tokens take an age
         try:
-            if purpose in self._timed:
-                age = max_age if max_age is not None else MAX_AGE[purpose]
-                payload = self._timed[purpose].loads(token, max_age=age)
-            else:
-                payload = self._plain[purpose].loads(token)
+            value = self._signers[purpose].unsign(token, **timing)
         except SignatureExpired:
             raise TokenExpired(f"this {purpose} link has expired") from None
         except BadSignature:
-            raise TokenError(f"this {purpose} link is not valid") from None
+            return self._verify_legacy(token, purpose, timing)
+        match = _PAYLOAD.fullmatch(value)
+        if match is None:
+            raise TokenError(f"this {purpose} link is not valid")
+        return TokenData(int(match[1]), int(match[2] or 0))
+
+    def _verify_legacy(self, token: str, purpose: Purpose, timing: dict[str, int]) -> TokenData:
+        """An HMAC-SHA1 token of before the change: unsubscribe always, others until the date."""
+        invalid = TokenError(f"this {purpose} link is not valid")
+        if purpose is not Purpose.UNSUBSCRIBE and self._clock() >= LEGACY_SHA1_UNTIL:
+            raise invalid
+        try:
+            payload = self._legacy[purpose].loads(token, **timing)
+        except SignatureExpired:
+            raise TokenExpired(f"this {purpose} link has expired") from None
+        except BadSignature:
+            raise invalid from None
         if (
             not isinstance(payload, list)
             or not 1 <= len(payload) <= 2
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in payload)
         ):
-            raise TokenError(f"this {purpose} link is not valid")
+            raise invalid
         return TokenData(*payload)

@@ -85,27 +85,32 @@ def add(
 @subscribers_group.command("import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
-    "--double-opt-in", is_flag=True, help="Add unconfirmed and email each a confirmation link."
+    "--double-opt-in",
+    is_flag=True,
+    help="Add active rows unconfirmed; email every new unconfirmed subscriber a confirmation.",
 )
 @pass_app
 def import_(app: App, file: Path, double_opt_in: bool) -> None:
-    """Add the subscribers of a CSV file; bad rows are reported by line and skipped.
+    """Add the subscribers of a CSV or JSON file, as `export` writes them.
 
-    The header row names the columns: email (required), topics (several separated by ; or |)
-    and frequency (daily or weekly). Addresses already on the list or deleted are skipped.
+    JSON when the file starts with [ (a list of objects), else CSV with a header row. Only
+    email is required; status, topics, keywords, frequency, max_papers, min_score, created_at
+    and confirmed_at are kept as given (no status: active). Addresses already on the list are
+    left as they are and deleted ones are skipped, so nobody is re-activated. No email is sent
+    unless --double-opt-in. Bad rows are reported (FILE:LINE, or FILE:#N in JSON) and skipped.
 
     Example: digest subscribers import people.csv
     """
     settings = app.signing_settings()
-    report = subs.import_csv(
+    report = subs.import_subscribers(
         app.store,
         settings.secret_key,
         file,
         known=subs.known_topics(settings),
         double_opt_in=double_opt_in,
     )
-    for line, reason in report.problems:
-        click.echo(f"{file}:{line}: skipped: {reason}", err=True)
+    for where, reason in report.problems:
+        click.echo(f"{file}:{where}: skipped: {reason}", err=True)
     if double_opt_in and report.added:
         waiting = [s for s in report.added if s.status is SubscriberStatus.UNCONFIRMED]
         _send_confirmations(app, waiting)
@@ -125,7 +130,7 @@ def import_(app: App, file: Path, double_opt_in: bool) -> None:
 )
 @pass_app
 def export(app: App, fmt: str, out: Path | None) -> None:
-    """Write every subscriber with status and preferences (CSV is `import`'s format).
+    """Write every subscriber with status, preferences and dates; `import` reads either format.
 
     Example: digest subscribers export --format json --out subscribers.json
     """

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from xml.etree.ElementTree import Element  # type only; parsing is defusedxml
 
 import httpx
@@ -24,7 +24,13 @@ from digest.errors import DigestError
 from digest.models import Paper, normalize_arxiv_id
 from digest.sources.base import Skipped, SourceResult
 from digest.sources.http import PoliteClient
-from digest.sources.normalize import clean_abstract, clean_title, dedupe
+from digest.sources.normalize import (
+    BadRecord,
+    clean_abstract,
+    clean_title,
+    dedupe,
+    parse_datetime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +57,6 @@ def _parse(body: bytes, what: str) -> Element:
 def _text(node: Element, path: str) -> str:
     found = node.find(path, NS)
     return (found.text or "") if found is not None else ""
-
-
-def _datetime(value: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _split_creators(text: str) -> tuple[str, ...]:
@@ -105,12 +103,17 @@ def parse_listing(body: bytes, *, cross_lists: bool) -> tuple[list[Paper], list[
         if not title_text:
             skipped.append(Skipped(ref, "title: missing"))
             continue
+        try:
+            listed_at = parse_datetime(_text(entry, "atom:published"), "published")
+        except BadRecord as exc:
+            skipped.append(Skipped(ref, str(exc)))
+            continue
         paper = Paper(
             arxiv_id=arxiv_id,
             title=title_text,
             abstract=_abstract(_text(entry, "atom:summary")),
             authors=_split_creators(_text(entry, "dc:creator")),
-            listed_at=_datetime(_text(entry, "atom:published")),
+            listed_at=listed_at,
             categories=tuple(
                 dict.fromkeys(
                     c.get("term", "") for c in entry.findall("atom:category", NS) if c.get("term")
@@ -138,7 +141,9 @@ def parse_api_feed(body: bytes) -> dict[str, Paper]:
             raise DigestError(f"arxiv: the API refused the query: {reason}")
         try:
             arxiv_id = normalize_arxiv_id(entry_id)
-        except ValueError:
+            published_at = parse_datetime(_text(entry, "atom:published"), "published")
+        except ValueError as exc:  # BadRecord too: the listing keeps the paper, unenriched
+            log.warning("source=arxiv enrichment_skipped=%r reason=%r", entry_id[-40:], str(exc))
             continue
         primary = entry.find("arxiv:primary_category", NS)
         terms = [primary.get("term", "")] if primary is not None else []
@@ -152,7 +157,7 @@ def parse_api_feed(body: bytes) -> dict[str, Paper]:
                 for a in entry.findall("atom:author", NS)
                 if (n := clean_title(_text(a, "atom:name")))
             ),
-            published_at=_datetime(_text(entry, "atom:published")),
+            published_at=published_at,
             categories=tuple(dict.fromkeys(t for t in terms if t)),
             sources=("arxiv",),
         )

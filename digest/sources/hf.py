@@ -6,6 +6,7 @@ Pages are read until one comes back short, within the request budget.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, date, datetime, timedelta
 
@@ -16,7 +17,7 @@ from digest.errors import DigestError
 from digest.models import Paper
 from digest.sources.base import Skipped, SourceResult
 from digest.sources.http import BudgetExhausted, PoliteClient
-from digest.sources.jsonfile import from_hf_items
+from digest.sources.jsonfile import from_hf_items, load_json
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,16 @@ class HfSource:
             raise DigestError(
                 f"hf: GET {self.endpoint} answered HTTP {response.status_code}: {_gist(response)}"
             )
+        body = response.content
         try:
-            items = response.json()
-        except ValueError:
+            # As httpx's response.json() decodes (UTF-8, -16 or -32), but with load_json's limits.
+            items = load_json(body.decode(json.detect_encoding(body)))
+        except (UnicodeDecodeError, json.JSONDecodeError):
             raise DigestError(
                 f"hf: {self.endpoint} did not answer JSON: {_gist(response)}"
             ) from None
+        except ValueError as exc:  # nested too deep
+            raise DigestError(f"hf: {self.endpoint} answered JSON {exc}") from None
         if not isinstance(items, list):
             raise DigestError(
                 f"hf: {self.endpoint} answered a JSON {type(items).__name__}, expected a list"

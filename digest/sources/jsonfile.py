@@ -2,24 +2,83 @@
 
 Lets digest run offline (the demo, tests, an export from elsewhere). A bad record is skipped
 and reported; a file that cannot be read at all is one DigestError with a one-line message.
+Limits: a file of at most MAX_FILE_BYTES, JSON nested at most MAX_JSON_DEPTH levels (the hf
+source reads its responses with the same `load_json`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from digest.errors import DigestError
 from digest.sources import Skipped, SourceResult
-from digest.sources.normalize import BadRecord, dedupe, paper_from_hf, paper_from_row
+from digest.sources.normalize import (
+    MAX_NUMBER_DIGITS,
+    BadRecord,
+    dedupe,
+    paper_from_hf,
+    paper_from_row,
+)
 
-__all__ = ["FileSource", "from_hf_items", "load_papers", "parse_papers"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_JSON_DEPTH",
+    "FileSource",
+    "from_hf_items",
+    "load_json",
+    "load_papers",
+    "parse_papers",
+]
 
 # A papers file is a day's listing (tens to thousands of papers, a few MB). Far bigger is a
 # mistake (the wrong file) and would be read into memory whole.
 MAX_FILE_BYTES = 200 * 1024 * 1024
+# A daily-papers item nests 6 levels (list, item, paper, authors, author, user). Python's parser
+# recurses once per level and dies with RecursionError near 1,000 levels (less on a deep
+# stack); checking the depth first turns that into one line, at a limit that does not move.
+MAX_JSON_DEPTH = 100
+
+# A JSON string, or a run of characters that are neither brackets nor quotes: removing both
+# leaves only the brackets that nest (a bracket inside a string does not). The closing quote
+# is optional so an unterminated string ends the scan instead of being retried at every quote
+# (linear time on any input; json.loads then reports the syntax error).
+_NOT_NESTING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[^\[\]{}"]+', re.DOTALL)
+_NESTING_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _json_depth(text: str) -> int:
+    """How deep the brackets of JSON ``text`` nest (about 2x json.loads' time, in C)."""
+    brackets = _NOT_NESTING.sub("", text)
+    return max(itertools.accumulate(map(_NESTING_STEP.__getitem__, brackets)), default=0)
+
+
+def _bounded_int(digits: str) -> int | float:
+    # Python refuses to convert over 4,300 digits to int, which would fail the whole file;
+    # as infinity, the one record holding it is skipped ("more than MAX_COUNT").
+    if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
+        return -math.inf if digits.startswith("-") else math.inf
+    return int(digits)
+
+
+def load_json(text: str) -> object:
+    """Parse JSON text nested at most MAX_JSON_DEPTH levels.
+
+    Raises json.JSONDecodeError for bad syntax, and ValueError("nested deeper than N levels")
+    for deeper nesting. Numbers of over MAX_NUMBER_DIGITS digits become +/- infinity.
+    """
+    too_deep = f"nested deeper than {MAX_JSON_DEPTH} levels"
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(too_deep)
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except RecursionError:  # not below the limit, unless the caller's stack is already deep
+        raise ValueError(too_deep) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +102,10 @@ def load_papers(path: Path | str, *, source: str = "file") -> SourceResult:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise DigestError(f"{path}: {size // 2**20} MB is too big for a papers file")
+            raise DigestError(
+                f"{path}: {size:,} bytes is more than a papers file may have "
+                f"({MAX_FILE_BYTES // 2**20} MB)"
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise DigestError(f"{path}: no such papers file") from None
@@ -70,11 +132,13 @@ def parse_papers(data: bytes, *, source: str) -> SourceResult:
         raise DigestError("the file is empty")
     if stripped[0] == "[":
         try:
-            items = json.loads(text)
+            items = load_json(text)
         except json.JSONDecodeError as exc:
             raise DigestError(
                 f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
             ) from None
+        except ValueError as exc:  # nested too deep
+            raise DigestError(str(exc)) from None
         return from_hf_items(items, source=source, ref=lambda i: f"#{i}")
     return _from_json_lines(text, source=source)
 
@@ -107,7 +171,7 @@ def _from_json_lines(text: str, *, source: str) -> SourceResult:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = load_json(line)
         except json.JSONDecodeError as exc:
             if not seen_object:
                 # The first record already fails: this is not JSON Lines (nor a JSON list).
@@ -115,6 +179,9 @@ def _from_json_lines(text: str, *, source: str) -> SourceResult:
                     f"neither a JSON list nor JSON Lines: line {number}: {exc.msg}"
                 ) from None
             skipped.append(Skipped(f"line {number}", f"not valid JSON: {exc.msg}"))
+            continue
+        except ValueError as exc:  # nested too deep: this line only
+            skipped.append(Skipped(f"line {number}", str(exc)))
             continue
         if not seen_object and not (isinstance(row, dict) and ({"id", "title"} & row.keys())):
             # A wrapper object ({"papers": [...]}) or a bare value: not a papers file at all.

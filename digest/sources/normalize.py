@@ -3,11 +3,13 @@
 One normaliser per record shape, shared by every source that meets it: the `hf` source and the
 `file` source both read Hugging Face daily-papers items through `paper_from_hf`.
 A record is either wholly parsed or rejected with a reason (`BadRecord`); nothing half-parsed
-leaves this module.
+leaves this module. What does leave it fits both databases: counts up to MAX_COUNT, dates within
+the years 1900-2999, text that is valid UTF-8 (lone surrogates become U+FFFD).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -17,7 +19,11 @@ from urllib.parse import urlsplit
 from digest.models import Paper, normalize_arxiv_id
 
 __all__ = [
+    "EARLIEST",
+    "LATEST",
     "MAX_ABSTRACT_CHARS",
+    "MAX_COUNT",
+    "MAX_NUMBER_DIGITS",
     "MAX_SUMMARY_CHARS",
     "MAX_TITLE_CHARS",
     "BadRecord",
@@ -26,6 +32,7 @@ __all__ = [
     "dedupe",
     "paper_from_hf",
     "paper_from_row",
+    "parse_datetime",
 ]
 
 # Caps keep one absurd record (a 1 MB "abstract") from bloating the database and every email.
@@ -35,9 +42,23 @@ MAX_ABSTRACT_CHARS = 5_000
 MAX_SUMMARY_CHARS = 1_000
 MAX_KEYWORDS = 30
 
+# The largest count (upvotes, comments, GitHub stars) both databases hold: PostgreSQL's
+# INTEGER is 32-bit (SQLite's is 64-bit). A record above it is skipped, not clamped: a count
+# that large is corrupt, and clamped it would top the trending order of every email.
+MAX_COUNT = 2**31 - 1
+# The JSON readers turn a number of more digits into infinity, which counts reject.
+MAX_NUMBER_DIGITS = 100
+# Dates outside these years are skipped. The extremes of Python's calendar break at the store:
+# 9999-12-31T23:59:59-05:00 overflows on conversion to UTC, and PostgreSQL cannot hand back
+# 9999-12-31 UTC to a session east of UTC (year 10000) nor 0001-01-01 UTC to one west of it.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
 # C0 and C1 control characters (NUL included). Newlines and tabs are whitespace and are folded
 # by the whitespace rules below; format characters (RTL marks, ZWJ in emoji) are kept.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Lone UTF-16 surrogates (JSON's \ud800 escapes) are not text: UTF-8 cannot encode them.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _SPACE = re.compile(r"\s+")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -49,7 +70,8 @@ class BadRecord(ValueError):
 
 def _strip_controls(text: str) -> str:
     # NFC so the same title typed two ways compares equal when papers merge.
-    return unicodedata.normalize("NFC", _CONTROL.sub("", text))
+    text = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
+    return unicodedata.normalize("NFC", text)
 
 
 def _cap(text: str, limit: int) -> str:
@@ -97,8 +119,14 @@ def _count(record: Mapping, key: str) -> int | None:
     value = record.get(key)
     if value is None:
         return None
+    if value == math.inf:
+        raise BadRecord(
+            f"{key}: a number of over {MAX_NUMBER_DIGITS} digits is more than {MAX_COUNT}"
+        )
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise BadRecord(f"{key}: expected a whole number >= 0, got {value!r:.40}")
+    if value > MAX_COUNT:
+        raise BadRecord(f"{key}: {value!r:.40} is more than {MAX_COUNT}")
     return value
 
 
@@ -111,16 +139,30 @@ def _strings(record: Mapping, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for v in value if (t := clean_title(v))))
 
 
-def _when(record: Mapping, key: str) -> datetime | None:
-    value = _text(record, key)
-    if not value:
+def parse_datetime(value: str, key: str) -> datetime | None:
+    """An ISO 8601 date or time as an aware UTC datetime (None for blank text).
+
+    Raises BadRecord naming ``key`` when the text is not a date or lies outside EARLIEST to
+    LATEST. A bare date or naive time is taken as UTC: the store only accepts aware datetimes.
+    """
+    if not value.strip():
         return None
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise BadRecord(f"{key}: not an ISO 8601 date: {value!r:.40}") from None
-    # A bare date or naive time is taken as UTC: the store only accepts aware datetimes.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # the UTC time falls before year 1 or after year 9999
+        parsed = None
+    if parsed is None or not EARLIEST <= parsed <= LATEST:
+        raise BadRecord(f"{key}: {value!r:.40} is outside the years {EARLIEST.year}-{LATEST.year}")
+    return parsed
+
+
+def _when(record: Mapping, key: str) -> datetime | None:
+    value = _text(record, key)
+    return parse_datetime(value, key) if value else None
 
 
 def _url(record: Mapping, key: str) -> str | None:
@@ -134,6 +176,7 @@ def _url(record: Mapping, key: str) -> str | None:
         parts.scheme not in ("http", "https")
         or not parts.netloc
         or any(c in value for c in " <>\"'")
+        or not value.isprintable()  # controls, lone surrogates, line separators
     ):
         raise BadRecord(f"{key}: not an http(s) URL: {value!r:.60}")
     return value
@@ -153,9 +196,12 @@ def _arxiv_id(value: object, key: str = "id") -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRecord(f"{key}: missing arXiv id")
     try:
-        return normalize_arxiv_id(value)
+        arxiv_id = normalize_arxiv_id(value)
     except ValueError:
-        raise BadRecord(f"{key}: not an arXiv id: {value!r:.40}") from None
+        arxiv_id = ""
+    if not arxiv_id.isascii() or not arxiv_id:  # \d also matches other scripts' digits
+        raise BadRecord(f"{key}: not an arXiv id: {value!r:.40}")
+    return arxiv_id
 
 
 def _authors(value: object) -> tuple[str, ...]:

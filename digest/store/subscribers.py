@@ -34,8 +34,11 @@ def _row_to_subscriber(row: sa.RowMapping) -> Subscriber:
 
 
 def _insert(conn: Connection, subscriber: Subscriber, now: datetime) -> Subscriber:
-    """Insert one subscriber row; an ACTIVE one counts as confirmed now."""
-    confirmed = now if subscriber.status is SubscriberStatus.ACTIVE else None
+    """Insert one subscriber row; dates it lacks are now (confirmed only when ACTIVE)."""
+    created = subscriber.created_at or now  # an import keeps the dates of its file
+    confirmed = subscriber.confirmed_at or (
+        now if subscriber.status is SubscriberStatus.ACTIVE else None
+    )
     new_id = conn.execute(
         sa.insert(schema.subscribers).values(
             email=subscriber.email,
@@ -45,12 +48,12 @@ def _insert(conn: Connection, subscriber: Subscriber, now: datetime) -> Subscrib
             frequency=str(subscriber.frequency),
             max_papers=subscriber.max_papers,
             min_score=subscriber.min_score,
-            created_at=now,
+            created_at=created,
             confirmed_at=confirmed,
             confirm_nonce=0,
         )
     ).inserted_primary_key[0]
-    return dataclasses.replace(subscriber, id=new_id, created_at=now, confirmed_at=confirmed)
+    return dataclasses.replace(subscriber, id=new_id, created_at=created, confirmed_at=confirmed)
 
 
 class SubscriberStore(StoreBase):

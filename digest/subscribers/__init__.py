@@ -22,7 +22,7 @@ from digest.subscribers.lifecycle import (
     send_confirmation,
     split_list,
 )
-from digest.subscribers.transfer import ImportReport, export, import_csv
+from digest.subscribers.transfer import ImportReport, export, import_subscribers
 
 __all__ = [
     "ImportReport",
@@ -33,7 +33,7 @@ __all__ = [
     "email_hash",
     "erase",
     "export",
-    "import_csv",
+    "import_subscribers",
     "known_topics",
     "normalize_email",
     "parse_frequency",

@@ -1,6 +1,6 @@
-"""Subscribers in bulk: import a CSV file (bad rows reported, nothing duplicated), export all.
+"""Subscribers in bulk: import a CSV or JSON file (bad rows reported, nobody re-activated), export all.
 
-``export`` writes what ``import_csv`` reads back unchanged.
+``export`` writes what ``import_subscribers`` reads back unchanged.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from digest.errors import DigestError
 from digest.logs import event
 from digest.models import Subscriber, SubscriberStatus
 from digest.subscribers.lifecycle import (
+    LIST_SEPARATORS,
     email_hash,
     normalize_email,
     parse_frequency,
@@ -28,81 +30,157 @@ from digest.subscribers.lifecycle import (
 if TYPE_CHECKING:
     from digest.store import Store
 
-__all__ = ["EXPORT_FIELDS", "ImportReport", "export", "import_csv"]
+__all__ = ["EXPORT_FIELDS", "ImportReport", "export", "import_subscribers"]
 
 log = logging.getLogger(__name__)
 
 EXPORT_FIELDS = (
-    "email", "status", "topics", "keywords", "frequency", "max_papers", "created_at",
-    "confirmed_at",
+    "email", "status", "topics", "keywords", "frequency", "max_papers", "min_score",
+    "created_at", "confirmed_at",
 )  # fmt: skip
-# Statuses an import keeps from a `status` column; anything else follows --double-opt-in.
-# Statuses an import keeps from a `status` column; anything else follows --double-opt-in.
-KEPT_STATUSES = {SubscriberStatus.PAUSED, SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED}
 
 
 @dataclass
 class ImportReport:
-    """What an import did; ``problems`` are (line, reason) of rows that were skipped."""
+    """What an import did; ``problems`` are (where, reason) of rows that were skipped.
+
+    ``where`` is a CSV line number (``"12"``) or a JSON list position (``"#3"``, from 0).
+    """
 
     added: list[Subscriber] = field(default_factory=list)
     existing: int = 0
     suppressed: int = 0
     duplicates: int = 0
-    problems: list[tuple[int, str]] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _read_rows(path: Path) -> Iterable[tuple[int, dict[str, str]]]:
-    """(line number, row with lower-case keys) for each data row of a CSV file."""
+def _read_entries(path: Path) -> Iterable[tuple[str, object]]:
+    """(where, entry) for each subscriber of a JSON list or a CSV file (told apart by content).
+
+    A file whose first non-blank character is ``[`` or ``{`` is JSON, anything else CSV, so
+    an export keeps working whatever it was renamed to.
+    """
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DigestError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise DigestError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        try:
-            header = [(name or "").strip().lower() for name in reader.fieldnames or []]
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise DigestError(f"{path}: not a readable CSV file ({exc})") from None
-        if "email" not in header:
-            raise DigestError(f"{path}: the header row has no 'email' column")
-        reader.fieldnames = header
-        try:
-            for row in reader:
-                yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise DigestError(f"{path}: not a readable CSV file ({exc})") from None
+    start = text.lstrip()[:1]
+    if not start:
+        raise DigestError(f"{path}: the file is empty")
+    if start in "[{":
+        return _json_entries(path, text)
+    return _csv_entries(path, text)
 
 
-def _row_to_subscriber(
-    row: dict[str, str], known: Sequence[str], double_opt_in: bool
-) -> Subscriber:
-    address = normalize_email(row.get("email", ""))
-    status = SubscriberStatus.UNCONFIRMED if double_opt_in else SubscriberStatus.ACTIVE
-    if row.get("status"):
-        try:
-            given = SubscriberStatus(row["status"].lower())
-        except ValueError:
-            raise DigestError(f"unknown status {row['status']!r}") from None
-        if given in KEPT_STATUSES:
-            status = given
-    max_papers = None
-    if row.get("max_papers"):
-        try:
-            max_papers = int(row["max_papers"])
-        except ValueError:
-            raise DigestError(f"max_papers must be a number, not {row['max_papers']!r}") from None
+def _json_entries(path: Path, text: str) -> list[tuple[str, object]]:
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DigestError(
+            f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise DigestError(f"{path}: nested too deeply to be a subscriber list") from None
+    except ValueError as exc:  # a number of over 4,300 digits
+        raise DigestError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(entries, list):
+        raise DigestError(f"{path}: expected a JSON list of subscribers, got an object")
+    return [(f"#{i}", entry) for i, entry in enumerate(entries)]
+
+
+def _csv_entries(path: Path, text: str) -> Iterable[tuple[str, object]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = [(name or "").strip().lower() for name in reader.fieldnames or []]
+    except csv.Error as exc:
+        raise DigestError(f"{path}: not a readable CSV file ({exc})") from None
+    if "email" not in header:
+        raise DigestError(f"{path}: the header row has no 'email' column")
+    reader.fieldnames = header
+    try:
+        for row in reader:
+            values = {k: (v or "").strip() for k, v in row.items() if k}
+            if any(values.values()):  # not a blank line
+                yield str(reader.line_num), values
+    except csv.Error as exc:
+        raise DigestError(f"{path}: not a readable CSV file ({exc})") from None
+
+
+# Readers of one field of an entry; CSV gives text, JSON also numbers, lists and null.
+
+
+def _scalar(entry: dict, key: str) -> str:
+    value = entry.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise DigestError(f"{key}: expected text or a number")
+    return str(value).strip()
+
+
+def _names(entry: dict, key: str) -> list[str]:
+    value = entry.get(key)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    if value is None or isinstance(value, str):
+        return split_list(value)
+    raise DigestError(f"{key}: expected a list of text")
+
+
+def _number(entry: dict, key: str, kind: type[int] | type[float]) -> int | float | None:
+    text = _scalar(entry, key)
+    try:
+        value = kind(text) if text else None
+    except ValueError:
+        raise DigestError(f"{key} must be a number, not {text!r}") from None
+    if value is not None and not 0 <= value < float("inf"):
+        raise DigestError(f"{key} must be a number >= 0, not {text!r}")
+    return value
+
+
+def _moment(entry: dict, key: str) -> datetime | None:
+    text = _scalar(entry, key)
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise DigestError(f"{key}: not an ISO 8601 date: {text!r:.40}") from None
+
+
+def _import_status(text: str, double_opt_in: bool) -> SubscriberStatus:
+    """The status an imported row starts in: the file's, except as --double-opt-in says."""
+    try:
+        status = SubscriberStatus(text.lower()) if text else SubscriberStatus.ACTIVE
+    except ValueError:
+        raise DigestError(f"unknown status {text!r}") from None
+    if double_opt_in and status is SubscriberStatus.ACTIVE:
+        return SubscriberStatus.UNCONFIRMED  # to be asked: they confirm with us first
+    return status
+
+
+def _row_to_subscriber(entry: object, known: Sequence[str], double_opt_in: bool) -> Subscriber:
+    if not isinstance(entry, dict):
+        raise DigestError(f"expected an object with an email, got {type(entry).__name__}")
+    entry = {str(k).strip().lower(): v for k, v in entry.items()}
+    max_papers = _number(entry, "max_papers", int)
     return Subscriber(
-        email=address,
-        status=status,
-        topics=resolve_topics(split_list(row.get("topics")), known),
-        keywords=tuple(split_list(row.get("keywords"))),
-        frequency=parse_frequency(row.get("frequency")),
-        max_papers=max_papers if max_papers and max_papers > 0 else None,
+        email=normalize_email(_scalar(entry, "email")),
+        status=_import_status(_scalar(entry, "status"), double_opt_in),
+        topics=resolve_topics(_names(entry, "topics"), known),
+        keywords=tuple(_names(entry, "keywords")),
+        frequency=parse_frequency(_scalar(entry, "frequency")),
+        max_papers=int(max_papers) if max_papers else None,  # 0: the site-wide default
+        min_score=_number(entry, "min_score", float),
+        created_at=_moment(entry, "created_at"),
+        confirmed_at=_moment(entry, "confirmed_at"),
     )
 
 
-def import_csv(
+def import_subscribers(
     store: Store,
     secret_key: str,
     path: Path,
@@ -110,21 +188,21 @@ def import_csv(
     known: Sequence[str],
     double_opt_in: bool = False,
 ) -> ImportReport:
-    """Add every valid, new, unsuppressed row of a CSV file, in one transaction.
+    """Add every valid, new, unsuppressed subscriber of a CSV or JSON file, in one transaction.
 
-    Columns: ``email`` (required), ``topics`` (``;`` or ``|`` between names), ``frequency``;
-    also ``keywords``, ``max_papers`` and ``status`` as ``export`` writes them. Bad rows are
-    reported with their line number and skipped; an address is never added twice.
+    The fields are `export`'s: ``email`` (required), ``status``, ``topics``, ``keywords``,
+    ``frequency``, ``max_papers``, ``min_score``, ``created_at``, ``confirmed_at``. A status
+    is kept as given (blank: active); with ``double_opt_in`` active rows start unconfirmed.
+    Addresses already on the list are left as they are and deleted ones stay out, so an
+    import never re-activates anyone. Bad rows are reported with their position and skipped.
     """
     report = ImportReport()
     candidates: dict[str, Subscriber] = {}
-    for line, row in _read_rows(path):
-        if not any(row.values()):
-            continue  # blank line
+    for where, entry in _read_entries(path):
         try:
-            subscriber = _row_to_subscriber(row, known, double_opt_in)
+            subscriber = _row_to_subscriber(entry, known, double_opt_in)
         except DigestError as exc:
-            report.problems.append((line, str(exc)))
+            report.problems.append((where, str(exc)))
             continue
         if subscriber.email in candidates:
             report.duplicates += 1
@@ -156,13 +234,14 @@ def _export_row(s: Subscriber) -> dict[str, object]:
         "keywords": list(s.keywords),
         "frequency": str(s.frequency),
         "max_papers": s.max_papers,
+        "min_score": s.min_score,
         "created_at": s.created_at.isoformat() if s.created_at else None,
         "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
     }
 
 
 def export(subscribers: Iterable[Subscriber], fmt: str = "csv") -> str:
-    """Every subscriber as CSV (the import format, lists joined by ``;``) or a JSON list."""
+    """Every subscriber as CSV (lists joined by ``;``) or a JSON list; both import back as is."""
     rows = [_export_row(s) for s in subscribers]
     if fmt == "json":
         return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
@@ -171,7 +250,7 @@ def export(subscribers: Iterable[Subscriber], fmt: str = "csv") -> str:
     writer.writeheader()
     for row in rows:
         flat = dict(row)
-        flat["topics"] = ";".join(row["topics"])  # type: ignore[arg-type]
-        flat["keywords"] = ";".join(row["keywords"])  # type: ignore[arg-type]
+        flat["topics"] = LIST_SEPARATORS[0].join(row["topics"])  # type: ignore[arg-type]
+        flat["keywords"] = LIST_SEPARATORS[0].join(row["keywords"])  # type: ignore[arg-type]
         writer.writerow({k: "" if v is None else v for k, v in flat.items()})
     return out.getvalue()
