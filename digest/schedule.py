@@ -132,7 +132,8 @@ class _FireTimeExecutor(AsyncIOExecutor):
             _FIRE_TIME.reset(token)
 
 
-RunFunction = Callable[[Frequency, datetime], object]
+# What a job runs: the locked, recorded pipeline run (tests pass a stand-in).
+RunFunction = Callable[[Frequency, datetime], RunReport | None]
 
 
 class Daemon:
