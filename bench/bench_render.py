@@ -15,8 +15,8 @@ from email.policy import SMTP
 from pathlib import Path
 
 from digest.config import load_settings
+from digest.mail.render import PREFERENCES_SLOT, UNSUBSCRIBE_SLOT, Renderer, full_selection
 from digest.models import Edition, Frequency, Paper, Subscriber, Theme
-from digest.render import PREFERENCES_SLOT, UNSUBSCRIBE_SLOT, Renderer, full_selection
 from digest.sources.jsonfile import load_papers
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"

@@ -73,7 +73,7 @@ def free_port() -> int:
 
 
 def _modules():
-    from digest import rank, taxonomy
+    from digest.themes import rank, taxonomy
 
     return rank, taxonomy
 
@@ -109,7 +109,7 @@ def render_cost(store, edition, settings, taxonomy, rank, total: int, sample: in
 
     Each distinct content is rendered once for all ``total`` subscribers, so that is the share.
     """
-    from digest.render import Renderer
+    from digest.mail.render import Renderer
 
     renderer = Renderer(settings)
     prepared, render_cpu = {}, 0.0

@@ -53,9 +53,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, silhouette_score
 
-from digest import theme_labels, themes
 from digest.models import REMAINDER_LABEL, Paper, Theme
-from digest.taxonomy import load_taxonomy
+from digest.themes import grouping as themes
+from digest.themes import labels as theme_labels
+from digest.themes.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "arxiv_topics_dev.jsonl"
@@ -250,7 +251,7 @@ def embedding_methods(sample, held_out, cache: Path | None = None) -> list[tuple
     ``cache``: an .npz of vectors by paper id, read if present and (re)written with any papers
     it lacked, so that trying grouping settings does not re-embed thousands of papers.
     """
-    from digest.embeddings import load_embedder
+    from digest.themes.embeddings import load_embedder
 
     rows = list({r["id"]: r for _, batch in sample for r in batch}.values())
     stored: dict[str, np.ndarray] = {}

@@ -13,14 +13,30 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["ConfigError", "Settings", "env_example", "load_settings", "settings_table"]
+from digest.errors import DigestError
+
+__all__ = [
+    "ConfigError",
+    "EmptyEdition",
+    "LogFormat",
+    "Settings",
+    "SmtpSecurity",
+    "TransportKind",
+    "env_example",
+    "load_settings",
+    "settings_table",
+]
 
 
-class ConfigError(Exception):
-    """A setting is missing or wrong; the message names the variable in one line."""
+class ConfigError(DigestError):
+    """A setting is missing or wrong; the message names the variable in one line (exit 2)."""
+
+    exit_code = 2
 
 
-class Transport(StrEnum):
+class TransportKind(StrEnum):
+    """Values of DIGEST_TRANSPORT (memory is for tests)."""
+
     FILE = "file"
     SMTP = "smtp"
     MEMORY = "memory"
@@ -138,8 +154,8 @@ class Settings(BaseSettings):
     )
 
     # --- delivery ---
-    transport: Transport = Field(
-        Transport.FILE, description="How mail leaves: file (outbox) or smtp"
+    transport: TransportKind = Field(
+        TransportKind.FILE, description="How mail leaves: file (outbox) or smtp"
     )
     outbox: Path = Field(
         Path("outbox"), description="Folder the file transport writes .eml files to"

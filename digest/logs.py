@@ -20,7 +20,15 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
-__all__ = ["RedactingFilter", "event", "mask_email", "redact", "setup_logging"]
+__all__ = [
+    "JsonFormatter",
+    "KeyValueFormatter",
+    "RedactingFilter",
+    "event",
+    "mask_email",
+    "redact",
+    "setup_logging",
+]
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}

@@ -214,7 +214,7 @@ class Message:
     text: str
     html: str
     headers: dict[str, str] = field(default_factory=dict)
-    raw: bytes = b""  # the full RFC 5322 bytes, built by digest.mail
+    raw: bytes = b""  # the full RFC 5322 bytes, built by digest.mail.mime
 
 
 @dataclass(frozen=True, slots=True)

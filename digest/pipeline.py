@@ -8,20 +8,25 @@ ledger has one row per (edition, subscriber); running twice in a period sends no
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from digest import rank
 from digest.config import EmptyEdition, Settings
-from digest.embeddings import load_embedder
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import Edition, Frequency
+from digest.periods import edition_key, local_day, local_today
 from digest.sources import Skipped, Source
-from digest.store import Store, utcnow
+from digest.store import AlreadyExists, Store, utcnow
+from digest.themes import rank
+from digest.themes.embeddings import load_embedder
+
+if TYPE_CHECKING:  # delivery loads rendering and SMTP: only a run that sends imports it
+    from digest.delivery.report import DeliveryReport
+    from digest.delivery.transports import Transport
 
 __all__ = [
     "CollectReport",
@@ -29,8 +34,10 @@ __all__ = [
     "SourceReport",
     "build_edition",
     "collect",
-    "edition_key",
+    "describe",
+    "lock_name",
     "run",
+    "run_scheduled",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,14 +103,6 @@ def collect(store: Store, sources: Iterable[Source], day: date | None = None) ->
     return report
 
 
-def edition_key(frequency: Frequency, day: date) -> str:
-    """The unique key of the edition of ``frequency`` covering ``day``."""
-    if frequency is Frequency.WEEKLY:
-        year, week, _ = day.isocalendar()
-        return f"weekly-{year}-W{week:02d}"
-    return f"daily-{day.isoformat()}"
-
-
 def build_edition(
     store: Store,
     settings: Settings,
@@ -134,14 +133,15 @@ def build_edition(
         reason = f"built edition {key} from {len(papers)} new papers"
     grouped = []
     if papers:
-        from digest import themes  # scikit-learn loads in ~1 s: only building an edition needs it
+        # scikit-learn loads in ~1 s: only building an edition needs it
+        from digest.themes import grouping as themes
 
         embed = load_embedder() if settings.themes_embeddings else None
         grouped = rank.order_themes(themes.group(papers, embed=embed), now)
     edition = Edition(key=key, frequency=frequency, date=today, themes=tuple(grouped))
     try:
         return store.save_edition(edition), reason
-    except sa.exc.IntegrityError:
+    except AlreadyExists:
         # Another process built it between our check and our insert: use theirs.
         return store.get_edition(key), f"edition {key} already exists"
 
@@ -153,14 +153,14 @@ class RunReport:
     collect: CollectReport
     edition: Edition | None
     reason: str
-    delivery: object | None = None  # digest.delivery.DeliveryReport
+    delivery: DeliveryReport | None = None
 
     @property
     def ok(self) -> bool:
         """True unless a delivery failed or every source failed."""
         if self.collect.sources and len(self.collect.failed) == len(self.collect.sources):
             return False
-        return getattr(self.delivery, "ok", True)
+        return self.delivery.ok if self.delivery else True
 
 
 def run(
@@ -170,11 +170,14 @@ def run(
     frequency: Frequency = Frequency.DAILY,
     today: date | None = None,
     sources: Iterable[Source] | None = None,
-    transport: object | None = None,
+    transport: Transport | None = None,
+    stopping: threading.Event | None = None,
 ) -> RunReport:
-    """Collect from the configured sources, build the edition of ``today``, deliver it."""
+    """Collect from the configured sources, build the edition of ``today``, deliver it.
+
+    ``stopping`` is the stop hook of the transport made for the delivery (set on SIGTERM).
+    """
     from digest import delivery
-    from digest.schedule import local_today
     from digest.sources import make_source
 
     today = today or local_today(settings)
@@ -186,5 +189,65 @@ def run(
           edition=edition.key if edition else None, reason=reason)  # fmt: skip
     report = RunReport(collect=collected, edition=edition, reason=reason)
     if edition is not None:
-        report.delivery = delivery.send_edition(store, edition, settings, transport=transport)
+        report.delivery = delivery.send_edition(
+            store, edition, settings, transport=transport, stopping=stopping
+        )
     return report
+
+
+def lock_name(frequency: Frequency, today: date) -> str:
+    """The database lock of one edition: ``run:daily-2026-11-26`` or ``run:weekly-2026-W48``."""
+    return f"run:{edition_key(frequency, today)}"
+
+
+def run_scheduled(
+    settings: Settings,
+    store: Store,
+    frequency: Frequency,
+    fire_time: datetime,
+    *,
+    holder: str,
+    stopping: threading.Event | None = None,
+) -> RunReport | None:
+    """Run the edition ``fire_time`` is for, unless another process holds its lock.
+
+    Returns the pipeline's RunReport, or None when the run was skipped. ``today`` is the local
+    date of the fire time (not of "now"), so a run that starts late still makes the right
+    edition. Once ``stopping`` is set no new message starts: the run pauses, the rest stays
+    queued for the next run.
+    """
+    today = local_day(settings, fire_time)
+    name = lock_name(frequency, today)
+    day = today.isoformat()
+    with store.run_lock(name, holder) as taken:
+        if not taken:
+            event(log, "run.skipped", frequency=str(frequency), day=day,
+                  reason="another scheduler holds the lock", lock=name)  # fmt: skip
+            return None
+        event(log, "run.start", frequency=str(frequency), day=day,
+              fire_time=fire_time.isoformat())  # fmt: skip
+        run_id = store.start_run("schedule", edition_key(frequency, today))
+        try:
+            report = run(settings, store, frequency=frequency, today=today, stopping=stopping)
+        except Exception as exc:
+            store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        outcome, detail = describe(report)
+        if outcome == "paused" and stopping is not None and stopping.is_set():
+            summary = report.delivery.summary() if report.delivery else ""
+            detail = f"digest serve was stopping (SIGTERM); the rest stays queued; {summary}"
+        store.finish_run(run_id, outcome, detail)
+        event(log, "run.finished", frequency=str(frequency), day=day, outcome=outcome,
+              detail=detail)  # fmt: skip
+        return report
+
+
+def describe(report: RunReport) -> tuple[str, str]:
+    """A RunReport as the runs table's (outcome, one-line detail): ok, nothing, paused, failed."""
+    if report.edition is None:
+        return ("nothing" if report.ok else "failed"), report.reason
+    summary = report.delivery.summary() if report.delivery else ""
+    detail = "; ".join(part for part in (report.reason, summary) if part)
+    if report.delivery and report.delivery.paused:
+        return "paused", f"{report.delivery.paused}; {detail}"[:500]
+    return ("ok" if report.ok else "failed"), detail[:500]

@@ -15,8 +15,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -24,21 +23,20 @@ from apscheduler.triggers.cron import CronTrigger
 
 from digest.config import ConfigError, Settings
 from digest.errors import DigestError
-from digest.lease import new_holder
 from digest.logs import event
-from digest.models import Frequency
-from digest.store import Store
+from digest.models import EditionStatus, Frequency
+from digest.periods import edition_key, zone
+from digest.pipeline import RunReport, run_scheduled
+from digest.store import Store, new_holder
 
 __all__ = [
     "Daemon",
     "build_scheduler",
     "daily_trigger",
-    "lock_name",
     "next_runs",
-    "run_scheduled",
     "serve",
+    "triggers",
     "weekly_trigger",
-    "zone",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,16 +47,6 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FIRE_TIME: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
     "digest_fire_time", default=None
 )
-
-
-def zone(settings: Settings) -> ZoneInfo:
-    """The schedule's time zone; ConfigError naming DIGEST_TIMEZONE when it is unknown."""
-    try:
-        return ZoneInfo(settings.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"DIGEST_TIMEZONE: unknown time zone {settings.timezone!r} (e.g. Europe/Berlin)"
-        ) from None
 
 
 def _crontab_weekdays(field: str) -> str:
@@ -129,130 +117,6 @@ def next_runs(settings: Settings, now: datetime) -> dict[Frequency, datetime | N
     return {f: t.get_next_fire_time(None, now) for f, t in triggers(settings).items()}
 
 
-def local_day(settings: Settings, fire_time: datetime) -> date:
-    """The date the edition fired for ``fire_time`` is, in the schedule's time zone."""
-    return fire_time.astimezone(zone(settings)).date()
-
-
-def local_today(settings: Settings) -> date:
-    """Today's date in the schedule's time zone: the day every command's edition is for."""
-    return datetime.now(zone(settings)).date()
-
-
-def lock_name(frequency: Frequency, today: date) -> str:
-    """The database lock of one edition: ``run:daily-2026-11-26`` or ``run:weekly-2026-W48``."""
-    from digest.pipeline import edition_key
-
-    return f"run:{edition_key(frequency, today)}"
-
-
-def run_scheduled(
-    settings: Settings,
-    store: Store,
-    frequency: Frequency,
-    fire_time: datetime,
-    *,
-    holder: str,
-    stopping: threading.Event | None = None,
-) -> object | None:
-    """Run the edition ``fire_time`` is for, unless another process holds its lock.
-
-    Returns the pipeline's RunReport, or None when the run was skipped. ``today`` is the local
-    date of the fire time (not of "now"), so a run that starts late still makes the right
-    edition. Once ``stopping`` is set no new message starts: the run pauses, the rest stays
-    queued for the next run.
-    """
-    from digest import pipeline
-
-    today = local_day(settings, fire_time)
-    name = lock_name(frequency, today)
-    day = today.isoformat()
-    with store.run_lock(name, holder) as taken:
-        if not taken:
-            event(log, "run.skipped", frequency=str(frequency), day=day,
-                  reason="another scheduler holds the lock", lock=name)  # fmt: skip
-            return None
-        event(log, "run.start", frequency=str(frequency), day=day,
-              fire_time=fire_time.isoformat())  # fmt: skip
-        run_id = store.start_run("schedule", pipeline.edition_key(frequency, today))
-        kwargs = {}
-        if stopping is not None:
-            kwargs["transport"] = StoppableTransport(
-                settings, stopping, pipeline.edition_key(frequency, today)
-            )
-        try:
-            report = pipeline.run(settings, store, frequency=frequency, today=today, **kwargs)
-        except Exception as exc:
-            store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
-            raise
-        outcome, detail = describe(report)
-        if outcome == "paused" and stopping is not None and stopping.is_set():
-            summary = getattr(report.delivery, "summary", lambda: "")()
-            detail = f"digest serve was stopping (SIGTERM); the rest stays queued; {summary}"
-        store.finish_run(run_id, outcome, detail)
-        event(log, "run.finished", frequency=str(frequency), day=day, outcome=outcome,
-              detail=detail)  # fmt: skip
-        return report
-
-
-def describe(report: object) -> tuple[str, str]:
-    """A RunReport as the runs table's (outcome, one-line detail): ok, nothing, paused, failed."""
-    delivery = getattr(report, "delivery", None)
-    reason = str(getattr(report, "reason", ""))
-    if getattr(report, "edition", None) is None:
-        return ("nothing" if getattr(report, "ok", True) else "failed"), reason
-    summary = delivery.summary() if hasattr(delivery, "summary") else ""
-    detail = "; ".join(part for part in (reason, summary) if part)
-    paused = getattr(delivery, "paused", None)
-    if paused:
-        return "paused", f"{paused if isinstance(paused, str) else 'paused'}; {detail}"[:500]
-    return ("ok" if getattr(report, "ok", True) else "failed"), detail[:500]
-
-
-class StoppableTransport:
-    """The configured transport, refusing new messages once the daemon is stopping.
-
-    A refused message raises ConnectionFailure before anything reaches the server, which the
-    delivery loop answers by putting the row back in the queue and, after a few, pausing the
-    run: the messages in flight finish, the rest wait for the next run. (pipeline.run owns the
-    event loop the messages are sent from; the inner transport is closed inside that loop,
-    when asyncio.run cancels the guard task at its end.)
-    """
-
-    def __init__(self, settings: Settings, stopping: threading.Event, edition_key: str) -> None:
-        from digest.transports import make_transport
-
-        self._inner = make_transport(settings, edition_key=edition_key)
-        self._stopping = stopping
-        self._guard: asyncio.Task | None = None
-        self._closed = False
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)  # concurrency, message_timeout, ...
-
-    async def send(self, message: object) -> None:
-        """Send through the inner transport unless the daemon is stopping."""
-        from digest.transports import ConnectionFailure
-
-        if self._guard is None:
-            self._guard = asyncio.get_running_loop().create_task(self._close_at_loop_end())
-        if self._stopping.is_set():
-            raise ConnectionFailure("digest serve is stopping (SIGTERM); the rest stays queued")
-        await self._inner.send(message)
-
-    async def _close_at_loop_end(self) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the inner transport (also done when the sending loop ends)."""
-        if not self._closed:
-            self._closed = True
-            await self._inner.aclose()
-
-
 class _FireTimeExecutor(AsyncIOExecutor):
     """AsyncIOExecutor that tells the job which scheduled time it runs for.
 
@@ -260,7 +124,7 @@ class _FireTimeExecutor(AsyncIOExecutor):
     around the submission hands the (coalesced) fire time to exactly that run.
     """
 
-    def _do_submit_job(self, job, run_times):  # noqa: ANN001 - APScheduler's signature
+    def _do_submit_job(self, job, run_times):  # APScheduler's signature, untyped there
         token = _FIRE_TIME.set(run_times[-1])
         try:
             super()._do_submit_job(job, run_times)
@@ -268,7 +132,8 @@ class _FireTimeExecutor(AsyncIOExecutor):
             _FIRE_TIME.reset(token)
 
 
-RunFunction = Callable[[Frequency, datetime], object]
+# What a job runs: the locked, recorded pipeline run (tests pass a stand-in).
+RunFunction = Callable[[Frequency, datetime], RunReport | None]
 
 
 class Daemon:
@@ -284,7 +149,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.scheduler = build_scheduler(settings, self._job)
 
-    def _run_pipeline(self, frequency: Frequency, fire_time: datetime) -> object:
+    def _run_pipeline(self, frequency: Frequency, fire_time: datetime) -> RunReport | None:
         return run_scheduled(
             self.settings, self.store, frequency, fire_time, holder=self.holder,
             stopping=self.stopping,
@@ -323,9 +188,6 @@ class Daemon:
             event(log, "schedule.next", job=job.id, next_run=job.next_run_time.isoformat())
 
     def _unfinished(self, now: datetime) -> list[Frequency]:
-        from digest.models import EditionStatus
-        from digest.pipeline import edition_key
-
         today = now.astimezone(zone(self.settings)).date()
         found = []
         for frequency in Frequency:
@@ -407,7 +269,11 @@ async def serve(settings: Settings, store: Store, *, web: bool = False) -> None:
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    server = _web_server(settings, store) if web else None
+    server = None
+    if web:
+        from digest.web.server import make_server  # uvicorn loads only with --web
+
+        server = make_server(settings, store, handle_signals=False)
     web_task = asyncio.create_task(server.serve()) if server else None
     if server and web_task:
         # Bind the port before the first run can start: a port in use ends the process here.
@@ -441,25 +307,3 @@ def _on_signal(loop: asyncio.AbstractEventLoop, sig: signal.Signals, stop: async
     for each in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(each)
     stop.set()
-
-
-def _web_server(settings: Settings, store: Store):  # noqa: ANN202 - uvicorn is imported lazily
-    import uvicorn
-
-    from digest.web import create_app
-
-    class _Server(uvicorn.Server):
-        # serve() owns SIGTERM/SIGINT: uvicorn must not install its own handlers.
-        def capture_signals(self):  # noqa: ANN202
-            import contextlib
-
-            return contextlib.nullcontext()
-
-    config = uvicorn.Config(
-        create_app(settings, store),
-        host=settings.web_host,
-        port=settings.web_port,
-        log_config=None,  # our handler formats and redacts uvicorn's records too
-        lifespan="auto",
-    )
-    return _Server(config)

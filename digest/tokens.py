@@ -40,15 +40,20 @@ from itsdangerous import (
 )
 from itsdangerous import Signer as ItsdangerousSigner
 
+from digest.config import ConfigError
+from digest.errors import DigestError
+
 __all__ = [
     "LEGACY_SHA1_UNTIL",
     "MAX_AGE",
+    "MIN_SECRET_LENGTH",
     "Purpose",
     "Signer",
     "TokenData",
     "TokenError",
     "TokenExpired",
     "generate_secret",
+    "require_secret",
 ]
 
 MIN_SECRET_LENGTH = 32
@@ -76,7 +81,7 @@ MAX_AGE: dict[Purpose, int | None] = {
 _PAYLOAD = re.compile(rb"(\d{1,18})(?:\.(\d{1,18}))?")
 
 
-class TokenError(Exception):
+class TokenError(DigestError):
     """The token is malformed, tampered with, or made for another purpose."""
 
 
@@ -95,6 +100,16 @@ class TokenData:
 def generate_secret() -> str:
     """A fresh random secret key suitable for DIGEST_SECRET_KEY."""
     return secrets.token_urlsafe(48)
+
+
+def require_secret(secret_key: str) -> str:
+    """``secret_key`` when it is long enough to sign links; ConfigError naming the setting.
+
+    The one place the rule lives: the CLI, the web app and the Signer all ask here.
+    """
+    if len(secret_key) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"DIGEST_SECRET_KEY: must have at least {MIN_SECRET_LENGTH} characters")
+    return secret_key
 
 
 class _KeyDerivedOnce:
@@ -128,8 +143,7 @@ class Signer:
     """
 
     def __init__(self, secret_key: str, *, clock: Callable[[], datetime] = _utcnow) -> None:
-        if len(secret_key) < MIN_SECRET_LENGTH:
-            raise ValueError(f"secret key must have at least {MIN_SECRET_LENGTH} characters")
+        require_secret(secret_key)
         self._clock = clock
         self._signers = {
             p: (_TimedSigner if MAX_AGE[p] else _PlainSigner)(

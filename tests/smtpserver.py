@@ -65,14 +65,14 @@ class Handler:
             return value.pop(0) if value else None
         return value
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self._lookup(self.script.rcpt, address)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         if self.script.delay:
             await asyncio.sleep(self.script.delay)
         action = self._lookup(self.script.data, envelope.rcpt_tos[0]) if envelope.rcpt_tos else None
@@ -160,7 +160,7 @@ def _serve_forever(port: int, delay: float) -> None:
     """A counting sink in this process: prints each accepted recipient on its own line."""
 
     class Printer(Handler):
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        async def handle_DATA(self, server, session, envelope):
             if delay:
                 await asyncio.sleep(delay)
             for rcpt in envelope.rcpt_tos:

@@ -82,7 +82,7 @@ def test_malformed_papers_file_is_one_line_and_leaves_the_database_unchanged(
 
 def test_demo_subscribers_follow_topics_the_taxonomy_has() -> None:
     from digest.cli.core import DEMO_SUBSCRIBERS
-    from digest.taxonomy import load_taxonomy
+    from digest.themes.taxonomy import load_taxonomy
 
     topics = set(load_taxonomy(None).topics)
     for subscriber in DEMO_SUBSCRIBERS:

@@ -12,7 +12,11 @@ import pytest
 
 from digest.config import Settings
 from digest.delivery import deliver, send_edition
+from digest.delivery.report import DeliveryReport
+from digest.delivery.throttle import Throttle
+from digest.delivery.transports import MemoryTransport
 from digest.errors import DigestError
+from digest.mail.render import Renderer
 from digest.models import (
     DeliveryStatus,
     Edition,
@@ -23,11 +27,7 @@ from digest.models import (
     SubscriberStatus,
     Theme,
 )
-from digest.progress import DeliveryReport
-from digest.ratelimit import RateLimiter
-from digest.render import Renderer
 from digest.store import Store
-from digest.transports import MemoryTransport
 from tests.smtpserver import Script, ScriptedServer
 
 
@@ -292,10 +292,10 @@ def test_rate_limiter_spaces_messages_and_keeps_the_hourly_window() -> None:
         now[0] += seconds
 
     async def scenario() -> None:
-        per_second = RateLimiter(per_second=4, clock=lambda: now[0], sleep=sleep)
+        per_second = Throttle(per_second=4, clock=lambda: now[0], sleep=sleep)
         for _ in range(3):
             await per_second.acquire()
-        hourly = RateLimiter(per_hour=2, history=[now[0] - 3000], clock=lambda: now[0], sleep=sleep)
+        hourly = Throttle(per_hour=2, history=[now[0] - 3000], clock=lambda: now[0], sleep=sleep)
         await hourly.acquire()  # one slot left in the window
         await hourly.acquire()  # full: waits until the message 3000 s ago is an hour old
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from digest.mail.preview import CHROMIUM
+from digest.mail.preview import CHROMIUM_ARGS as ARGS
+from digest.mail.render import Renderer
 from digest.models import Edition, Frequency, Theme
-from digest.preview import CHROMIUM
-from digest.preview import CHROMIUM_ARGS as ARGS
-from digest.render import Renderer
 from tests.test_render import SUBSCRIBER, real_papers, sample_edition, selection_of
 
 pytestmark = pytest.mark.skipif(

@@ -9,9 +9,9 @@ import html
 import pytest
 
 from digest.errors import DigestError
-from digest.mail import MAX_LINE, SplicedMessage, format_address, seven_bit_html
+from digest.mail.mime import MAX_LINE, SplicedMessage, format_address, seven_bit_html
+from digest.mail.render import Renderer
 from digest.models import Subscriber
-from digest.render import Renderer
 from tests.test_render import SUBSCRIBER, sample_edition, selection_of
 
 

@@ -15,10 +15,10 @@ from conftest import TEST_SECRET
 from digest import pipeline
 from digest.cli import cli
 from digest.config import EmptyEdition, Settings
+from digest.delivery.transports import MemoryTransport
 from digest.models import Frequency, Paper, Subscriber
 from digest.sources import SourceResult
 from digest.store import Store
-from digest.transports import MemoryTransport
 
 
 class ListSource:

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import App, cli
-from digest.cli.send import preview_server
+from digest.cli.preview import preview_server
 from digest.models import Subscriber
 from digest.store import Store
 from digest.tokens import Purpose, Signer
@@ -118,7 +118,7 @@ def test_serve_shows_the_email_and_reloads_after_a_template_change(
     base = f"http://127.0.0.1:{server.server_port}"
 
     def get(path: str) -> str:
-        with urllib.request.urlopen(base + path, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(base + path, timeout=10) as response:
             return response.read().decode()
 
     try:

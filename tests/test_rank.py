@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from digest.models import Edition, Frequency, Paper, Subscriber, Theme
-from digest.rank import order_themes, select, selection_key, trending_score
-from digest.taxonomy import load_taxonomy
-from digest.themes import REMAINDER_LABEL
+from digest.themes.grouping import REMAINDER_LABEL
+from digest.themes.rank import order_themes, select, selection_key, trending_score
+from digest.themes.taxonomy import load_taxonomy
 
 NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
 

@@ -14,6 +14,8 @@ import pytest
 
 from digest.config import load_settings
 from digest.errors import DigestError
+from digest.mail.render import Renderer, full_selection
+from digest.mail.text import format_authors, shorten, summarize
 from digest.models import (
     Edition,
     Frequency,
@@ -23,7 +25,6 @@ from digest.models import (
     Subscriber,
     Theme,
 )
-from digest.render import Renderer, format_authors, full_selection, shorten, summarize
 from digest.tokens import Purpose, Signer
 from tests.conftest import FIXTURES, TEST_SECRET
 
@@ -496,8 +497,8 @@ def test_subscriber_without_id_or_secret_is_a_clear_error(settings) -> None:
 
 
 def test_signals_in_the_why_line_are_not_repeated_above_it(renderer: Renderer, settings) -> None:
-    from digest.rank import select
-    from digest.taxonomy import load_taxonomy
+    from digest.themes.rank import select
+    from digest.themes.taxonomy import load_taxonomy
 
     edition = sample_edition(30)
     subscriber = Subscriber(email="ada@example.org", id=42, topics=("Multimodal models",))

@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import TEST_SECRET
 
-from digest import schedule
+from digest import pipeline, schedule
 from digest.config import ConfigError, load_settings
 from digest.models import Frequency, Subscriber
 from digest.store import Store
@@ -212,7 +212,7 @@ def test_exactly_one_edition_per_local_day_across_dst(
     assert len(times) == len(days) + (1 if repeated else 0)
     for fire_time in times:
         write_papers(settings.papers_file, fire_time.astimezone(tz).date())
-        schedule.run_scheduled(settings, store, Frequency.DAILY, fire_time, holder="test")
+        pipeline.run_scheduled(settings, store, Frequency.DAILY, fire_time, holder="test")
     keys = sorted(e.key for e in store.list_editions())
     assert keys == [f"daily-{d.isoformat()}" for d in days]
     for d in days:
@@ -234,7 +234,7 @@ class FakeClock:
 
         class _DateTime(datetime):
             @classmethod
-            def now(cls, tz=None):  # noqa: ANN001
+            def now(cls, tz=None):
                 return clock.now.astimezone(tz) if tz else clock.now
 
         self.datetime = _DateTime
@@ -296,14 +296,14 @@ def test_a_run_whose_edition_lock_is_held_elsewhere_sends_nothing(tmp_path: Path
     write_papers(settings.papers_file, today)
     fire = datetime(2026, 11, 26, 7, 0, tzinfo=ZoneInfo("UTC"))
     other = Store(settings.database_url)
-    with other.run_lock(schedule.lock_name(Frequency.DAILY, today), "other-host:1:x") as taken:
+    with other.run_lock(pipeline.lock_name(Frequency.DAILY, today), "other-host:1:x") as taken:
         assert taken
-        assert schedule.run_scheduled(settings, store, Frequency.DAILY, fire, holder="me") is None
+        assert pipeline.run_scheduled(settings, store, Frequency.DAILY, fire, holder="me") is None
         assert not list(settings.outbox.rglob("*.eml"))
         assert store.list_editions() == []
     # Released: the next scheduler runs it, and a third run sends nothing new.
-    assert schedule.run_scheduled(settings, store, Frequency.DAILY, fire, holder="me") is not None
-    assert schedule.run_scheduled(settings, store, Frequency.DAILY, fire, holder="me") is not None
+    assert pipeline.run_scheduled(settings, store, Frequency.DAILY, fire, holder="me") is not None
+    assert pipeline.run_scheduled(settings, store, Frequency.DAILY, fire, holder="me") is not None
     assert sorted(str(m["To"]) for m in emails(settings.outbox)) == sorted(SUBSCRIBERS)
     outcomes = [r["outcome"] for r in store.recent_runs()]
     assert outcomes[-1] == "ok"
@@ -475,7 +475,7 @@ def _postgres() -> Store:
     try:
         with store.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
     return store
 

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
+from digest.cli.progress import LogProgress
 from digest.models import DeliveryStatus
-from digest.progress import LogProgress
 from digest.store import Store
 from tests.conftest import TEST_SECRET
 from tests.smtpserver import Script, ScriptedServer

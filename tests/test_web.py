@@ -16,6 +16,8 @@ from starlette.testclient import TestClient
 
 from digest import subscribers as subs
 from digest.config import ConfigError, Settings
+from digest.delivery.transports import MemoryTransport
+from digest.mail.render import Renderer
 from digest.models import (
     Edition,
     EditionStatus,
@@ -26,12 +28,10 @@ from digest.models import (
     SubscriberStatus,
     Theme,
 )
-from digest.render import Renderer
 from digest.store import Store
 from digest.tokens import Purpose, Signer
-from digest.transports import MemoryTransport
 from digest.web import create_app, text_on
-from digest.webguard import CSRF_COOKIE, RateLimiter
+from digest.web.guard import CSRF_COOKIE, ClientLimiter
 from tests.conftest import TEST_SECRET
 
 ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
@@ -220,7 +220,7 @@ def test_rate_limit_per_client(settings: Settings, store: Store) -> None:
 
 
 def test_rate_limiter_window_and_clients_are_separate() -> None:
-    limiter = RateLimiter(2, window=600)
+    limiter = ClientLimiter(2, window=600)
     assert limiter.hit("a", now=0) == 0 and limiter.hit("a", now=1) == 0
     assert limiter.hit("a", now=2) == pytest.approx(598)
     assert limiter.hit("b", now=2) == 0  # another client is not affected

@@ -25,10 +25,10 @@ import pytest
 
 from digest import subscribers as subs
 from digest.config import Settings
+from digest.mail.preview import CHROMIUM as CHROMIUM_PATH
+from digest.mail.preview import CHROMIUM_ARGS as ARGS
+from digest.mail.render import Renderer
 from digest.models import Frequency, Subscriber, SubscriberStatus
-from digest.preview import CHROMIUM as CHROMIUM_PATH
-from digest.preview import CHROMIUM_ARGS as ARGS
-from digest.render import Renderer
 from digest.store import Store
 
 sync_api = pytest.importorskip("playwright.sync_api")

@@ -13,13 +13,13 @@ import click
 
 from digest.config import ConfigError, Settings, load_settings
 from digest.errors import DigestError
-from digest.store import Store, StoreError
-from digest.tokens import MIN_SECRET_LENGTH
+from digest.store import Store
+from digest.tokens import require_secret
 
 # The meta key under which `digest demo` keeps the secret it generated.
 DEMO_SECRET_KEY = "demo_secret_key"  # noqa: S105 - the name of a meta row, not a secret
 
-__all__ = ["App", "cli", "main", "pass_app"]
+__all__ = ["App", "DEMO_SECRET_KEY", "DigestGroup", "cli", "main", "pass_app"]
 
 
 class App:
@@ -46,10 +46,7 @@ class App:
         Raises ConfigError when neither exists, since every email link must be signed.
         """
         if self.settings.secret_key:
-            if len(self.settings.secret_key) < MIN_SECRET_LENGTH:
-                raise ConfigError(
-                    f"DIGEST_SECRET_KEY: must have at least {MIN_SECRET_LENGTH} characters"
-                )
+            require_secret(self.settings.secret_key)
             return self.settings
         kept = self.store.get_meta(DEMO_SECRET_KEY)
         if kept is None:
@@ -71,12 +68,9 @@ class DigestGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
+        except DigestError as exc:
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
-        except (DigestError, StoreError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,9 +88,9 @@ def cli(ctx: click.Context) -> None:
 
 
 def _attach_commands() -> None:
-    from digest.cli import collect, core, send, serve, subscribers, themes
+    from digest.cli import collect, core, preview, send, serve, status, subscribers, themes, web
 
-    for module in (core, collect, themes, send, subscribers, serve):
+    for module in (core, collect, themes, preview, send, subscribers, web, serve, status):
         module.register(cli)
 
 

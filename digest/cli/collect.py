@@ -15,6 +15,8 @@ from digest.sources import SOURCE_NAMES, make_source
 if TYPE_CHECKING:
     from digest.pipeline import SourceReport
 
+__all__ = ["collect", "register"]
+
 SHOWN_SKIPS = 20  # per source; the rest are counted, so a broken feed does not flood the screen
 
 

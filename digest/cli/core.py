@@ -7,14 +7,16 @@ from importlib import resources
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
-from digest import pipeline, schedule
+from digest import pipeline
 from digest.cli import DEMO_SECRET_KEY, App, pass_app
-from digest.lease import new_holder
 from digest.logs import setup_logging
 from digest.models import Frequency, Subscriber
+from digest.periods import local_today, zone
+from digest.store import AlreadyExists, new_holder
 from digest.tokens import generate_secret
+
+__all__ = ["DEMO_SUBSCRIBERS", "demo", "example_papers_path", "init", "register", "run_command"]
 
 # Three example readers with different interests, so the demo shows personalisation.
 DEMO_SUBSCRIBERS = (
@@ -81,10 +83,10 @@ def run_command(app: App, frequency: str, day: object) -> None:
     """
     settings = app.signing_settings()
     setup_logging(settings)
-    tz = schedule.zone(settings)
+    tz = zone(settings)
     # "Today" is the date in DIGEST_TIMEZONE, as for `digest serve`, not the machine's.
     fire_time = datetime.combine(day.date(), time(12), tz) if day else datetime.now(tz)  # type: ignore[attr-defined]
-    report = schedule.run_scheduled(
+    report = pipeline.run_scheduled(
         settings, app.store, Frequency(frequency), fire_time, holder=new_holder()
     )
     if report is None:
@@ -117,7 +119,7 @@ def demo(app: App) -> None:
         try:
             store.add_subscriber(subscriber)
             added += 1
-        except sa.exc.IntegrityError:
+        except AlreadyExists:
             pass  # already there from an earlier demo
     click.echo(f"database: {settings.database_url} ({added} example subscribers added)")
     source = make_source("file", settings, path=example_papers_path())
@@ -125,7 +127,7 @@ def demo(app: App) -> None:
         settings,
         store,
         frequency=Frequency.DAILY,
-        today=schedule.local_today(settings),
+        today=local_today(settings),
         sources=[source],
     )
     _echo_run(report)

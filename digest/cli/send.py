@@ -1,198 +1,17 @@
-"""CLI commands for sending: `preview` (below) and `send` (added by the delivery work)."""
+"""CLI: `digest send`, an edition through the ledger, exactly once per subscriber."""
 
 from __future__ import annotations
-
-import asyncio
-import http.server
-import threading
-from datetime import date, datetime
-from pathlib import Path
 
 import click
 
 from digest.cli import App, pass_app
+from digest.cli.preview import pick_edition
+from digest.cli.progress import BarProgress, LogProgress
 from digest.errors import DigestError
-from digest.models import Edition, Message, Subscriber
-from digest.preview import make_preview_server, screenshot
-from digest.progress import BarProgress, LogProgress
-from digest.schedule import local_today
+from digest.models import Edition
+from digest.periods import local_today
 
-# =========================================================================================
-# preview: render an edition for one subscriber; write, serve, screenshot or test-send it.
-# =========================================================================================
-
-PREVIEW_EMAIL = "preview@example.invalid"
-
-
-def _pick_edition(app: App, key: str | None, day: date | None) -> Edition:
-    """The edition asked for, else the latest one; DigestError when there is none."""
-    store = app.store
-    if key:
-        edition = store.get_edition(key)
-        if edition is None:
-            raise DigestError(f"no edition {key!r}; `digest status` lists them")
-        return edition
-    if day:
-        found = next((e for e in store.list_editions(limit=500) if e.date == day), None)
-        if found is None:
-            raise DigestError(f"no edition for {day.isoformat()}")
-        return store.get_edition(found.key)  # list_editions leaves themes out
-    edition = store.latest_edition()
-    if edition is None:
-        raise DigestError("no edition yet; run `digest run` (or `digest demo`) first")
-    return edition
-
-
-def _pick_subscriber(app: App, email: str | None) -> Subscriber:
-    """The subscriber named by --subscriber, else a stand-in who gets everything."""
-    if not email:
-        return Subscriber(email=PREVIEW_EMAIL, id=0)
-    subscriber = app.store.find_subscriber(email.strip().lower()) or app.store.find_subscriber(
-        email.strip()
-    )
-    if subscriber is None:
-        raise DigestError(f"no subscriber {email!r}; `digest subscribers list` shows them")
-    return subscriber
-
-
-def _render(app: App, renderer, edition: Edition, subscriber: Subscriber, prefix: str = ""):
-    from digest.render import select_for
-
-    selection = select_for(edition, subscriber, app.settings)
-    return renderer.prepare_digest(edition, selection, subject_prefix=prefix)
-
-
-def _write(message: Message, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(message.html, encoding="utf-8")
-    text_path = out.with_name(out.name + ".txt")
-    text_path.write_text(message.text, encoding="utf-8")
-    return text_path
-
-
-def _send_test(app: App, message: Message) -> None:
-    from digest.transports import make_transport
-
-    transport = make_transport(app.settings, edition_key="preview")
-
-    async def go() -> None:
-        try:
-            await transport.send(message)
-        finally:
-            await transport.aclose()
-
-    asyncio.run(go())
-
-
-@click.command()
-@click.option("--subscriber", "email", metavar="EMAIL", help="Render what this subscriber gets.")
-@click.option("--edition", "edition_key", metavar="KEY", help="Edition key (default: latest).")
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The edition of this date.")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the HTML here and the text part beside it as FILE.txt (default preview.html).",
-)
-@click.option("--serve", is_flag=True, help="Serve on 127.0.0.1; reloads when a template changes.")
-@click.option("--port", default=8025, show_default=True, help="Port for --serve.")
-@click.option("--send-to", metavar="ADDR", help="Send a [TEST] copy via the configured transport.")
-@click.option(
-    "--screenshot",
-    "shot",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="PNG at phone (375 px) and desktop (600 px) width, via headless Chromium.",
-)
-@click.option("--dark", is_flag=True, help="Screenshot in dark mode.")
-@pass_app
-def preview(
-    app: App,
-    email: str | None,
-    edition_key: str | None,
-    day: datetime | None,
-    out: Path | None,
-    serve: bool,
-    port: int,
-    send_to: str | None,
-    shot: Path | None,
-    dark: bool,
-) -> None:
-    """Render an edition's email as a subscriber gets it, to check it before sending.
-
-    Example: digest preview --subscriber ada@example.org --out preview.html
-    """
-    from digest.render import Renderer
-
-    app.signing_settings()  # every link in the preview is signed, as in a real email
-    edition = _pick_edition(app, edition_key, day.date() if day else None)
-    subscriber = _pick_subscriber(app, email)
-    renderer = Renderer(app.settings)
-    message = _render(app, renderer, edition, subscriber).for_subscriber(subscriber)
-    did = False
-    if send_to:
-        # Links in a test copy carry no real subscriber's token (id 0 matches nobody).
-        test = _render(app, renderer, edition, subscriber, "[TEST] ")
-        _send_test(app, test.for_subscriber(Subscriber(email=send_to, id=0)))
-        click.echo(f"sent a test copy of {edition.key} via {app.settings.transport}")
-        did = True
-    if shot:
-        screenshot(message.html, shot, dark=dark)
-        click.echo(f"wrote {shot}")
-        did = True
-    if out or not (did or serve):
-        path = out or Path("preview.html")
-        text_path = _write(message, path)
-        click.echo(
-            f"wrote {path} and {text_path} ({edition.key}, {len(message.html):,} bytes HTML)"
-        )
-    if serve:
-        _serve(app, edition, subscriber, port)
-
-
-def preview_server(
-    app: App, edition: Edition, subscriber: Subscriber, port: int
-) -> http.server.ThreadingHTTPServer:
-    """The `preview --serve` server: re-renders when a template file changes."""
-    from digest.render import Renderer
-    from digest.templating import TemplateSet
-
-    state: dict = {}
-    lock = threading.Lock()
-
-    def build() -> tuple[Message, str]:
-        with lock:
-            mtimes = TemplateSet(app.settings.templates_dir).mtimes()
-            if state.get("mtimes") != mtimes:
-                state.clear()
-                state["mtimes"] = mtimes  # a broken template is retried only after a change
-                try:
-                    prepared = _render(app, Renderer(app.settings), edition, subscriber)
-                    state["message"] = prepared.for_subscriber(subscriber)
-                except DigestError as exc:
-                    state["error"] = str(exc)
-            if "error" in state:
-                raise DigestError(state["error"])
-            return state["message"], str(hash(mtimes))
-
-    return make_preview_server(build, port)
-
-
-def _serve(app: App, edition: Edition, subscriber: Subscriber, port: int) -> None:
-    server = preview_server(app, edition, subscriber, port)
-    click.echo(f"serving {edition.key} on http://127.0.0.1:{server.server_port}/ (Ctrl-C stops)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-
-
-# ======================================= end preview =====================================
-
-
-# =========================================================================================
-# send: deliver an edition through the ledger (exactly once per subscriber).
-# =========================================================================================
+__all__ = ["register", "send"]
 
 
 def _send_edition_for(app: App, edition_key: str | None, dry_run: bool) -> Edition:
@@ -202,7 +21,7 @@ def _send_edition_for(app: App, edition_key: str | None, dry_run: bool) -> Editi
 
     store = app.store
     if edition_key:
-        return _pick_edition(app, edition_key, None)
+        return pick_edition(app, edition_key, None)
     if not dry_run:  # a dry run changes nothing, so it never builds an edition
         today = local_today(app.settings)  # DIGEST_TIMEZONE, as `digest run`
         built, reason = pipeline.build_edition(store, app.settings, Frequency.DAILY, today)
@@ -281,10 +100,6 @@ def send(
         click.get_current_context().exit(1)
 
 
-# ========================================= end send ======================================
-
-
 def register(group: click.Group) -> None:
     """Attach this module's commands to the `digest` group."""
-    group.add_command(preview)
     group.add_command(send)

@@ -12,13 +12,15 @@ from digest import subscribers as subs
 from digest.cli import App, pass_app
 from digest.models import Frequency, Subscriber, SubscriberStatus
 
+__all__ = ["register", "subscribers_group"]
+
 FREQUENCY = click.Choice([f.value for f in Frequency])
 
 
 def _send_confirmations(app: App, added: Sequence[Subscriber]) -> None:
     """Email each new unconfirmed subscriber a confirmation link."""
-    from digest.render import Renderer
-    from digest.transports import make_transport
+    from digest.delivery.transports import make_transport
+    from digest.mail.render import Renderer
 
     settings = app.signing_settings()
     renderer = Renderer(settings)
@@ -192,40 +194,6 @@ def delete(app: App, email: str) -> None:
         click.echo(f"{address} was not on the list; it is now on the suppression list")
 
 
-@click.command("web")
-@click.option("--host", help="Address to listen on (default: DIGEST_WEB_HOST).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: DIGEST_WEB_PORT).")
-@pass_app
-def web(app: App, host: str | None, port: int | None) -> None:
-    """Serve the subscribe, preferences, unsubscribe and archive pages.
-
-    Needs DIGEST_SECRET_KEY (32+ characters) unless `digest demo` made one.
-
-    Example: digest web --host 0.0.0.0 --port 8000
-    """
-    import uvicorn
-
-    from digest.logs import setup_logging
-    from digest.web import create_app
-
-    settings = app.signing_settings()
-    setup_logging(settings)
-    application = create_app(settings, app.store)
-    click.echo(
-        f"serving on http://{host or settings.web_host}:{port or settings.web_port}", err=True
-    )
-    # Our middleware logs requests with the tokens redacted; uvicorn's access log would not.
-    uvicorn.run(
-        application,
-        host=host or settings.web_host,
-        port=port or settings.web_port,
-        access_log=False,
-        log_config=None,
-        proxy_headers=True,
-    )
-
-
 def register(group: click.Group) -> None:
     """Attach this module's commands to the `digest` group."""
     group.add_command(subscribers_group)
-    group.add_command(web)

@@ -9,10 +9,12 @@ from pathlib import Path
 import click
 
 from digest.cli import App, pass_app
-from digest.embeddings import load_embedder
 from digest.models import Paper
-from digest.rank import order_themes, trending_score
 from digest.sources.jsonfile import load_papers
+from digest.themes.embeddings import load_embedder
+from digest.themes.rank import order_themes, trending_score
+
+__all__ = ["register", "themes"]
 
 SHOWN_SKIPS = 10
 
@@ -31,7 +33,9 @@ def themes(app: App, path: Path, as_json: bool) -> None:
 
     Example: digest themes examples/papers.json --json
     """
-    from digest.themes import group  # scikit-learn is slow to import; only this command needs it
+    from digest.themes.grouping import (
+        group,  # scikit-learn is slow to import; only this command needs it
+    )
 
     result = load_papers(path)
     for skip in result.skipped[:SHOWN_SKIPS]:

@@ -6,13 +6,11 @@ reporting each record it had to skip. Only this package speaks HTTP.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from digest.errors import DigestError
-from digest.models import Paper
+from digest.sources.base import Skipped, Source, SourceResult
 
 if TYPE_CHECKING:
     import httpx
@@ -23,42 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["SOURCE_NAMES", "Skipped", "Source", "SourceResult", "make_source"]
 
 SOURCE_NAMES = ("hf", "arxiv", "file")
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A record a source could not use: which one (index, line or id) and why."""
-
-    ref: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.ref}: {self.reason}"
-
-
-@dataclass(slots=True)
-class SourceResult:
-    """What one fetch gave: the papers, the records skipped, and the HTTP requests it cost.
-
-    ``notes`` are things the user should know that are not a skipped record (a request
-    budget that ran out, an enrichment step that failed while the listing itself worked).
-    """
-
-    papers: list[Paper]
-    skipped: list[Skipped] = field(default_factory=list)
-    requests: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
-@runtime_checkable
-class Source(Protocol):
-    """A place papers come from."""
-
-    name: str
-
-    def fetch(self, day: date | None) -> SourceResult:
-        """The papers listed on ``day`` (None: the latest listing)."""
-        ...
 
 
 def make_source(

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import date
-from xml.etree.ElementTree import Element  # noqa: S405 - type only; parsing is defusedxml
+from xml.etree.ElementTree import Element  # type only; parsing is defusedxml
 
 import httpx
 from defusedxml import ElementTree
@@ -22,7 +22,7 @@ from defusedxml.common import DefusedXmlException
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.models import Paper, normalize_arxiv_id
-from digest.sources import Skipped, SourceResult
+from digest.sources.base import Skipped, SourceResult
 from digest.sources.http import PoliteClient
 from digest.sources.normalize import (
     BadRecord,

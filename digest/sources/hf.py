@@ -15,7 +15,7 @@ import httpx
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.models import Paper
-from digest.sources import Skipped, SourceResult
+from digest.sources.base import Skipped, SourceResult
 from digest.sources.http import BudgetExhausted, PoliteClient
 from digest.sources.jsonfile import from_hf_items, load_json
 

@@ -3,14 +3,22 @@
 ``Store`` is composed of one mixin per area so each file stays small and has one job.
 """
 
-from digest.store.base import StoreBase, StoreError, utcnow
+from digest.store.base import AlreadyExists, StoreBase, StoreError, utcnow
 from digest.store.deliveries import DeliveryStore
+from digest.store.leases import LeaseStore, holder_is_gone, new_holder
 from digest.store.papers import PaperStore
 from digest.store.runs import RunStore
 from digest.store.subscribers import SubscriberStore
 
-__all__ = ["Store", "StoreError", "utcnow"]
+__all__ = [
+    "AlreadyExists",
+    "Store",
+    "StoreError",
+    "holder_is_gone",
+    "new_holder",
+    "utcnow",
+]
 
 
-class Store(PaperStore, SubscriberStore, DeliveryStore, RunStore, StoreBase):
-    """The database of digest: papers, editions, subscribers, deliveries, runs."""
+class Store(PaperStore, SubscriberStore, DeliveryStore, RunStore, LeaseStore, StoreBase):
+    """The database of digest: papers, editions, subscribers, deliveries, runs, leases."""

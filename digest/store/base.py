@@ -1,17 +1,20 @@
-"""The connection to the database: engine, migrations, transactions, leases, small facts."""
+"""The connection to the database: engine, migrations, transactions, small facts."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import resources
 from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from digest.errors import DigestError
 from digest.store import schema
+
+__all__ = ["AlreadyExists", "StoreBase", "StoreError", "in_chunks", "utcnow"]
 
 T = TypeVar("T")
 
@@ -32,8 +35,12 @@ def in_chunks(values: Iterable[T]) -> Iterator[list[T]]:
         yield items[start : start + IN_CHUNK]
 
 
-class StoreError(Exception):
+class StoreError(DigestError):
     """The database cannot be used as asked (unreachable, wrong URL, newer schema)."""
+
+
+class AlreadyExists(StoreError):
+    """A row with this unique key (edition key, email address) is already stored."""
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -69,10 +76,16 @@ class StoreBase:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A connection inside one transaction, committed on success, rolled back on error."""
+        """A connection inside one transaction, committed on success, rolled back on error.
+
+        A unique key taken by another row raises AlreadyExists; an unusable database StoreError.
+        """
         try:
             with self.engine.begin() as conn:
                 yield conn
+        except sa.exc.IntegrityError as exc:
+            # Callers outside the store see the store's error, never SQLAlchemy's.
+            raise AlreadyExists(f"already stored: {exc.orig}") from exc
         except sa.exc.OperationalError as exc:
             raise StoreError(f"database error: {exc.orig}") from exc
 
@@ -84,7 +97,7 @@ class StoreBase:
         from alembic.config import Config
 
         cfg = Config()
-        cfg.set_main_option("script_location", str(resources.files("digest") / "migrations"))
+        cfg.set_main_option("script_location", str(resources.files("digest.store") / "migrations"))
         try:
             with self.engine.begin() as conn:
                 cfg.attributes["connection"] = conn
@@ -111,39 +124,6 @@ class StoreBase:
         with self.transaction() as conn:
             conn.execute(sa.delete(schema.meta).where(schema.meta.c.key == key))
             conn.execute(sa.insert(schema.meta).values(key=key, value=value))
-
-    # --- leases ---
-
-    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
-        """Take (or renew) the named lease for ``holder`` unless another holder's is unexpired.
-
-        Works the same on SQLite and PostgreSQL: the row is the lock, and the conditional
-        UPDATE/INSERT inside one transaction decides who gets it.
-        """
-        now = utcnow()
-        t = schema.locks
-        with self.transaction() as conn:
-            taken = conn.execute(
-                sa.update(t)
-                .where(t.c.name == name, sa.or_(t.c.holder == holder, t.c.expires_at < now))
-                .values(holder=holder, expires_at=now + ttl)
-            ).rowcount
-            if taken:
-                return True
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        sa.insert(t).values(name=name, holder=holder, expires_at=now + ttl)
-                    )
-            except sa.exc.IntegrityError:
-                return False
-            return True
-
-    def release_lease(self, name: str, holder: str) -> None:
-        """Give up the named lease if ``holder`` has it."""
-        t = schema.locks
-        with self.transaction() as conn:
-            conn.execute(sa.delete(t).where(t.c.name == name, t.c.holder == holder))
 
 
 def _redact(url: str) -> str:

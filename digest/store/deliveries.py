@@ -14,6 +14,8 @@ from digest.store import schema
 from digest.store.base import StoreBase, StoreError, utcnow
 from digest.store.subscribers import _row_to_subscriber
 
+__all__ = ["Claim", "DeliveryStore", "SendLedger"]
+
 _OPEN = (str(DeliveryStatus.QUEUED), str(DeliveryStatus.DEFERRED))
 
 
@@ -354,9 +356,3 @@ class DeliveryStore(StoreBase):
         )
         with self.transaction() as conn:
             return sorted(conn.scalars(query))
-
-    def lease_holder(self, name: str) -> str | None:
-        """Who holds the named lease now (expired or not), or None."""
-        t = schema.locks
-        with self.transaction() as conn:
-            return conn.scalar(sa.select(t.c.holder).where(t.c.name == name))

@@ -14,6 +14,8 @@ from digest.models import Edition, EditionStatus, Frequency, Paper, Theme
 from digest.store import schema
 from digest.store.base import StoreBase, in_chunks, utcnow
 
+__all__ = ["PaperStore", "UpsertResult"]
+
 # Fields a later source may fill in or refresh; identity and first_seen_at never change.
 _MERGED_FIELDS = (
     "title", "abstract", "authors", "published_at", "upvotes", "comments", "ai_summary",
@@ -132,7 +134,7 @@ class PaperStore(StoreBase):
     def save_edition(self, edition: Edition) -> Edition:
         """Store a new edition with its themes; returns it with its id.
 
-        Raises ``sqlalchemy.exc.IntegrityError`` if an edition with this key exists.
+        Raises ``AlreadyExists`` if an edition with this key exists.
         """
         now = utcnow()
         with self.transaction() as conn:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import threading
-from collections.abc import Iterator
-from datetime import timedelta
-
 import sqlalchemy as sa
 
 from digest.store import schema
-from digest.store.base import StoreBase, StoreError, utcnow
+from digest.store.base import StoreBase, utcnow
+
+__all__ = ["RunStore"]
 
 
 class RunStore(StoreBase):
@@ -42,61 +38,6 @@ class RunStore(StoreBase):
         with self.transaction() as conn:
             rows = conn.execute(sa.select(t).order_by(t.c.id.desc()).limit(limit)).mappings()
             return [dict(r) for r in rows]
-
-    # --- the scheduler's lock: one process runs an edition at a time ---
-
-    @contextlib.contextmanager
-    def run_lock(
-        self, name: str, holder: str, ttl: timedelta = timedelta(minutes=10)
-    ) -> Iterator[bool]:
-        """Hold the database-wide lock ``name`` for the block; yields False if another has it.
-
-        PostgreSQL: a session advisory lock on a connection kept open for the block, so a
-        crashed holder releases it at once. SQLite: the lease row of `acquire_lease`, renewed
-        by a background thread every ``ttl / 3`` so a long send keeps it, and left to expire
-        (after ``ttl``) if the holder dies.
-        """
-        if self.dialect == "postgresql":
-            with self._advisory_lock(name) as taken:
-                yield taken
-            return
-        if not self.acquire_lease(name, holder, ttl):
-            yield False
-            return
-        stop = threading.Event()
-        renewer = threading.Thread(
-            target=self._renew_lease, args=(name, holder, ttl, stop), daemon=True
-        )
-        renewer.start()
-        try:
-            yield True
-        finally:
-            stop.set()
-            renewer.join()
-            self.release_lease(name, holder)
-
-    def _renew_lease(self, name: str, holder: str, ttl: timedelta, stop: threading.Event) -> None:
-        while not stop.wait(ttl.total_seconds() / 3):
-            try:
-                self.acquire_lease(name, holder, ttl)
-            except StoreError:  # a busy database: try again next period, the lease still holds
-                continue
-
-    @contextlib.contextmanager
-    def _advisory_lock(self, name: str) -> Iterator[bool]:
-        # A stable 64-bit key from the name (Python's hash() differs between processes).
-        key = int.from_bytes(
-            hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
-        )
-        with self.engine.connect() as conn:
-            taken = bool(conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
-            conn.commit()
-            try:
-                yield taken
-            finally:
-                if taken:
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    conn.commit()
 
     # --- what `digest status` shows ---
 

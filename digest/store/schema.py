@@ -1,6 +1,6 @@
 """The database schema as SQLAlchemy Core tables.
 
-Migrations in ``digest/migrations`` create and upgrade it; a test checks that the migrated
+Migrations in ``digest/store/migrations`` create and upgrade it; a test checks that the migrated
 database matches these tables exactly.
 """
 
@@ -24,6 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
+
+__all__ = ["UtcDateTime", "metadata"]
 
 
 class UtcDateTime(TypeDecorator):

@@ -13,6 +13,8 @@ from digest.models import Frequency, Subscriber, SubscriberStatus
 from digest.store import schema
 from digest.store.base import StoreBase, in_chunks, utcnow
 
+__all__ = ["SubscriberStore"]
+
 _UNSET = object()  # "leave this column alone" where None is a real value
 
 
@@ -60,7 +62,7 @@ class SubscriberStore(StoreBase):
     def add_subscriber(self, subscriber: Subscriber) -> Subscriber:
         """Insert a subscriber (email already normalised); returns it with its id.
 
-        Raises ``sqlalchemy.exc.IntegrityError`` when the address is already on the list.
+        Raises ``AlreadyExists`` when the address is already on the list.
         """
         with self.transaction() as conn:
             return _insert(conn, subscriber, utcnow())

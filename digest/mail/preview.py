@@ -71,7 +71,7 @@ def make_preview_server(
     """
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:  # the http.server API names it so
             try:
                 message, version = build()
             except DigestError as exc:
@@ -93,7 +93,7 @@ def make_preview_server(
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     return http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)

@@ -1,8 +1,8 @@
 """Emails and the "view in browser" page: what each template is given, and the finished Message.
 
-Templates are loaded and compiled once by digest.templating. A digest is rendered once per
+Templates are loaded and compiled once by digest.mail.templates. A digest is rendered once per
 distinct Selection with placeholder links; :meth:`PreparedMessage.for_subscriber` splices each
-subscriber's signed links and headers into the pre-encoded bytes (see digest.mail).
+subscriber's signed links and headers into the pre-encoded bytes (see digest.mail.mime).
 """
 
 from __future__ import annotations
@@ -15,85 +15,29 @@ from urllib.parse import urlsplit
 
 from digest.config import Settings
 from digest.errors import DigestError
-from digest.mail import SplicedMessage, check_header
+from digest.mail.mime import SplicedMessage, check_header
+from digest.mail.templates import TemplateSet
+from digest.mail.text import clean, format_authors, safe_url, shorten, summarize
 from digest.models import (
     Edition,
     Frequency,
     Message,
-    Paper,
     SelectedPaper,
     SelectedTheme,
     Selection,
     Subscriber,
 )
-from digest.rank import signals as rank_signals
-from digest.templating import TemplateSet
+from digest.themes.rank import select
+from digest.themes.rank import signals as rank_signals
+from digest.themes.taxonomy import load_taxonomy
 from digest.tokens import Purpose, Signer
 
-__all__ = [
-    "PaperView",
-    "PreparedMessage",
-    "Renderer",
-    "format_authors",
-    "full_selection",
-    "select_for",
-    "summarize",
-]
+__all__ = ["Brand", "PaperView", "PreparedMessage", "Renderer", "full_selection", "select_for"]
 
 UNSUBSCRIBE_SLOT = "DIGEST-SLOT-UNSUBSCRIBE-URL-7c1d"
 PREFERENCES_SLOT = "DIGEST-SLOT-PREFERENCES-URL-7c1d"
 SLOTS = (UNSUBSCRIBE_SLOT, PREFERENCES_SLOT)
-SUMMARY_CHARS = 320
 TITLE_CHARS = 300
-# C0/C1 controls and the bidi embedding/override characters (they can visually spoof text).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_SENTENCE_END = re.compile(r"[.!?][\"')\]]?(?=\s)")
-
-
-# --- text shaping -------------------------------------------------------------------------
-
-
-def clean(text: str | None) -> str:
-    """``text`` on one line: controls and bidi overrides removed, whitespace collapsed."""
-    if not text:
-        return ""
-    return " ".join(_UNSAFE.sub(" ", text).split())
-
-
-def shorten(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters at a sentence end, else a word boundary, plus "…"."""
-    if len(text) <= limit:
-        return text
-    head = text[: limit + 1]
-    ends = [m.end() for m in _SENTENCE_END.finditer(head)]
-    if ends and ends[-1] >= limit * 0.4:
-        return head[: ends[-1]]
-    space = head.rfind(" ", 0, limit)
-    if space >= limit * 0.3:
-        return head[:space].rstrip(",;:-–— ") + "…"
-    return text[:limit] + "…"  # one giant "word": cutting it is the only option
-
-
-def summarize(paper: Paper, limit: int = SUMMARY_CHARS) -> str:
-    """The source's AI summary, else the first sentences of the abstract, never cut mid-word."""
-    if paper.ai_summary and paper.ai_summary.strip():
-        return shorten(clean(paper.ai_summary[: limit * 4]), limit)
-    return shorten(clean(paper.abstract[: limit * 8]), limit)
-
-
-def format_authors(authors: tuple[str, ...]) -> str:
-    """The first three authors, then "et al."."""
-    names = [clean(a) for a in authors[:4] if clean(a)]
-    if len(authors) > 3:
-        return ", ".join(names[:3]) + " et al."
-    return ", ".join(names)
-
-
-def safe_url(url: str | None) -> str | None:
-    """``url`` when it is an http(s) URL (never ``javascript:`` and the like)."""
-    if url and urlsplit(url.strip()).scheme in ("http", "https") and not _UNSAFE.search(url):
-        return url.strip()
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,16 +103,10 @@ def full_selection(edition: Edition, max_papers: int | None = None) -> Selection
 
 
 def select_for(edition: Edition, subscriber: Subscriber, settings: Settings) -> Selection:
-    """What ``subscriber`` gets of ``edition``: digest.rank.select when present, else all papers.
+    """What ``subscriber`` gets of ``edition`` now, as digest.themes.rank.select chooses it.
 
-    Used by previews; delivery calls digest.rank itself.
+    Used by previews; delivery calls digest.themes.rank itself.
     """
-    limit = subscriber.max_papers or settings.max_papers
-    try:
-        from digest.rank import select
-        from digest.taxonomy import load_taxonomy
-    except ImportError:  # ranking not installed yet: every paper, up to the limit
-        return full_selection(edition, limit)
     taxonomy = load_taxonomy(settings.taxonomy_file)
     now = datetime.now(UTC)
     return select(edition, subscriber, taxonomy=taxonomy, default_max=settings.max_papers, now=now)

@@ -15,8 +15,11 @@ from datetime import time as dtime
 from typing import Any
 
 from digest.config import EmptyEdition, Settings
-from digest.models import Edition, Message
-from digest.transports import EDITION_HEADER
+from digest.delivery.transports import EDITION_HEADER
+from digest.mail.render import Renderer
+from digest.models import Edition, Message, Subscriber
+from digest.themes import rank
+from digest.themes.taxonomy import Taxonomy, load_taxonomy
 
 __all__ = ["Contents"]
 
@@ -28,21 +31,12 @@ class Contents:
         self,
         edition: Edition,
         settings: Settings,
-        renderer: Any = None,
-        taxonomy: Any = None,
+        renderer: Renderer | None = None,
+        taxonomy: Taxonomy | None = None,
         size: int = 256,
     ) -> None:
-        from digest import rank  # late: ranking (and themes) load only when a send runs
-
-        self._rank = rank
-        if renderer is None:
-            from digest.render import Renderer
-
-            renderer = Renderer(settings)
-        if taxonomy is None:
-            from digest.taxonomy import load_taxonomy
-
-            taxonomy = load_taxonomy(settings.taxonomy_file)
+        renderer = renderer or Renderer(settings)
+        taxonomy = taxonomy or load_taxonomy(settings.taxonomy_file)
         self.edition, self.settings = edition, settings
         self.renderer, self.taxonomy = renderer, taxonomy
         # Selections must not depend on when (or by which worker) the row is sent.
@@ -51,18 +45,18 @@ class Contents:
         self._size = size
         self.renders = 0
 
-    def key(self, subscriber: Any) -> Hashable:
+    def key(self, subscriber: Subscriber) -> Hashable:
         """Which content ``subscriber`` gets: equal keys, equal emails but for their links."""
-        return self._rank.selection_key(subscriber)
+        return rank.selection_key(subscriber)
 
-    def message(self, subscriber: Any) -> Message | None:
+    def message(self, subscriber: Subscriber) -> Message | None:
         """The subscriber's email, or None when their selection is empty and empties are skipped."""
         key = self.key(subscriber)
         if key in self._cache:
             self._cache.move_to_end(key)
             prepared = self._cache[key]
         else:
-            selection = self._rank.select(
+            selection = rank.select(
                 self.edition,
                 subscriber,
                 taxonomy=self.taxonomy,

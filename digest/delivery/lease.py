@@ -9,35 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from digest.errors import DigestError
 from digest.logs import event
-from digest.store import Store
+from digest.store import Store, holder_is_gone
 
-__all__ = ["LEASE", "LEASE_TTL", "new_holder", "send_lease", "take_lease"]
+__all__ = ["LEASE", "LEASE_TTL", "send_lease", "take_lease"]
 
-log = logging.getLogger("digest.delivery")  # its events belong to the send log
+log = logging.getLogger(__name__)
 
 LEASE = "send"
 LEASE_TTL = timedelta(minutes=2)
-
-
-def new_holder() -> str:
-    """A name for this sender in the lease and claim columns: host, pid and a random part.
-
-    Host and pid let a later sender on the same machine see that this one has died.
-    """
-    return f"{_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _host() -> str:
-    # Cut so host, pid and the random part fit the 128-character holder columns.
-    return socket.gethostname()[:80]
 
 
 @contextlib.asynccontextmanager
@@ -63,23 +47,12 @@ def take_lease(store: Store, holder: str) -> bool:
     if store.acquire_lease(LEASE, holder, LEASE_TTL):
         return True
     other = store.lease_holder(LEASE) or ""
-    host, _, rest = other.partition(":")
-    pid = rest.partition(":")[0]
-    if host == _host() and pid.isdigit() and not _alive(int(pid)):
-        event(log, "send.lease_taken_over", dead_pid=int(pid), level=logging.WARNING)
+    gone, pid = holder_is_gone(other)
+    if gone:
+        event(log, "send.lease_taken_over", dead_pid=pid, level=logging.WARNING)
         store.release_lease(LEASE, other)
         return store.acquire_lease(LEASE, holder, LEASE_TTL)
     return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 async def _renew_lease(store: Store, holder: str) -> None:

@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     from digest.config import Settings
     from digest.store import Store
 
-__all__ = ["RateLimiter", "limiter_for"]
+__all__ = ["Throttle", "throttle_for"]
 
-log = logging.getLogger("digest.delivery")  # its events belong to the send log
+log = logging.getLogger(__name__)
 
 
-class RateLimiter:
+class Throttle:
     """At most ``per_second`` messages a second and ``per_hour`` in any sliding 60 minutes."""
 
     def __init__(
@@ -67,7 +67,7 @@ class RateLimiter:
                 self._window.append(now)
 
 
-def limiter_for(settings: Settings, store: Store) -> RateLimiter:
+def throttle_for(settings: Settings, store: Store) -> Throttle:
     """The limiter ``DIGEST_SMTP_RATE`` / ``DIGEST_SMTP_HOURLY_LIMIT`` ask for.
 
     Its hourly window starts with the ledger's sends of the last hour (mapped onto the
@@ -81,4 +81,4 @@ def limiter_for(settings: Settings, store: Store) -> RateLimiter:
             mono - (wall - t).total_seconds()
             for t in store.sent_times_since(since, settings.smtp_hourly_limit)
         ]
-    return RateLimiter(settings.smtp_rate, settings.smtp_hourly_limit, history=history)
+    return Throttle(settings.smtp_rate, settings.smtp_hourly_limit, history=history)

@@ -22,9 +22,9 @@ from functools import cache
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from digest.arxiv_categories import CATEGORY_NAMES, category_name
 from digest.models import Paper
-from digest.taxonomy import Taxonomy, load_taxonomy
+from digest.themes.categories import CATEGORY_NAMES, category_name
+from digest.themes.taxonomy import Taxonomy, load_taxonomy
 
 __all__ = ["CATEGORY_NAMES", "MIN_COVERAGE", "analyze", "coverage", "label_clusters"]
 

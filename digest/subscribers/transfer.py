@@ -1,15 +1,11 @@
-"""Subscriber logic shared by the CLI and the web app: add, import, export, remove, delete.
+"""Subscribers in bulk: import a CSV or JSON file (bad rows reported, nobody re-activated), export all.
 
-Addresses are validated with email-validator and lower-cased, so one person is one row.
-Deleted addresses survive only as a salted hash on the suppression list; the salt is derived
-from DIGEST_SECRET_KEY with HMAC, so the hashes are useless without the key.
+``export`` writes what ``import_subscribers`` reads back unchanged.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import io
 import json
 import logging
@@ -17,232 +13,31 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
-
-import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
+from typing import TYPE_CHECKING
 
 from digest.errors import DigestError
 from digest.logs import event
-from digest.models import Frequency, Message, Subscriber, SubscriberStatus
+from digest.models import Subscriber, SubscriberStatus
+from digest.subscribers.lifecycle import (
+    LIST_SEPARATORS,
+    email_hash,
+    normalize_email,
+    parse_frequency,
+    resolve_topics,
+    split_list,
+)
 
 if TYPE_CHECKING:
-    from digest.config import Settings
     from digest.store import Store
 
-__all__ = [
-    "ImportReport",
-    "add",
-    "delete",
-    "email_hash",
-    "export",
-    "import_subscribers",
-    "known_topics",
-    "normalize_email",
-    "remove",
-    "request_subscription",
-    "resolve_topics",
-    "send_confirmation",
-    "split_list",
-]
+__all__ = ["EXPORT_FIELDS", "ImportReport", "export", "import_subscribers"]
 
 log = logging.getLogger(__name__)
 
-# Topics and keywords in one CSV cell: "agents; robotics" or "agents|robotics".
-LIST_SEPARATORS = (";", "|")
 EXPORT_FIELDS = (
     "email", "status", "topics", "keywords", "frequency", "max_papers", "min_score",
     "created_at", "confirmed_at",
 )  # fmt: skip
-
-
-class _Renderer(Protocol):
-    def confirmation(self, subscriber: Subscriber, nonce: int) -> Message: ...
-
-
-class _Transport(Protocol):
-    async def send(self, message: Message) -> None: ...
-
-
-def normalize_email(raw: str) -> str:
-    """A valid address in lower case; DigestError when it is not an address.
-
-    Lower-casing the local part too is what users expect ("Jane@X" and "jane@x" are one person).
-    """
-    text = (raw or "").strip()
-    if not text:
-        raise DigestError("no email address given")
-    try:
-        result = validate_email(text, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise DigestError(f"not a valid email address: {exc}") from None
-    return result.normalized.lower()
-
-
-def email_hash(secret_key: str, email: str) -> str:
-    """The salted hash under which an address sits on the suppression list.
-
-    salt = HMAC(secret, "digest.suppression"); hash = HMAC-SHA256(salt, address).
-    """
-    salt = hmac.new(secret_key.encode(), b"digest.suppression", hashlib.sha256).digest()
-    return hmac.new(salt, email.strip().lower().encode(), hashlib.sha256).hexdigest()
-
-
-def split_list(text: str | None) -> list[str]:
-    """``"agents; vision|robotics"`` -> ``["agents", "vision", "robotics"]``."""
-    if not text:
-        return []
-    for sep in LIST_SEPARATORS[1:]:
-        text = text.replace(sep, LIST_SEPARATORS[0])
-    return [part.strip() for part in text.split(LIST_SEPARATORS[0]) if part.strip()]
-
-
-def known_topics(settings: Settings) -> list[str]:
-    """The topic names subscribers can choose, from the taxonomy file."""
-    from digest.taxonomy import load_taxonomy
-
-    return list(load_taxonomy(settings.taxonomy_file).topics)
-
-
-def resolve_topics(requested: Iterable[str], known: Sequence[str]) -> tuple[str, ...]:
-    """Map requested topics to their taxonomy spelling (case-insensitive); DigestError if unknown."""
-    by_key = {name.casefold(): name for name in known}
-    chosen: list[str] = []
-    unknown: list[str] = []
-    for name in requested:
-        match = by_key.get(name.strip().casefold())
-        if match is None:
-            unknown.append(name)
-        elif match not in chosen:
-            chosen.append(match)
-    if unknown:
-        raise DigestError(
-            f"unknown topic {', '.join(map(repr, unknown))} (known: {', '.join(known) or 'none'})"
-        )
-    return tuple(chosen)
-
-
-def parse_frequency(text: str | None) -> Frequency:
-    """``daily`` or ``weekly`` (blank: daily); DigestError otherwise."""
-    value = (text or "").strip().lower() or Frequency.DAILY.value
-    try:
-        return Frequency(value)
-    except ValueError:
-        raise DigestError(f"frequency must be daily or weekly, not {text!r}") from None
-
-
-# --- one address -------------------------------------------------------------------------------
-
-
-def add(
-    store: Store,
-    secret_key: str,
-    email: str,
-    *,
-    topics: Sequence[str] = (),
-    keywords: Sequence[str] = (),
-    frequency: Frequency = Frequency.DAILY,
-    confirmed: bool = True,
-) -> Subscriber:
-    """Add one subscriber as an admin: active, or unconfirmed when double opt-in is wanted.
-
-    Refuses suppressed (deleted) addresses and addresses already on the list.
-    """
-    address = normalize_email(email)
-    if store.is_suppressed(email_hash(secret_key, address)):
-        raise DigestError(f"{address} was deleted and is on the suppression list")
-    existing = store.find_subscriber(address)
-    if existing is not None:
-        raise DigestError(f"{address} is already on the list ({existing.status})")
-    status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.UNCONFIRMED
-    subscriber = Subscriber(
-        email=address,
-        status=status,
-        topics=tuple(topics),
-        keywords=tuple(k.strip() for k in keywords if k.strip()),
-        frequency=frequency,
-    )
-    try:
-        added = store.add_subscriber(subscriber)
-    except sa.exc.IntegrityError:  # added by someone else a moment ago
-        raise DigestError(f"{address} is already on the list") from None
-    event(log, "subscriber.added", subscriber=added.id, status=str(status))
-    return added
-
-
-def request_subscription(
-    store: Store,
-    secret_key: str,
-    email: str,
-    *,
-    topics: Sequence[str] = (),
-    frequency: Frequency = Frequency.DAILY,
-) -> Subscriber | None:
-    """A visitor asks to subscribe: the subscriber to send a confirmation to, or None.
-
-    New addresses are added unconfirmed; unconfirmed and unsubscribed ones get a fresh
-    confirmation; active, paused, bounced and suppressed ones get nothing (and their settings
-    are not touched, since the visitor has not proved they own the address). The web page
-    answers the same in every case.
-    """
-    address = normalize_email(email)
-    if store.is_suppressed(email_hash(secret_key, address)):
-        return None
-    existing = store.find_subscriber(address)
-    if existing is None:
-        try:
-            return store.add_subscriber(
-                Subscriber(
-                    email=address,
-                    status=SubscriberStatus.UNCONFIRMED,
-                    topics=tuple(topics),
-                    frequency=frequency,
-                )
-            )
-        except sa.exc.IntegrityError:  # a double submit raced us: the first one sends
-            return None
-    if existing.status in (SubscriberStatus.UNCONFIRMED, SubscriberStatus.UNSUBSCRIBED):
-        return store.update_preferences(existing.id, topics=topics, frequency=frequency)
-    return None
-
-
-async def send_confirmation(
-    store: Store, subscriber: Subscriber, *, renderer: _Renderer, transport: _Transport
-) -> None:
-    """Email a confirmation link carrying a fresh nonce (older links stop working)."""
-    nonce = store.next_confirm_nonce(subscriber.id)
-    await transport.send(renderer.confirmation(subscriber, nonce))
-    event(log, "subscriber.confirmation_sent", subscriber=subscriber.id)
-
-
-def remove(store: Store, email: str) -> Subscriber:
-    """Unsubscribe an address (kept on the list as unsubscribed); DigestError if unknown."""
-    address = normalize_email(email)
-    subscriber = store.find_subscriber(address)
-    if subscriber is None:
-        raise DigestError(f"{address} is not on the list")
-    store.unsubscribe(subscriber.id)
-    event(log, "subscriber.removed", subscriber=subscriber.id)
-    return store.get_subscriber(subscriber.id)
-
-
-def delete(store: Store, secret_key: str, email: str) -> bool:
-    """Wipe an address's data and suppress it; True if it was on the list.
-
-    An address that was not on the list is suppressed all the same, so it is never added.
-    """
-    address = normalize_email(email)
-    digest_ = email_hash(secret_key, address)
-    subscriber = store.find_subscriber(address)
-    if subscriber is None:
-        store.suppress(digest_, "deleted")
-        return False
-    store.delete_subscriber(subscriber.id, digest_)
-    event(log, "subscriber.deleted", subscriber=subscriber.id)
-    return True
-
-
-# --- import and export -------------------------------------------------------------------------
 
 
 @dataclass

@@ -1,84 +1,35 @@
-"""How a rendered message leaves: SMTP (a pool of aiosmtplib connections), a file outbox, memory.
+"""SMTP: a pool of persistent aiosmtplib connections (the only module that speaks SMTP).
 
-Every failure is one of four ``TransportError`` kinds, so the delivery loop can decide what a
-reply means for the ledger without knowing SMTP: defer, fail (maybe suppress), pause, or
-record that the outcome is unknown and never resend on its own.
+Replies that are not success become the TransportError kinds of digest.delivery.transports.base.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import ssl
+import threading
 from email.utils import parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import aiosmtplib
 
+from digest.delivery.transports.base import (
+    ConnectionFailure,
+    PermanentFailure,
+    TemporaryFailure,
+    TransportError,
+    UnknownOutcome,
+    refuse_when_stopping,
+)
 from digest.errors import DigestError
 from digest.models import Message
 
 if TYPE_CHECKING:
     from digest.config import Settings
-    from digest.dkim import DkimSigner
 
-__all__ = [
-    "ConnectionFailure",
-    "FileTransport",
-    "MemoryTransport",
-    "PermanentFailure",
-    "SmtpTransport",
-    "TemporaryFailure",
-    "Transport",
-    "TransportError",
-    "UnknownOutcome",
-    "classify_reply",
-    "make_transport",
-]
-
-EDITION_HEADER = "X-Digest-Edition"
-
-
-class TransportError(Exception):
-    """A message could not be handed over; the subclass says what that means for the ledger."""
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class TemporaryFailure(TransportError):
-    """A 4xx reply (or a blip before DATA): defer and retry later."""
-
-
-class PermanentFailure(TransportError):
-    """A 5xx reply: the message failed. ``suppress`` is True for 5.1.x (the address is bad)."""
-
-    def __init__(self, message: str, code: int | None = None, *, suppress: bool = False) -> None:
-        super().__init__(message, code)
-        self.suppress = suppress
-
-
-class ConnectionFailure(TransportError):
-    """Cannot connect, authenticate or secure the connection: the run should pause, not storm."""
-
-
-class UnknownOutcome(TransportError):
-    """The connection was lost after DATA was sent: the server may or may not have the message."""
-
-
-@runtime_checkable
-class Transport(Protocol):
-    """Where messages go. ``concurrency`` (optional attribute) is how many sends may overlap."""
-
-    async def send(self, message: Message) -> None:
-        """Hand one message over, or raise a TransportError subclass."""
-
-    async def aclose(self) -> None:
-        """Release connections and files."""
-
+__all__ = ["SmtpTransport", "classify_reply"]
 
 # --- SMTP replies -----------------------------------------------------------------------------
 
@@ -138,8 +89,8 @@ class SmtpTransport:
         timeout: float = 30.0,
         message_timeout: float | None = None,
         envelope_from: str = "",
-        signer: DkimSigner | None = None,
         local_hostname: str | None = "localhost",
+        stopping: threading.Event | None = None,
     ) -> None:
         if security not in ("starttls", "tls", "none"):
             raise ValueError(f"unknown SMTP security {security!r}")
@@ -151,7 +102,7 @@ class SmtpTransport:
         # One message may take a few operations' worth of time, never forever.
         self.message_timeout = message_timeout or timeout * 4
         self._envelope_from = _address(envelope_from) if envelope_from else ""
-        self._signer = signer
+        self.stopping = stopping or threading.Event()
         self._local_hostname = local_hostname
         self._pool: asyncio.Queue[aiosmtplib.SMTP] | None = None
         self._clients: list[aiosmtplib.SMTP] = []
@@ -163,7 +114,9 @@ class SmtpTransport:
                 raise DigestError(f"DIGEST_SMTP_CA_FILE: cannot use {ca_file}: {exc}") from None
 
     @classmethod
-    def from_settings(cls, settings: Settings, signer: DkimSigner | None = None) -> SmtpTransport:
+    def from_settings(
+        cls, settings: Settings, *, stopping: threading.Event | None = None
+    ) -> SmtpTransport:
         """The transport DIGEST_SMTP_* describe."""
         return cls(
             host=settings.smtp_host,
@@ -175,7 +128,7 @@ class SmtpTransport:
             connections=settings.smtp_connections,
             timeout=settings.smtp_timeout,
             envelope_from=settings.sender,
-            signer=signer,
+            stopping=stopping,
         )
 
     def _client(self) -> aiosmtplib.SMTP:
@@ -224,7 +177,8 @@ class SmtpTransport:
 
     async def send(self, message: Message) -> None:
         """Send one message over a pooled connection; raise a TransportError on failure."""
-        raw = self._sign(message.raw)
+        refuse_when_stopping(self)
+        raw = message.raw
         # Dot-stuff (RFC 5321 4.5.2). The bytes are CRLF lines and never start with a dot, so
         # every line start is after a LF; bytes.replace does it ~10x faster than a regex.
         payload = raw.replace(b"\n.", b"\n..")
@@ -238,14 +192,6 @@ class SmtpTransport:
         finally:
             assert self._pool is not None
             self._pool.put_nowait(client)
-
-    def _sign(self, raw: bytes) -> bytes:
-        if self._signer is None:
-            return raw
-        try:
-            return self._signer.sign(raw)
-        except DigestError as exc:  # our configuration, the same for every message: pause
-            raise ConnectionFailure(str(exc)) from None
 
     async def _send_on(
         self, client: aiosmtplib.SMTP, sender: str, recipient: str, payload: bytes
@@ -330,93 +276,3 @@ class SmtpTransport:
                     client.close()
         self._clients.clear()
         self._pool = None
-
-
-# --- file and memory --------------------------------------------------------------------------
-
-
-class FileTransport:
-    """Writes ``<outbox>/<edition-key>/<n>.eml`` with the HTML part beside it as ``<n>.html``.
-
-    The edition key comes from the message's ``X-Digest-Edition`` header (set by the delivery
-    loop), else the constructor's ``edition_key``. Files appear whole (write, then rename).
-    """
-
-    concurrency = 1
-
-    def __init__(
-        self, outbox: Path, *, edition_key: str = "messages", signer: DkimSigner | None = None
-    ) -> None:
-        self.outbox = Path(outbox)
-        self.edition_key = edition_key
-        self._signer = signer
-        self._next: dict[str, int] = {}
-
-    def _number(self, folder: Path) -> int:
-        key = str(folder)
-        if key not in self._next:
-            folder.mkdir(parents=True, exist_ok=True)
-            taken = [int(p.stem) for p in folder.glob("*.eml") if p.stem.isdigit()]
-            self._next[key] = max(taken, default=0) + 1
-        n = self._next[key]
-        self._next[key] = n + 1
-        return n
-
-    async def send(self, message: Message) -> None:
-        """Write the message's bytes and HTML to the outbox."""
-        key = message.headers.get(EDITION_HEADER) or self.edition_key
-        if "/" in key or "\\" in key or key.startswith("."):
-            raise PermanentFailure(f"unusable edition key for a folder name: {key!r}")
-        folder = self.outbox / key
-        raw = message.raw
-        if self._signer is not None:
-            try:
-                raw = self._signer.sign(raw)
-            except DigestError as exc:
-                raise ConnectionFailure(str(exc)) from None
-        try:
-            n = self._number(folder)
-            _write_atomic(folder / f"{n}.html", message.html.encode("utf-8"))
-            _write_atomic(folder / f"{n}.eml", raw)
-        except OSError as exc:
-            raise ConnectionFailure(f"cannot write to the outbox {folder}: {exc}") from None
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-class MemoryTransport:
-    """Keeps every message in ``messages``; for tests and dry runs."""
-
-    concurrency = 1
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def send(self, message: Message) -> None:
-        """Remember the message."""
-        self.messages.append(message)
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
-
-def make_transport(settings: Settings, *, edition_key: str = "messages") -> Transport:
-    """The transport DIGEST_TRANSPORT names, DKIM-signing when DIGEST_DKIM_KEY_FILE is set."""
-    signer = None
-    if settings.dkim_key_file is not None:
-        from digest.dkim import DkimSigner
-
-        signer = DkimSigner.from_settings(settings)
-    kind = str(settings.transport)
-    if kind == "smtp":
-        return SmtpTransport.from_settings(settings, signer)
-    if kind == "memory":
-        return MemoryTransport()
-    return FileTransport(settings.outbox, edition_key=edition_key, signer=signer)

@@ -1,7 +1,7 @@
 """The subscription pages of `digest web`: subscribe, confirm, preferences, unsubscribe.
 
 Links in emails carry signed, purpose-bound tokens (digest.tokens); forms carry a CSRF token
-(digest.webguard); the one-click unsubscribe POST (RFC 8058) needs neither cookie nor CSRF
+(digest.web.guard); the one-click unsubscribe POST (RFC 8058) needs neither cookie nor CSRF
 token. The handlers are mounted by `digest.web.create_app`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -19,11 +19,10 @@ from digest import subscribers as subs
 from digest.errors import DigestError
 from digest.logs import event, mask_email
 from digest.models import Frequency, Subscriber, SubscriberStatus
+from digest.store import StoreError
 from digest.tokens import Purpose, TokenData, TokenError, TokenExpired
-from digest.webguard import HONEYPOT
-
-if TYPE_CHECKING:  # digest.web imports this module to mount its handlers
-    from digest.web import WebContext
+from digest.web.context import WebContext, context_of
+from digest.web.guard import HONEYPOT
 
 __all__ = [
     "confirm",
@@ -35,9 +34,7 @@ __all__ = [
     "update_preferences",
 ]
 
-# The web app's records keep the logger name "digest.web" wherever the code lives, so log
-# filters and dashboards written against it keep working.
-log = logging.getLogger("digest.web")
+log = logging.getLogger(__name__)
 
 PREFERENCE_NOTICES = {
     "saved": "Your preferences are saved.",
@@ -45,10 +42,6 @@ PREFERENCE_NOTICES = {
     "resumed": "Welcome back: your emails start with the next edition.",
     "unchanged": "Nothing changed.",
 }
-
-
-def _ctx(request: Request) -> WebContext:
-    return request.app.state.digest
 
 
 def _forbidden(ctx: WebContext) -> HTMLResponse:
@@ -68,7 +61,7 @@ def _in_background(
     async def run() -> None:
         try:
             await job()
-        except Exception as exc:  # noqa: BLE001 - the visitor already has their answer
+        except Exception as exc:  # the visitor already has their answer
             event(log, f"web.{what}_failed", level=logging.ERROR, subscriber=sid, error=str(exc))
 
     return BackgroundTask(run)
@@ -80,7 +73,7 @@ def _in_background(
 def _subscribe_form(
     request: Request, *, status: int = 200, error: str = "", email: str = "", **values: Any
 ) -> Response:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     return ctx.form_page(
         request,
         "subscribe.html",
@@ -101,7 +94,7 @@ async def home(request: Request) -> Response:
 
 async def subscribe(request: Request) -> Response:
     """POST /subscribe: ask for a confirmation email; the same answer whatever the address."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     client = request.client.host if request.client else "unknown"
     wait = ctx.limiter.hit(client)
     if wait:
@@ -134,6 +127,8 @@ async def subscribe(request: Request) -> Response:
             topics=chosen,
             frequency=frequency,
         )
+    except StoreError:
+        raise  # the database's trouble is the operator's, not a message for the visitor
     except DigestError as exc:
         return _subscribe_form(
             request,
@@ -187,7 +182,7 @@ def _verify(
 
 async def confirm(request: Request) -> Response:
     """GET /confirm/{token}: activate the subscription (the link works once), then welcome."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     data, error = _verify(ctx, request.path_params["token"], Purpose.CONFIRM)
     if error is not None:
         return error
@@ -226,7 +221,7 @@ def _preferences_page(
     notice: str = "",
     error: str = "",
 ) -> Response:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     return ctx.form_page(
         request,
         "preferences.html",
@@ -238,16 +233,15 @@ def _preferences_page(
         default_max=ctx.settings.max_papers,
         notice=notice,
         error=error,
-        can_resume=subscriber.status in (SubscriberStatus.PAUSED, SubscriberStatus.UNSUBSCRIBED)
-        and subscriber.confirmed_at is not None,
-        can_pause=subscriber.status is SubscriberStatus.ACTIVE,
+        can_resume=subs.can_resume(subscriber),
+        can_pause=subs.can_pause(subscriber),
     )
 
 
 def _subscriber_for(
     request: Request, purpose: Purpose
 ) -> tuple[Subscriber | None, Response | None]:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     data, error = _verify(ctx, request.path_params["token"], purpose)
     if error is not None:
         return None, error
@@ -285,7 +279,7 @@ def _parse_max(text: str, limit: int) -> int | None:
 
 async def update_preferences(request: Request) -> Response:
     """POST /preferences/{token}: save, pause, resume, or delete my data."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     subscriber, error = _subscriber_for(request, Purpose.PREFERENCES)
     if error is not None:
         return error
@@ -299,7 +293,7 @@ async def update_preferences(request: Request) -> Response:
             return _preferences_page(
                 request, subscriber, status=400, error="Tick the box to confirm the deletion."
             )
-        ctx.store.delete_subscriber(sid, subs.email_hash(ctx.settings.secret_key, subscriber.email))
+        subs.erase(ctx.store, ctx.settings.secret_key, subscriber)
         event(log, "web.deleted", subscriber=sid)
         return ctx.notice(
             "Your data is deleted",
@@ -307,14 +301,10 @@ async def update_preferences(request: Request) -> Response:
         )
     done = "unchanged"
     if action == "pause":
-        if ctx.store.change_status(sid, SubscriberStatus.PAUSED, expect=[SubscriberStatus.ACTIVE]):
+        if subs.pause(ctx.store, sid):
             done = "paused"
     elif action == "resume":
-        if subscriber.confirmed_at is not None and ctx.store.change_status(
-            sid,
-            SubscriberStatus.ACTIVE,
-            expect=[SubscriberStatus.PAUSED, SubscriberStatus.UNSUBSCRIBED],
-        ):
+        if subs.resume(ctx.store, subscriber):
             done = "resumed"
     elif action == "save":
         try:
@@ -339,7 +329,7 @@ async def update_preferences(request: Request) -> Response:
 
 async def unsubscribe_page(request: Request) -> Response:
     """GET /unsubscribe/{token}: a page with a button; changes nothing (link scanners GET)."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     data, error = _verify(ctx, request.path_params["token"], Purpose.UNSUBSCRIBE)
     if error is not None:
         return error
@@ -357,7 +347,7 @@ async def unsubscribe(request: Request) -> Response:
     Mail providers POST ``List-Unsubscribe=One-Click`` without cookies, so there is no CSRF
     check; the signed token is the authority. Repeating it is harmless.
     """
-    ctx = _ctx(request)
+    ctx = context_of(request)
     data, error = _verify(ctx, request.path_params["token"], Purpose.UNSUBSCRIBE)
     if error is not None:
         return error

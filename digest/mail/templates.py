@@ -8,9 +8,11 @@ the text/plain part. A folder given as ``DIGEST_TEMPLATES_DIR`` is searched befo
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,9 +22,60 @@ import mjml
 
 from digest.errors import DigestError
 
-__all__ = ["TemplateSet", "wrap_text"]
+__all__ = ["PageTemplates", "TemplateSet", "template_source", "wrap_text"]
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
+
+
+def _locate(override_dir: Path | None, name: str) -> tuple[Traversable, str]:
+    """Where template ``name`` is (the override folder first) and the filename errors show."""
+    if override_dir and (override_dir / name).is_file():
+        path = override_dir / name
+        return path, str(path)
+    shipped = resources.files("digest.templates").joinpath(name)
+    if not shipped.is_file():
+        raise DigestError(f"template not found: {name}")
+    return shipped, f"templates/{name}"
+
+
+def template_source(override_dir: Path | None, name: str) -> tuple[str, str]:
+    """``(text, filename)`` of template ``name``: the one lookup of emails and web pages alike."""
+    found, filename = _locate(override_dir, name)
+    return found.read_text(encoding="utf-8"), filename
+
+
+def _mtime(found: Traversable) -> float | None:
+    try:
+        return os.path.getmtime(str(found))
+    except OSError:  # not a plain file (e.g. inside a zip): never reloaded
+        return None
+
+
+class PageTemplates:
+    """The web pages (``templates/web/``), found like the emails' templates (override first).
+
+    HTML and XML are autoescaped; a page whose file changes is reloaded on its next use.
+    """
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        self.override_dir = Path(override_dir) if override_dir else None
+        self._env = jinja2.Environment(
+            loader=jinja2.FunctionLoader(self._load),
+            autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def _load(self, name: str) -> tuple[str, str, Any]:
+        found, filename = _locate(self.override_dir, name)
+        mtime = _mtime(found)
+        text = found.read_text(encoding="utf-8")
+        return text, filename, lambda: _mtime(found) == mtime
+
+    def render(self, name: str, **context: Any) -> str:
+        """Render page template ``name`` (e.g. ``web/archive.html``)."""
+        return self._env.get_template(name).render(**context)
 
 
 def wrap_text(text: str, width: int = 78, indent: str = "", first: str = "") -> str:
@@ -60,13 +113,7 @@ class TemplateSet:
 
     def source(self, name: str) -> tuple[str, str]:
         """``(text, filename)`` of template ``name``, from the override folder when it has it."""
-        if self.override_dir and (self.override_dir / name).is_file():
-            path = self.override_dir / name
-            return path.read_text(encoding="utf-8"), str(path)
-        shipped = resources.files("digest.templates").joinpath(name)
-        if not shipped.is_file():
-            raise DigestError(f"template not found: {name}")
-        return shipped.read_text(encoding="utf-8"), f"templates/{name}"
+        return template_source(self.override_dir, name)
 
     def mtimes(self) -> tuple[float, ...]:
         """Modification times of every template file (the preview server reloads on change)."""

@@ -31,7 +31,7 @@ from digest.models import (
     Subscriber,
     Theme,
 )
-from digest.taxonomy import Taxonomy, keyword_pattern
+from digest.themes.taxonomy import Taxonomy, keyword_pattern
 
 __all__ = [
     "HALF_LIFE_DAYS",

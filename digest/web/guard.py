@@ -30,12 +30,12 @@ __all__ = [
     "PAGE_CSP",
     "CsrfGuard",
     "GuardMiddleware",
-    "RateLimiter",
+    "ClientLimiter",
 ]
 
 # The web app's records keep the logger name "digest.web" wherever the code lives, so log
 # filters and dashboards written against it keep working.
-log = logging.getLogger("digest.web")
+log = logging.getLogger(__name__)
 
 CSRF_COOKIE = "digest_csrf"
 CSRF_MAX_AGE = 24 * 3600  # a form left open for a day still works
@@ -61,7 +61,7 @@ SECURITY_HEADERS = {
 }
 
 
-class RateLimiter:
+class ClientLimiter:
     """A sliding-window counter per client: at most ``limit`` hits in ``window`` seconds.
 
     Kept in memory: `digest web` is one process, and a restart forgetting the counts is fine.

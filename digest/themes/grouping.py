@@ -33,7 +33,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from digest.models import REMAINDER_LABEL, Paper, Theme
-from digest.theme_labels import analyze, label_clusters
+from digest.themes.labels import analyze, label_clusters
 
 __all__ = [
     "ALL_PAPERS_LABEL",

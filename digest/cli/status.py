@@ -1,0 +1,98 @@
+"""CLI: `digest status`, what ran, what is queued and what runs next."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, tzinfo
+
+import click
+
+from digest.cli import App, pass_app
+
+__all__ = ["register", "status"]
+
+
+@click.command()
+@click.option("--runs", "limit", default=10, show_default=True, help="How many runs to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@pass_app
+def status(app: App, limit: int, as_json: bool) -> None:
+    """Show the last runs, editions, deliveries by state, the next run and any paused run.
+
+    Example: digest status --runs 5
+    """
+    from digest.periods import zone
+    from digest.schedule import next_runs
+
+    settings, store = app.settings, app.store
+    tz = zone(settings)
+    now = datetime.now(tz)
+    facts = {
+        "now": now.isoformat(timespec="seconds"),
+        "timezone": settings.timezone,
+        "schedule": settings.schedule,
+        "next": {
+            str(f): t.isoformat(timespec="seconds") if t else None
+            for f, t in next_runs(settings, now).items()
+        },
+        "runs": [_run(r, tz) for r in store.recent_runs(limit)],
+        "paused": [_run(r, tz) for r in store.paused_runs()],
+        "editions": [
+            {"key": e.key, "status": str(e.status), "date": e.date.isoformat()}
+            for e in store.list_editions(limit=5)
+        ],
+        "deliveries": store.delivery_counts(),
+    }
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    _print_status(facts, now)
+
+
+def _run(row: dict, tz: tzinfo) -> dict:
+    def at(value: datetime | None) -> str | None:
+        return value.astimezone(tz).isoformat(timespec="seconds") if value else None
+
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "edition": row["edition_key"],
+        "outcome": row["outcome"],
+        "started_at": at(row["started_at"]),
+        "finished_at": at(row["finished_at"]),
+        "detail": row["detail"] or "",
+    }
+
+
+def _print_status(facts: dict, now: datetime) -> None:
+    echo = click.echo
+    echo(f"Schedule: {facts['schedule']!r} in {facts['timezone']}")
+    for frequency, when in facts["next"].items():
+        if when:
+            wait = datetime.fromisoformat(when) - now
+            hours, rest = divmod(int(wait.total_seconds()), 3600)
+            echo(f"Next {frequency} edition: {when} (in {hours}h {rest // 60:02d}m)")
+    for run in facts["paused"]:
+        echo(
+            click.style("PAUSED", fg="yellow")
+            + f" run #{run['id']} of {run['edition']}: {run['detail'] or 'no reason recorded'}"
+        )
+    echo("")
+    echo("Last runs:" if facts["runs"] else "Last runs: none yet")
+    for run in facts["runs"]:
+        ended = run["finished_at"] or "still running"
+        edition = run["edition"] or "-"
+        line = f"  #{run['id']:<4} {run['kind']:<8} {edition:<18} {run['outcome']:<8} {run['started_at']} -> {ended}"
+        echo(line + (f"  {run['detail']}" if run["detail"] else ""))
+    echo("")
+    echo("Editions:" if facts["editions"] else "Editions: none yet")
+    for edition in facts["editions"]:
+        echo(f"  {edition['key']:<18} {edition['status']:<8} {edition['date']}")
+    counts = facts["deliveries"]
+    shown = ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "none yet"
+    echo(f"\nDeliveries: {shown}")
+
+
+def register(group: click.Group) -> None:
+    """Attach this module's commands to the `digest` group."""
+    group.add_command(status)

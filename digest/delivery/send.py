@@ -1,0 +1,124 @@
+"""Sending an edition: ``deliver`` (async) and ``send_edition`` (blocking), and the dry run.
+
+The run itself, row by row through the ledger, is digest.delivery.run.SendRun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+from digest.config import Settings
+from digest.delivery.contents import Contents
+from digest.delivery.lease import send_lease
+from digest.delivery.report import DeliveryReport, NoProgress, Progress
+from digest.delivery.run import SendOptions, SendRun, batched
+from digest.delivery.transports import Transport, make_transport
+from digest.errors import DigestError
+from digest.mail.render import Renderer
+from digest.models import DeliveryStatus, Edition
+from digest.store import Store
+from digest.themes.taxonomy import Taxonomy
+
+__all__ = ["deliver", "send_edition"]
+
+
+async def deliver(
+    store: Store,
+    edition: Edition,
+    settings: Settings,
+    *,
+    transport: Transport,
+    renderer: Renderer | None = None,
+    taxonomy: Taxonomy | None = None,
+    worker: bool = False,
+    retry_unknown: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    retry_delay: float | None = None,
+    retry_max_delay: float | None = None,
+    pause_after: int = 3,
+    failure_pause: float = 0.5,
+    batch_size: int = 200,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> DeliveryReport:
+    """Send ``edition`` to every active subscriber who has not had it; returns what happened.
+
+    ``worker=True`` (PostgreSQL) shares the edition with other workers by claiming batches;
+    otherwise a lease in the database keeps a second sender out.
+    """
+    if edition.id is None:
+        raise ValueError("deliver() needs a stored edition (with an id)")
+    contents = Contents(edition, settings, renderer, taxonomy)
+    report = DeliveryReport(edition_key=edition.key, dry_run=dry_run)
+    if dry_run:
+        return _dry_run(store, edition, contents, report)
+    if worker and store.dialect != "postgresql":
+        raise DigestError(
+            "--worker needs PostgreSQL (DIGEST_DATABASE_URL=postgresql+psycopg://...)"
+        )
+    options = SendOptions(
+        worker=worker, retry_unknown=retry_unknown,
+        retry_delay=settings.smtp_retry_delay if retry_delay is None else retry_delay,
+        retry_max_delay=(
+            settings.smtp_retry_max_delay if retry_max_delay is None else retry_max_delay
+        ),
+        pause_after=pause_after, failure_pause=failure_pause, batch_size=batch_size, sleep=sleep,
+    )  # fmt: skip
+    run = SendRun(
+        store, edition, settings, transport, contents, report, progress or NoProgress(), options
+    )
+    # Workers share the edition through claims; a lone sender keeps others out with the lease.
+    async with contextlib.nullcontext() if worker else send_lease(store, run.holder):
+        return await run.run()
+
+
+def _dry_run(
+    store: Store, edition: Edition, contents: Contents, report: DeliveryReport
+) -> DeliveryReport:
+    """Count who would get the edition and render each distinct content once; send nothing."""
+    done = {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN,
+            DeliveryStatus.SKIPPED, DeliveryStatus.SENDING}  # fmt: skip
+    # Per content key: does it make an email? One real message per key catches template
+    # errors; an empty selection (skipped) must not be counted for any subscriber sharing it.
+    sends: dict[Hashable, bool] = {}
+    for batch in batched(store.iter_active_subscribers(edition.frequency), 1000):
+        states = store.delivery_states(edition.id, [s.id for s in batch])  # type: ignore[arg-type]
+        for sub in batch:
+            if states.get(sub.id) in done:
+                continue
+            key = contents.key(sub)
+            if key not in sends:
+                sends[key] = contents.message(sub) is not None
+            report.would_send += sends[key]
+    report.contents = contents.renders
+    report.ledger = store.delivery_counts(edition.id)
+    return report
+
+
+def send_edition(
+    store: Store,
+    edition: Edition,
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    stopping: threading.Event | None = None,
+    **kwargs: Any,
+) -> DeliveryReport:
+    """Blocking wrapper of ``deliver``: makes the configured transport and closes it after.
+
+    ``stopping`` is the made transport's stop hook: once set, no new message starts.
+    """
+
+    async def main() -> DeliveryReport:
+        tx = transport or make_transport(settings, edition_key=edition.key, stopping=stopping)
+        try:
+            return await deliver(store, edition, settings, transport=tx, **kwargs)
+        finally:
+            if transport is None:
+                await tx.aclose()
+
+    return asyncio.run(main())
