@@ -19,7 +19,8 @@ leaves the reader's topic out of the space's corpus (a topic the space never saw
 Scale: scoring, exclusion, top-k and the nearest liked paper for `--subscribers` subscribers
 (5-50 likes, 0-5 dislikes each) over a 150-paper edition, batch by batch, against the
 simple alternative (the same arithmetic per subscriber in a Python loop, on a sample,
-extrapolated); prints both, their ratio and the peak RSS (ru_maxrss) of this process.
+extrapolated); prints both, their ratio and the peak RSS of a fresh process that runs the
+scoring.
 
 Run by hand, never from tests:
     python bench/foryou.py                        # 200 readers and 100,000 subscribers
@@ -36,16 +37,14 @@ import argparse
 import json
 import random
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import Ridge
-from sklearn.preprocessing import MultiLabelBinarizer, normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -92,6 +91,12 @@ def build_space(
     scaled to unit mean length on the corpus, then weighted so that a dot product is about
     lsa_weight * latent + (1 - lsa_weight) * category similarity.
     """
+    # Here, not at the top: the scale worker must import only what a sender imports.
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import MultiLabelBinarizer, normalize
+
     vectorizer = TfidfVectorizer(
         analyzer=analyze, sublinear_tf=True, min_df=3, max_df=0.3, max_features=8000
     )
@@ -262,8 +267,8 @@ def _per_day(rows: list[Row], group: list[dict], build):
 def _dislikes(rows: list[Row], count: int, seed: int, spaces: dict) -> None:
     """Readers who also dislike 5 papers of a second topic: how much of it do they still get?"""
     group = readers(rows, count, seed, dislike=True)
-    for r in group:
-        spaces.setdefault(r["day"], build_space([x for x in rows if x["date"] != r["day"]]))
+    for day in {r["day"] for r in group} - spaces.keys():
+        spaces[day] = build_space([x for x in rows if x["date"] != day])
     blend = relevance.DEFAULT_BLEND
     with_dislikes = [pick(r, spaces[r["day"]], blend, True) for r in group]
     without = [pick({**r, "dislikes": []}, spaces[r["day"]], blend, True) for r in group]
@@ -282,7 +287,64 @@ def _se(values: list[float]) -> float:
 
 
 def scale(rows: list[Row], subscribers: int, seed: int, sample: int = 2000) -> None:
-    """Time choose() for many subscribers against a per-subscriber loop; print RSS."""
+    """Time choose() for many subscribers against a per-subscriber loop; print peak RSS.
+
+    choose() runs in a fresh process that imports digest and reads the inputs (vectors and
+    ratings as a store would hand them over), so its peak RSS is what a sender would add.
+    """
+    inputs = scale_inputs(rows, subscribers, seed)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "inputs.npz"
+        np.savez(path, **inputs)
+        worker = subprocess.run(
+            [sys.executable, __file__, "--scale-worker", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        result = json.loads(worker.stdout)
+        with np.load(Path(folder) / "choice.npz") as saved:
+            papers, nearest = saved["papers"], saved["nearest"]
+    ratings = Ratings(inputs["indptr"], inputs["paper"], inputs["liked"])
+    count = min(sample, subscribers)
+    standard = relevance.standard_trending(inputs["trending"])  # once, as anyone would
+    start = time.perf_counter()
+    loop = [
+        _one_subscriber(
+            ratings, s, inputs["rated"], inputs["rated_columns"], inputs["edition"], standard
+        )
+        for s in range(count)
+    ]
+    per_subscriber = (time.perf_counter() - start) / count
+    same = np.mean(
+        [
+            np.array_equal(mine, papers[s]) and np.array_equal(near, nearest[s])
+            for s, (mine, near) in enumerate(loop)
+        ]
+    )
+    counts = np.diff(inputs["indptr"])
+    print(
+        f"scale: {subscribers:,} subscribers ({counts.mean():.1f} ratings on average, "
+        f"{inputs['liked'].mean():.0%} likes), {len(inputs['edition'])} papers, "
+        f"top {MAX_PAPERS}, {inputs['edition'].shape[1]} dims"
+    )
+    ours = result["seconds"]
+    loop_total = per_subscriber * subscribers
+    print(
+        f"  digest.relevance.choose (batches of {relevance.BATCH})       {ours:.2f} s "
+        f"({result['cpu']:.2f} s CPU)"
+    )
+    print(f"  per-subscriber loop (timed on {count:,}, extrapolated)  {loop_total:.2f} s")
+    print(f"  ratio (loop / ours)                                  {loop_total / ours:.1f}x")
+    print(f"  same papers and nearest liked as the loop            {same:.1%}")
+    print(
+        f"  peak RSS of the scoring process: {result['rss_before']:.0f} MB with digest imported "
+        f"and the inputs read, {result['rss_after']:.0f} MB after scoring"
+    )
+
+
+def scale_inputs(rows: list[Row], subscribers: int, seed: int) -> dict[str, np.ndarray]:
+    """Vectors of a 150-paper edition and of rated papers; 5-50 likes, 0-5 dislikes each."""
     rng = np.random.default_rng(seed)
     space = TextSpace.load(SHIPPED)
     day = max({r["date"] for r in rows}, key=lambda d: sum(r["date"] == d for r in rows))
@@ -290,52 +352,45 @@ def scale(rows: list[Row], subscribers: int, seed: int, sample: int = 2000) -> N
     older = [r for r in rows if r["date"] != day]
     # Rated papers: older ones and the edition's own, so some ratings must be excluded.
     rated_rows = older + edition_rows
-    edition = space.vectors([as_paper(r) for r in edition_rows])
-    rated = space.vectors([as_paper(r) for r in rated_rows])
-    rated_columns = np.full(len(rated_rows), -1)
+    rated_columns = np.full(len(rated_rows), -1, dtype=np.int32)
     rated_columns[len(older) :] = np.arange(len(edition_rows))
     likes = rng.integers(5, 51, subscribers)
     dislikes = rng.integers(0, 6, subscribers)
     counts = likes + dislikes
     indptr = np.concatenate([[0], np.cumsum(counts)])
-    liked = np.arange(indptr[-1]) - np.repeat(indptr[:-1], counts) < np.repeat(likes, counts)
-    ratings = Ratings(indptr, rng.integers(0, len(rated_rows), indptr[-1]), liked)
-    trending = np.array(simulated_votes(len(edition_rows), random.Random(seed)), dtype=float)
-    blends = np.full(subscribers, relevance.DEFAULT_BLEND)
+    slot = np.arange(indptr[-1]) - np.repeat(indptr[:-1], counts)
+    return {
+        "edition": space.vectors([as_paper(r) for r in edition_rows]),
+        "rated": space.vectors([as_paper(r) for r in rated_rows]),
+        "rated_columns": rated_columns,
+        "indptr": indptr,
+        "paper": rng.integers(0, len(rated_rows), indptr[-1], dtype=np.int32),
+        "liked": slot < np.repeat(likes, counts),
+        "trending": np.array(simulated_votes(len(edition_rows), random.Random(seed)), float),
+    }
+
+
+def scale_worker(path: Path) -> None:
+    """In a fresh process: read the inputs, run choose(), print seconds and peak RSS as JSON."""
+    with np.load(path) as data:
+        inputs = {name: data[name] for name in data.files}
+    ratings = Ratings(inputs["indptr"], inputs["paper"], inputs["liked"])
+    blends = np.full(len(ratings), relevance.DEFAULT_BLEND)
     before = _peak_rss_mb()
-    start = time.perf_counter()
-    choice = relevance.choose(ratings, rated, rated_columns, edition, trending, blends, MAX_PAPERS)
-    ours = time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
+    choice = relevance.choose(
+        ratings,
+        inputs["rated"],
+        inputs["rated_columns"],
+        inputs["edition"],
+        inputs["trending"],
+        blends,
+        MAX_PAPERS,
+    )
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     after = _peak_rss_mb()
-    count = min(sample, subscribers)
-    standard = relevance.standard_trending(trending)  # once, as anyone would
-    start = time.perf_counter()
-    loop = [
-        _one_subscriber(ratings, s, rated, rated_columns, edition, standard) for s in range(count)
-    ]
-    per_subscriber = (time.perf_counter() - start) / count
-    same = np.mean(
-        [
-            np.array_equal(papers, choice.papers[s])
-            and np.array_equal(near, choice.nearest_liked[s])
-            for s, (papers, near) in enumerate(loop)
-        ]
-    )
-    print(
-        f"scale: {subscribers:,} subscribers ({int(likes.mean())} likes, "
-        f"{dislikes.mean():.1f} dislikes on average), {len(edition_rows)} papers, "
-        f"top {MAX_PAPERS}, {rated.shape[1]} dims"
-    )
-    print(f"  digest.relevance.choose (batches of {relevance.BATCH})   {ours:.2f} s")
-    print(
-        f"  per-subscriber loop (measured on {count:,}, extrapolated) "
-        f"{per_subscriber * subscribers:.2f} s"
-    )
-    print(
-        f"  ratio (loop / ours)                              {per_subscriber * subscribers / ours:.1f}x"
-    )
-    print(f"  same papers as the loop                          {same:.1%}")
-    print(f"  peak RSS before scoring {before:.0f} MB, after {after:.0f} MB")
+    np.savez(path.parent / "choice.npz", papers=choice.papers, nearest=choice.nearest_liked)
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_before": before, "rss_after": after}))
 
 
 def _one_subscriber(ratings, s, rated, rated_columns, edition, trending) -> tuple:
@@ -357,6 +412,16 @@ def _one_subscriber(ratings, s, rated, rated_columns, edition, trending) -> tupl
 
 
 def _peak_rss_mb() -> float:
+    """Peak RSS of this process in MB: VmHWM where Linux has it, else ru_maxrss.
+
+    After fork and exec, ru_maxrss still counts the parent's pages at the fork; VmHWM starts
+    afresh with the new program, so it is what this worker itself used.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -373,16 +438,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--build-space", action="store_true", help=f"rewrite {SHIPPED}")
+    parser.add_argument("--scale-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.scale_worker:
+        scale_worker(args.scale_worker)
+        return 0
     rows = load(args.data)
     if args.build_space:
         build_space(rows).save(SHIPPED)
         print(f"wrote {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.1f} MB) from {len(rows)} papers")
         return 0
-    if not args.skip_scale:  # first, so that the quality part's memory does not count
-        scale(rows, args.subscribers, args.seed)
     if not args.skip_quality:
         quality(rows, args.readers, args.seed)
+    if not args.skip_scale:
+        scale(rows, args.subscribers, args.seed)
     return 0
 
 
