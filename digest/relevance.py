@@ -320,6 +320,10 @@ def choose(
     does not hold it: a paper a subscriber liked or disliked is never chosen again. Give the
     edition's papers in trending order so that ties keep it.
     """
+    width = min(k, len(trending_scores))
+    if width <= 0 or len(ratings) == 0:  # nothing to choose from, or nobody to choose for
+        empty = np.full((len(ratings), max(width, 0)), -1, dtype=np.int32)
+        return Choice(empty, empty.copy())
     trending = standard_trending(trending_scores)
     papers, nearest = [], []
     for start in range(0, len(ratings), batch):
@@ -335,11 +339,7 @@ def choose(
         near = _nearest_liked(part, rated_vectors, edition_vectors, chosen)
         # A paper chosen on trending alone owes nothing to a liked one.
         nearest.append(np.where(blends[start:stop, None] > 0, near, -1).astype(np.int32))
-    width = min(k, len(trending_scores))
-    return Choice(
-        np.vstack(papers) if papers else np.zeros((0, width), dtype=np.int32),
-        np.vstack(nearest) if nearest else np.zeros((0, width), dtype=np.int32),
-    )
+    return Choice(np.vstack(papers), np.vstack(nearest))
 
 
 def _exclude_rated(scores: np.ndarray, ratings: Ratings, rated_columns: np.ndarray) -> None:

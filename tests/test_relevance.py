@@ -256,6 +256,16 @@ def test_vectors_are_unit_rows_and_a_wordless_paper_is_zero(tmp_path, rated) -> 
     assert np.allclose(again, vectors[:3], atol=1e-5)
 
 
+def test_nothing_to_choose_from_or_nobody_to_choose_for(rated, edition) -> None:
+    nobody = run(Ratings.from_lists([]), rated, edition, [], k=5)
+    assert nobody.papers.shape == (0, 5)
+    empty = run(Ratings.from_lists([[0], []]), rated, [], [0.7, 0.0], k=5)
+    assert empty.papers.shape == (2, 0)
+    # Subscribers without a single rating get the trending order, whatever their blend.
+    fresh = run(Ratings.from_lists([[], []]), rated, edition, [0.7, 1.0], k=5)
+    assert fresh.papers.tolist() == [[0, 1, 2, 3, 4]] * 2
+
+
 def test_ratings_need_one_entry_per_subscriber() -> None:
     with pytest.raises(ValueError, match="one entry per subscriber"):
         Ratings.from_lists([[1], [2]], [[3]])
