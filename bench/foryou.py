@@ -102,7 +102,8 @@ def build_space(
     )
     matrix = normalize(vectorizer.fit_transform([document(r) for r in rows]))
     latent = TruncatedSVD(lsa_dims, random_state=0).fit(matrix).components_
-    labels = MultiLabelBinarizer().fit_transform([r["categories"] for r in rows]).astype(float)
+    categories = [r.get("categories") or [r["topic"]] for r in rows]
+    labels = MultiLabelBinarizer().fit_transform(categories).astype(float)
     labels = labels[:, labels.sum(axis=0) >= 5]
     coef = Ridge(alpha=3.0).fit(matrix, labels).coef_
     _, strength, directions = np.linalg.svd(coef, full_matrices=False)
@@ -140,7 +141,9 @@ def readers(rows: list[Row], count: int, seed: int, dislike: bool = False) -> li
     days = sorted({r["date"] for r in rows})
     by_day = {d: [r for r in rows if r["date"] == d] for d in days}
     out: list[dict] = []
-    while len(out) < count:
+    for _ in range(count * 100):  # a file whose days never hold two big topics cannot loop
+        if len(out) == count:
+            break
         day = rng.choice(days[1:])
         batch = rng.sample(by_day[day], min(rng.randint(100, 150), len(by_day[day])))
         earlier = [r for d in days if d < day for r in by_day[d]]
@@ -156,6 +159,8 @@ def readers(rows: list[Row], count: int, seed: int, dislike: bool = False) -> li
         reader["dislikes"] = rng.sample(pool, LIKES) if dislike else []
         reader["votes"] = simulated_votes(len(batch), rng)
         out.append(reader)
+    if len(out) < count:
+        raise SystemExit(f"only {len(out)} readers: too few days with two topics of >= 10 papers")
     return out
 
 
