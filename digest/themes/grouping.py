@@ -41,6 +41,7 @@ __all__ = [
     "Background",
     "analyze",
     "group",
+    "text_vectors",
     "theme_count",
 ]
 
@@ -252,6 +253,14 @@ def _project(docs: list[str], bg: Background) -> np.ndarray:
             vals.append((1.0 + math.log(count)) * bg.idf[col])
     matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(bg.idf)))
     return normalize(np.asarray(normalize(matrix) @ bg.components.T))
+
+
+def text_vectors(papers: Sequence[Paper], background: Background) -> np.ndarray:
+    """Unit vectors of papers in a background space, from the same text grouping reads.
+
+    digest.themes.relevance scores papers for each subscriber in this space.
+    """
+    return _project([_document(p) for p in papers], background)
 
 
 def _themes(papers: list[Paper], labels: np.ndarray, original: Sequence[Paper]) -> list[Theme]:
