@@ -108,6 +108,16 @@ class PaperStore(StoreBase):
             row = conn.execute(sa.select(t).where(t.c.arxiv_id == arxiv_id)).mappings().first()
         return _row_to_paper(row) if row else None
 
+    def ids_with_categories(self, arxiv_ids: Iterable[str]) -> set[str]:
+        """Which of ``arxiv_ids`` are stored with their arXiv categories (no need to ask again)."""
+        t = schema.papers
+        found: set[str] = set()
+        with self.transaction() as conn:
+            for chunk in in_chunks(arxiv_ids):
+                query = sa.select(t.c.arxiv_id, t.c.categories).where(t.c.arxiv_id.in_(chunk))
+                found.update(arxiv_id for arxiv_id, categories in conn.execute(query) if categories)
+        return found
+
     def count_papers(self) -> int:
         """How many papers are stored."""
         with self.transaction() as conn:
