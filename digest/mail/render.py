@@ -18,6 +18,7 @@ from digest.errors import DigestError
 from digest.mail.mime import SplicedMessage, check_header
 from digest.mail.templates import TemplateSet
 from digest.mail.text import clean, format_authors, safe_url, shorten, summarize
+from digest.mail.text import thumbnail as thumbnail_of
 from digest.models import (
     Edition,
     Frequency,
@@ -51,10 +52,14 @@ class PaperView:
     summary: str
     links: tuple[tuple[str, str], ...]
     why: str = ""
+    thumbnail: str | None = None
 
     @classmethod
-    def of(cls, selected: SelectedPaper) -> PaperView:
-        """Shape a selected paper for display (escaping is the template's job)."""
+    def of(cls, selected: SelectedPaper, *, thumbnail: bool = False) -> PaperView:
+        """Shape a selected paper for display (escaping is the template's job).
+
+        ``thumbnail``: show the source's thumbnail of the paper, if it has one on a known host.
+        """
         paper = selected.paper
         byline = format_authors(paper.authors)
         if paper.organization and clean(paper.organization):
@@ -76,6 +81,7 @@ class PaperView:
             summary=summarize(paper),
             links=tuple(links),
             why=shorten(clean(selected.why), 200),
+            thumbnail=thumbnail_of(paper.thumbnail_url) if thumbnail else None,
         )
 
 
@@ -209,8 +215,14 @@ class Renderer:
 
     def digest_context(self, edition: Edition, selection: Selection) -> dict[str, Any]:
         """Everything digest.mjml and digest.txt see."""
+        show = self.settings.thumbnails  # the lead paper of each theme, where the source has one
         themes = [
-            {"label": clean(t.label) or "Papers", "papers": [PaperView.of(p) for p in t.papers]}
+            {
+                "label": clean(t.label) or "Papers",
+                "papers": [
+                    PaperView.of(p, thumbnail=show and i == 0) for i, p in enumerate(t.papers)
+                ],
+            }
             for t in selection.themes
             if t.papers
         ]
