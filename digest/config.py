@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     max_papers: int = Field(
         30, ge=1, le=500, description="Papers per email unless a subscriber sets fewer"
     )
+    thumbnails: bool = Field(
+        True,
+        description="Show the Hugging Face thumbnail of each theme's lead paper in emails",
+    )
     themes_embeddings: bool = Field(
         False,
         description="Group themes with MiniLM sentence embeddings (needs the `embeddings` extra)",
@@ -134,6 +138,12 @@ class Settings(BaseSettings):
     )
     arxiv_api_url: AnyHttpUrl = Field(
         "https://export.arxiv.org", description="arXiv API base URL ({base}/api/query)"
+    )
+    arxiv_api_interval: float = Field(
+        3.0,
+        ge=0,
+        le=60,
+        description="Seconds between arXiv API requests (arXiv asks for 3; hf and arxiv use the API)",
     )
     arxiv_categories: Annotated[CsvList, Field(description="arXiv categories to collect")] = [
         "cs.AI",

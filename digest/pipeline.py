@@ -182,7 +182,8 @@ def run(
 
     today = today or local_today(settings)
     if sources is None:
-        sources = [make_source(name, settings) for name in settings.sources]
+        known = store.ids_with_categories  # the arXiv details already stored are not asked again
+        sources = [make_source(name, settings, known=known) for name in settings.sources]
     collected = collect(store, sources, today) if frequency is Frequency.DAILY else CollectReport()
     edition, reason = build_edition(store, settings, frequency, today)
     event(log, "edition.ready" if edition else "edition.none", frequency=str(frequency),

@@ -19,7 +19,8 @@ from httpserver import ReplayServer, Reply
 from digest.cli import cli
 from digest.errors import DigestError
 from digest.sources import Skipped, make_source
-from digest.sources.arxiv import parse_api_feed, parse_listing
+from digest.sources.arxiv import parse_listing
+from digest.sources.arxiv_api import parse_api_feed
 from digest.sources.jsonfile import MAX_FILE_BYTES, MAX_JSON_DEPTH, load_papers
 from digest.sources.normalize import MAX_COUNT
 from digest.store import Store
@@ -266,7 +267,9 @@ def replay_server():
 
 
 def _hf_fetch(settings, server: ReplayServer):
-    config = settings.model_copy(update={"hf_base_url": server.url, "hf_lookback_days": 0})
+    config = settings.model_copy(
+        update={"hf_base_url": server.url, "arxiv_api_url": server.url, "hf_lookback_days": 0}
+    )
     return make_source("hf", config).fetch(datetime(2024, 10, 25).date())
 
 

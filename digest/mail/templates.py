@@ -74,7 +74,7 @@ class PageTemplates:
         return text, filename, lambda: _mtime(found) == mtime
 
     def render(self, name: str, **context: Any) -> str:
-        """Render page template ``name`` (e.g. ``web/archive.html``)."""
+        """Render page template ``name`` (e.g. ``web/archive/index.html``)."""
         return self._env.get_template(name).render(**context)
 
 

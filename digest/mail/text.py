@@ -11,12 +11,28 @@ from urllib.parse import urlsplit
 
 from digest.models import Paper
 
-__all__ = ["SUMMARY_CHARS", "clean", "format_authors", "safe_url", "shorten", "summarize"]
+__all__ = [
+    "SUMMARY_CHARS",
+    "THUMBNAIL_HOSTS",
+    "clean",
+    "format_authors",
+    "safe_url",
+    "shorten",
+    "summarize",
+    "thumbnail",
+]
 
 SUMMARY_CHARS = 320
 # C0/C1 controls and the bidi embedding/override characters (they can visually spoof text).
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_SENTENCE_END = re.compile(r"[.!?][\"')\]]?(?=\s)")
+# A full stop after an initial ("James P. Carse") or a common abbreviation ends no sentence.
+_SENTENCE_END = re.compile(
+    r"(?<!\b[A-Z])(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bFig)(?<!\bEq)"
+    r"[.!?][\"')\]]?(?=\s)"
+)
+# Where sources host paper thumbnails; emails and pages load images from these hosts only (the
+# pages' Content-Security-Policy says the same), so a papers file cannot plant a tracking pixel.
+THUMBNAIL_HOSTS = ("cdn-thumbnails.huggingface.co",)
 
 
 def clean(text: str | None) -> str:
@@ -60,3 +76,14 @@ def safe_url(url: str | None) -> str | None:
     if url and urlsplit(url.strip()).scheme in ("http", "https") and not _UNSAFE.search(url):
         return url.strip()
     return None
+
+
+def thumbnail(url: str | None) -> str | None:
+    """``url`` when it is an https image on one of THUMBNAIL_HOSTS, shown where it is hosted."""
+    found = safe_url(url)
+    if not found:
+        return None
+    parts = urlsplit(found)
+    if parts.scheme != "https" or parts.netloc not in THUMBNAIL_HOSTS:
+        return None
+    return found

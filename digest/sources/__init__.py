@@ -6,6 +6,7 @@ reporting each record it had to skip. Only this package speaks HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,16 +30,19 @@ def make_source(
     *,
     client: httpx.Client | PoliteClient | None = None,
     path: Path | str | None = None,
+    known: Callable[[Sequence[str]], set[str]] | None = None,
 ) -> Source:
     """Build the source called ``name`` (hf, arxiv or file) from settings.
 
     ``client`` lets tests and callers share an httpx client (or a configured PoliteClient);
-    ``path`` is the papers file of the ``file`` source (default: DIGEST_PAPERS_FILE).
+    ``path`` is the papers file of the ``file`` source (default: DIGEST_PAPERS_FILE);
+    ``known(ids)`` names the papers whose arXiv details are stored (``hf`` asks arXiv for the
+    rest; pass ``Store.ids_with_categories``).
     """
     if name == "hf":
         from digest.sources.hf import HfSource
 
-        return HfSource(settings, client=client)
+        return HfSource(settings, client=client, known=known)
     if name == "arxiv":
         from digest.sources.arxiv import ArxivSource
 

@@ -1,13 +1,16 @@
 """The `hf` source: the Hugging Face Daily Papers API, ``GET {base}/api/daily_papers``.
 
 Query: ``date=YYYY-MM-DD``, ``sort=trending``, ``limit`` (1-100) and ``p`` (0-based page).
-Pages are read until one comes back short, within the request budget.
+Pages are read until one comes back short, within the request budget. Hugging Face gives no
+arXiv categories, so the papers are then looked up in the arXiv API (best effort, with a
+request budget of its own), skipping those whose details the store already holds.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -15,8 +18,9 @@ import httpx
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.models import Paper
+from digest.sources.arxiv_api import ArxivApi, with_details
 from digest.sources.base import Skipped, SourceResult
-from digest.sources.http import BudgetExhausted, PoliteClient
+from digest.sources.http import BudgetExhausted, PoliteClient, RequestFailed
 from digest.sources.jsonfile import from_hf_items, load_json
 
 log = logging.getLogger(__name__)
@@ -31,9 +35,19 @@ class HfSource:
 
     name = "hf"
 
-    def __init__(self, settings: Settings, *, client: httpx.Client | PoliteClient | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: httpx.Client | PoliteClient | None = None,
+        api: ArxivApi | None = None,
+        known: Callable[[Sequence[str]], set[str]] | None = None,
+    ):
+        """``known(ids)`` names the ids whose arXiv details are stored already (the cache)."""
         self.settings = settings
         self.client = client
+        self.api = api or ArxivApi(settings)
+        self.known = known
         self.endpoint = str(settings.hf_base_url).rstrip("/") + "/api/daily_papers"
 
     def fetch(self, day: date | None = None) -> SourceResult:
@@ -65,7 +79,38 @@ class HfSource:
         for paper in found:
             first.setdefault(paper.arxiv_id, paper)
         papers = list(first.values())
+        if papers:
+            papers = self._with_arxiv_details(papers, notes)
         return SourceResult(papers=papers, skipped=skipped, requests=requests, notes=notes)
+
+    def _with_arxiv_details(self, papers: list[Paper], notes: list[str]) -> list[Paper]:
+        """``papers`` with arXiv categories (and missing abstracts); a note says how it went.
+
+        Best effort: whatever the API does, the papers are kept; the note says what is missing.
+        """
+        ids = [p.arxiv_id for p in papers if not p.categories]
+        if not ids:
+            return papers
+        stored = self.known(ids) if self.known else set()
+        asked = [i for i in ids if i not in stored]
+        found: dict[str, Paper] = {}
+        failure = None
+        if asked:
+            # The API is another host: its own client and budget, the HF client's connection pool.
+            shared = (
+                self.client.httpx_client if isinstance(self.client, PoliteClient) else self.client
+            )
+            with PoliteClient.for_source("arxiv", self.settings, shared) as http:
+                try:
+                    self.api.lookup(http, asked, found=found)
+                except DigestError as exc:
+                    failure = exc.reason if isinstance(exc, RequestFailed) else str(exc)
+                    failure = failure.removeprefix("arxiv: ")
+        found = {i: found[i] for i in asked if i in found}  # only what was asked counts
+        notes.append(_details_note(len(found), len(stored), len(asked), failure))
+        if failure:
+            log.warning("source=hf arxiv_details=partial reason=%r", failure)
+        return [with_details(p, found.get(p.arxiv_id), api_authors=False) for p in papers]
 
     def _read_day(
         self, http: PoliteClient, listed: date, found: list[Paper], skipped: list[Skipped]
@@ -106,6 +151,20 @@ class HfSource:
                 f"hf: {self.endpoint} answered a JSON {type(items).__name__}, expected a list"
             )
         return items
+
+
+def _details_note(enriched: int, stored: int, asked: int, failure: str | None) -> str:
+    """The collect line's words on arXiv details, e.g. ``arXiv details: 48 enriched``."""
+    if failure and not enriched:
+        return f"arXiv details unavailable ({failure}), papers kept as they are"
+    parts = [f"arXiv details: {enriched} enriched"]
+    if stored:
+        parts.append(f"{stored} already stored")
+    if failure:
+        return ", ".join(parts) + f"; the rest unavailable ({failure}), kept as they are"
+    if asked - enriched:
+        parts.append(f"{asked - enriched} unknown to arXiv")
+    return ", ".join(parts)
 
 
 def _gist(response: httpx.Response) -> str:

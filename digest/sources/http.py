@@ -24,7 +24,7 @@ from digest.errors import DigestError
 if TYPE_CHECKING:
     from digest.config import Settings
 
-__all__ = ["BudgetExhausted", "PoliteClient", "user_agent"]
+__all__ = ["BudgetExhausted", "PoliteClient", "RequestFailed", "user_agent"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,15 @@ RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 300.0  # seconds; a server asking for longer is treated as down for this run
 
 
-class BudgetExhausted(DigestError):
+class RequestFailed(DigestError):
+    """A GET that gave no usable answer; ``reason`` says why in a few words, without the URL."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BudgetExhausted(RequestFailed):
     """The source used up its requests for this run (DIGEST_HTTP_MAX_REQUESTS)."""
 
 
@@ -120,6 +128,11 @@ class PoliteClient:
         ) as made:
             yield made
 
+    @property
+    def httpx_client(self) -> httpx.Client:
+        """The httpx client underneath, for a second PoliteClient with a budget of its own."""
+        return self._client
+
     def __enter__(self) -> PoliteClient:
         return self
 
@@ -150,10 +163,11 @@ class PoliteClient:
         attempt = 0
         while True:
             if self.requests >= self.max_requests:
-                raise BudgetExhausted(
-                    f"{self.name}: stopped after {self.requests} requests "
+                reason = (
+                    f"stopped after {self.requests} requests "
                     f"(DIGEST_HTTP_MAX_REQUESTS={self.max_requests})"
                 )
+                raise BudgetExhausted(f"{self.name}: {reason}", reason)
             self.requests += 1
             response: httpx.Response | None = None
             try:
@@ -169,12 +183,12 @@ class PoliteClient:
             shown = _shown(url)
             if attempt >= self.retries:
                 tries = "attempt" if attempt == 0 else "attempts"
-                raise DigestError(f"{self.name}: GET {shown} {problem} after {attempt + 1} {tries}")
+                reason = f"{problem} after {attempt + 1} {tries}"
+                raise RequestFailed(f"{self.name}: GET {shown} {reason}", reason)
             delay = self._delay(attempt, response)
             if delay > MAX_RETRY_AFTER:
-                raise DigestError(
-                    f"{self.name}: GET {shown} {problem}; the server asks to wait {delay:.0f} s"
-                )
+                reason = f"{problem}; the server asks to wait {delay:.0f} s"
+                raise RequestFailed(f"{self.name}: GET {shown} {reason}", reason)
             log.warning(
                 "source=%s url=%s problem=%r retry_in=%.2fs attempt=%d",
                 self.name,

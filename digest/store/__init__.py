@@ -3,6 +3,13 @@
 ``Store`` is composed of one mixin per area so each file stays small and has one job.
 """
 
+from digest.store.archive import (
+    ArchiveStore,
+    EditionOverview,
+    SearchHit,
+    SearchResult,
+    ThemeOverview,
+)
 from digest.store.base import AlreadyExists, StoreBase, StoreError, utcnow
 from digest.store.deliveries import DeliveryStore
 from digest.store.leases import LeaseStore, holder_is_gone, new_holder
@@ -12,13 +19,19 @@ from digest.store.subscribers import SubscriberStore
 
 __all__ = [
     "AlreadyExists",
+    "EditionOverview",
+    "SearchHit",
+    "SearchResult",
     "Store",
     "StoreError",
+    "ThemeOverview",
     "holder_is_gone",
     "new_holder",
     "utcnow",
 ]
 
 
-class Store(PaperStore, SubscriberStore, DeliveryStore, RunStore, LeaseStore, StoreBase):
+class Store(
+    PaperStore, ArchiveStore, SubscriberStore, DeliveryStore, RunStore, LeaseStore, StoreBase
+):
     """The database of digest: papers, editions, subscribers, deliveries, runs, leases."""

@@ -13,8 +13,9 @@ from sqlalchemy.engine import Connection
 from digest.models import Edition, EditionStatus, Frequency, Paper, Theme
 from digest.store import schema
 from digest.store.base import StoreBase, in_chunks, utcnow
+from digest.store.search import paper_search_text
 
-__all__ = ["PaperStore", "UpsertResult"]
+__all__ = ["PaperStore", "UpsertResult", "edition_from_row", "row_to_paper"]
 
 # Fields a later source may fill in or refresh; identity and first_seen_at never change.
 _MERGED_FIELDS = (
@@ -23,6 +24,8 @@ _MERGED_FIELDS = (
     "thumbnail_url",
 )  # fmt: skip
 _TUPLE_FIELDS = ("authors", "keywords", "categories", "sources")
+# Fields the archive search reads (digest.store.search.paper_search_text).
+_SEARCHED_FIELDS = frozenset({"title", "abstract", "authors", "organization", "keywords"})
 
 
 @dataclass
@@ -34,7 +37,8 @@ class UpsertResult:
     unchanged: list[str] = field(default_factory=list)
 
 
-def _row_to_paper(row: sa.RowMapping) -> Paper:
+def row_to_paper(row: sa.RowMapping) -> Paper:
+    """The Paper of a ``papers`` row (extra columns of a join are ignored)."""
     values = {f.name: row[f.name] for f in dataclasses.fields(Paper)}
     for name in _TUPLE_FIELDS:
         values[name] = tuple(values[name] or ())
@@ -45,6 +49,7 @@ def _paper_values(paper: Paper) -> dict:
     values = dataclasses.asdict(paper)
     for name in _TUPLE_FIELDS:
         values[name] = list(values[name])
+    values["search_text"] = paper_search_text(paper)
     return values
 
 
@@ -65,6 +70,9 @@ def _merge(old: Paper, new: Paper) -> dict:
     sources = tuple(dict.fromkeys(old.sources + new.sources))
     if sources != old.sources:
         changes["sources"] = list(sources)
+    if _SEARCHED_FIELDS & changes.keys():
+        merged = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in changes.items()}
+        changes["search_text"] = paper_search_text(dataclasses.replace(old, **merged))
     return changes
 
 
@@ -92,7 +100,7 @@ class PaperStore(StoreBase):
                     conn.execute(sa.insert(t).values(**values))
                     result.new.append(paper.arxiv_id)
                     continue
-                changes = _merge(_row_to_paper(row), paper)
+                changes = _merge(row_to_paper(row), paper)
                 if changes:
                     changes["updated_at"] = now
                     conn.execute(sa.update(t).where(t.c.id == row["id"]).values(**changes))
@@ -106,7 +114,17 @@ class PaperStore(StoreBase):
         t = schema.papers
         with self.transaction() as conn:
             row = conn.execute(sa.select(t).where(t.c.arxiv_id == arxiv_id)).mappings().first()
-        return _row_to_paper(row) if row else None
+        return row_to_paper(row) if row else None
+
+    def ids_with_categories(self, arxiv_ids: Iterable[str]) -> set[str]:
+        """Which of ``arxiv_ids`` are stored with their arXiv categories (no need to ask again)."""
+        t = schema.papers
+        found: set[str] = set()
+        with self.transaction() as conn:
+            for chunk in in_chunks(arxiv_ids):
+                query = sa.select(t.c.arxiv_id, t.c.categories).where(t.c.arxiv_id.in_(chunk))
+                found.update(arxiv_id for arxiv_id, categories in conn.execute(query) if categories)
+        return found
 
     def count_papers(self) -> int:
         """How many papers are stored."""
@@ -127,7 +145,7 @@ class PaperStore(StoreBase):
         if since is not None:
             query = query.where(p.c.first_seen_at > since)
         with self.transaction() as conn:
-            return [_row_to_paper(r) for r in conn.execute(query).mappings()]
+            return [row_to_paper(r) for r in conn.execute(query).mappings()]
 
     # --- editions ---
 
@@ -186,7 +204,7 @@ class PaperStore(StoreBase):
         e = schema.editions
         query = sa.select(e).order_by(e.c.created_at.desc(), e.c.id.desc()).limit(limit)
         with self.transaction() as conn:
-            return [_edition_from_row(r, ()) for r in conn.execute(query).mappings()]
+            return [edition_from_row(r, ()) for r in conn.execute(query).mappings()]
 
     def set_edition_status(self, edition_id: int, status: EditionStatus) -> None:
         """Mark an edition draft, sending or sent."""
@@ -215,7 +233,8 @@ def _paper_ids(conn: Connection, arxiv_ids: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def _edition_from_row(row: sa.RowMapping, themes: tuple[Theme, ...]) -> Edition:
+def edition_from_row(row: sa.RowMapping, themes: tuple[Theme, ...]) -> Edition:
+    """The Edition of an ``editions`` row, holding ``themes``."""
     return Edition(
         key=row["key"],
         frequency=Frequency(row["frequency"]),
@@ -237,6 +256,6 @@ def _load_edition(conn: Connection, row: sa.RowMapping) -> Edition:
     )
     themes: dict[int, tuple[str, list[Paper]]] = {}
     for r in conn.execute(query).mappings():
-        themes.setdefault(r["theme_position"], (r["theme"], []))[1].append(_row_to_paper(r))
+        themes.setdefault(r["theme_position"], (r["theme"], []))[1].append(row_to_paper(r))
     built = tuple(Theme(label, tuple(ps)) for _, (label, ps) in sorted(themes.items()))
-    return _edition_from_row(row, built)
+    return edition_from_row(row, built)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UtcDateTime", "metadata"]
+__all__ = ["SEARCH_INDEX", "SEARCH_TABLE", "UtcDateTime", "declared", "metadata"]
 
 
 class UtcDateTime(TypeDecorator):
@@ -73,8 +73,23 @@ papers = Table(
     Column("sources", JSON, nullable=False, default=list),
     Column("first_seen_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The words the archive search finds the paper by (digest.store.search), kept by the store.
+    Column("search_text", Text, nullable=False, server_default=""),
 )
 Index("ix_papers_first_seen_at", papers.c.first_seen_at)
+
+# The full-text index over papers.search_text lives outside these tables, per database
+# (migration 0002_archive_search): on SQLite the FTS5 table SEARCH_TABLE, kept in step by
+# triggers on papers; on PostgreSQL the GIN index SEARCH_INDEX on to_tsvector('simple', ...).
+# A later revision that rebuilds `papers` on SQLite (batch mode) must recreate the triggers.
+SEARCH_TABLE = "papers_search"
+SEARCH_INDEX = "ix_papers_search"
+
+
+def declared(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's include_name hook: False for the search index's own tables and index."""
+    return not (name and (name.startswith(SEARCH_TABLE) or name == SEARCH_INDEX))
+
 
 # An edition per schedule and period; key is e.g. "daily-2026-11-26".
 editions = Table(

@@ -120,6 +120,7 @@ def create_app(
         Route("/unsubscribe/{token}", subscription.unsubscribe, methods=["POST"]),
         Route("/archive", archive.archive, methods=["GET"]),
         Route("/archive/feed.xml", archive.archive_feed, methods=["GET"]),
+        Route("/archive/search", archive.archive_search, methods=["GET"]),
         Route("/archive/{edition_key}", archive.archive_edition, methods=["GET"]),
         Route("/style.css", stylesheet, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -21,11 +21,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.logs import event, redact
+from digest.mail.text import THUMBNAIL_HOSTS
 
 __all__ = [
     "CONFIRMATIONS_PER_DAY",
     "CSRF_COOKIE",
-    "EDITION_CSP",
     "HONEYPOT",
     "PAGE_CSP",
     "CsrfGuard",
@@ -44,15 +44,12 @@ RATE_WINDOW = 600.0  # settings.subscribe_rate requests per client per 10 minute
 # At most this many confirmation emails per address per day, whatever the number of clients
 # asking: the form must not become a way to flood someone's inbox.
 CONFIRMATIONS_PER_DAY = 3
-# Our own pages load nothing but our stylesheet; tokens in URLs never leak through Referer.
+# Our own pages load nothing but our stylesheet and the papers' thumbnails, from the hosts
+# the sources keep them on; tokens in URLs never leak through Referer.
 PAGE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-# The web version of an edition is email HTML: inline styles and remote images.
-EDITION_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "default-src 'none'; style-src 'self'; "
+    f"img-src {' '.join(f'https://{host}' for host in THUMBNAIL_HOSTS)}; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",

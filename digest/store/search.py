@@ -1,0 +1,68 @@
+"""The words a paper is found by, and the words of a search: one tokenizer for both databases.
+
+SQLite (FTS5) and PostgreSQL (tsvector) split and fold text their own ways (FTS5 breaks
+``GPT-4`` in two, PostgreSQL also keeps ``gpt-4``; PostgreSQL's ``english`` drops stop words
+and stems as FTS5's ``porter`` does not). So Python does it once: a paper's searchable text is
+stored already folded and split into plain words (``papers.search_text``), both databases
+index those words as they are (FTS5 ``unicode61``, PostgreSQL ``simple``), and a query is
+folded by the same function into prefix terms. The same words in, the same papers out.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from digest.models import Paper
+
+__all__ = ["MAX_QUERY_WORDS", "fts5_query", "paper_search_text", "search_words", "tsquery"]
+
+# Letters and digits of any script: the characters FTS5's unicode61 and PostgreSQL's default
+# parser both keep inside a word, so neither splits a word this function made.
+_WORD = re.compile(r"[^\W_]+")
+MAX_WORD_CHARS = 40  # longer "words" are base64, hashes or URLs: not something people search
+MAX_QUERY_WORDS = 8
+
+
+def search_words(text: str) -> list[str]:
+    """``text`` as lower-case words without accents: ``"Élan GPT-4o"`` -> ``["elan", "gpt", "4o"]``."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return [w for w in _WORD.findall(plain) if len(w) <= MAX_WORD_CHARS]
+
+
+def paper_search_text(paper: Paper) -> str:
+    """What a paper is found by: title, authors, organisation, keywords and abstract, as words."""
+    parts: Iterable[str] = (
+        paper.title,
+        " ".join(paper.authors),
+        paper.organization or "",
+        " ".join(paper.keywords),
+        paper.abstract,
+    )
+    return " ".join(search_words(" ".join(parts)))
+
+
+def _query_words(query: str) -> list[str]:
+    return list(dict.fromkeys(search_words(query)))[:MAX_QUERY_WORDS]
+
+
+def _prefix(word: str) -> bool:
+    # "diffus" finds "diffusion"; a number is itself ("4" in "GPT-4" should not find "400").
+    return not word.isdigit()
+
+
+def fts5_query(query: str) -> str | None:
+    """An FTS5 MATCH expression: every word, as a quoted prefix (``"diffus"* "robot"*``).
+
+    Only letters and digits reach it, each quoted, so no input is FTS5 syntax. None: no words.
+    """
+    words = _query_words(query)
+    return " ".join(f'"{w}"*' if _prefix(w) else f'"{w}"' for w in words) or None
+
+
+def tsquery(query: str) -> str | None:
+    """The same search for PostgreSQL's to_tsquery: ``diffus:* & robot:*``. None: no words."""
+    words = _query_words(query)
+    return " & ".join(f"{w}:*" if _prefix(w) else w for w in words) or None
