@@ -25,7 +25,7 @@ DEPLOY = ROOT / "deploy"
 UNITS = sorted((DEPLOY / "systemd").glob("*.service")) + sorted(
     (DEPLOY / "systemd").glob("*.timer")
 )
-INSTALLED_PATH = "/usr/local/bin/digest"
+INSTALLED_PATH = "/opt/digest/bin/digest"  # the venv the README installs into
 
 
 def unit(path: Path) -> configparser.ConfigParser:

@@ -74,7 +74,9 @@ class DigestGroup(click.Group):
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="digest")
+@click.version_option(
+    package_name="digest-papers", message="%(prog)s (%(package)s), version %(version)s"
+)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """digest: trending papers, grouped by theme, in your subscribers' inboxes.
