@@ -11,7 +11,7 @@ from functools import cached_property
 
 import click
 
-from digest.config import ConfigError, Settings, load_settings
+from digest.config import ConfigError, Settings, load_settings, settings_warnings
 from digest.errors import DigestError
 from digest.store import Store
 from digest.tokens import require_secret
@@ -86,7 +86,8 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(App)
     # Validate settings before any command runs: a wrong value stops everything at start-up.
     if ctx.invoked_subcommand and "--help" not in sys.argv[1:] and "-h" not in sys.argv[1:]:
-        ctx.obj.settings  # noqa: B018
+        for warning in settings_warnings(ctx.obj.settings):
+            click.echo(f"warning: {warning}", err=True)
 
 
 def _attach_commands() -> None:
