@@ -11,6 +11,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from digest.config import ConfigError
 from digest.errors import DigestError
 from digest.store import schema
 
@@ -88,6 +89,8 @@ class StoreBase:
             raise AlreadyExists(f"already stored: {exc.orig}") from exc
         except sa.exc.OperationalError as exc:
             raise StoreError(f"database error: {exc.orig}") from exc
+        except sa.exc.DatabaseError as exc:
+            raise self._not_a_database(exc) from None
 
     # --- schema ---
 
@@ -104,6 +107,14 @@ class StoreBase:
                 command.upgrade(cfg, "head")
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot open the database {_redact(self.url)}: {exc.orig}") from None
+        except sa.exc.DatabaseError as exc:
+            raise self._not_a_database(exc) from None
+
+    def _not_a_database(self, exc: sa.exc.DatabaseError) -> ConfigError:
+        """A file that is no SQLite database (the URL names the wrong file): fix the setting."""
+        return ConfigError(
+            f"DIGEST_DATABASE_URL: {_redact(self.url)} is not a database digest can use ({exc.orig})"
+        )
 
     def revision(self) -> str | None:
         """The schema revision the database is at, or None before `digest init`."""
