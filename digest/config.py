@@ -272,9 +272,19 @@ _SECRETS = {"smtp_password", "secret_key"}
 _SMTP_SETTINGS = ("smtp_host", "smtp_username", "smtp_password")
 
 
+def _smtp_settings_given(settings: Settings) -> list[str]:
+    """The SMTP variables given a value of their own (not their default), by name."""
+    return [
+        f"DIGEST_{name.upper()}"
+        for name in _SMTP_SETTINGS
+        if name in settings.model_fields_set
+        and getattr(settings, name) != Settings.model_fields[name].default
+    ]
+
+
 def _check_together(settings: Settings) -> None:
     """Rules across settings, so that a real newsletter never silently sends nothing."""
-    smtp_set = [f"DIGEST_{n.upper()}" for n in _SMTP_SETTINGS if n in settings.model_fields_set]
+    smtp_set = _smtp_settings_given(settings)
     if smtp_set and "transport" not in settings.model_fields_set:
         raise ConfigError(
             f"DIGEST_TRANSPORT: {', '.join(smtp_set)} is set but DIGEST_TRANSPORT is not, so "
@@ -299,7 +309,7 @@ def _check_together(settings: Settings) -> None:
 
 def settings_warnings(settings: Settings) -> list[str]:
     """Lines to show at start-up for settings that are allowed but probably not meant."""
-    smtp_set = [f"DIGEST_{n.upper()}" for n in _SMTP_SETTINGS if n in settings.model_fields_set]
+    smtp_set = _smtp_settings_given(settings)
     if smtp_set and settings.transport == TransportKind.FILE:
         return [
             f"DIGEST_TRANSPORT=file: mail is written to {settings.outbox}/ and not sent, "
@@ -352,10 +362,18 @@ def _variables() -> list[tuple[str, str, str]]:
 
 
 def env_example() -> str:
-    """The text of `.env.example`: every setting with a comment and a safe default."""
-    lines = ["# digest settings. Copy to .env and edit; the environment wins over this file.", ""]
+    """The text of `.env.example`: every setting with a comment and its default, commented out.
+
+    Commented out so that a copy sets nothing by itself: a copied ``DIGEST_TRANSPORT=file``
+    would otherwise look like the admin's choice next to the SMTP settings they fill in.
+    """
+    lines = [
+        "# digest settings. Copy to .env (or /etc/digest/digest.env) and edit; the environment",
+        "# wins over this file. Each line shows the default; remove its # to set a value.",
+        "",
+    ]
     for variable, default, description in _variables():
-        lines += [f"# {description}", f"{variable}={default}", ""]
+        lines += [f"# {description}", f"#{variable}={default}", ""]
     return "\n".join(lines)
 
 

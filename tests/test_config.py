@@ -208,3 +208,28 @@ def test_the_demo_still_runs_on_the_defaults() -> None:
     result = CliRunner().invoke(cli, ["demo"])
     assert result.exit_code == 0, result.output
     assert "written to ./outbox: 3, deferred 0, failed 0, unknown 0" in result.output
+
+
+def test_the_systemd_path_copy_env_example_and_fill_in_smtp_stops_at_start_up(
+    tmp_path: Path,
+) -> None:
+    """The reported path: .env.example copied as the settings file, DIGEST_SMTP_* filled in."""
+    text = (ROOT / ".env.example").read_text()
+    for line, value in [("#DIGEST_SMTP_HOST=localhost", "DIGEST_SMTP_HOST=smtp.example.org"),
+                        ("#DIGEST_SMTP_USERNAME=", "DIGEST_SMTP_USERNAME=mailer"),
+                        ("#DIGEST_SMTP_PASSWORD=", "DIGEST_SMTP_PASSWORD=hunter2-hunter2"),
+                        ("#DIGEST_SECRET_KEY=", "DIGEST_SECRET_KEY=" + "k" * 40)]:  # fmt: skip
+        assert line in text.splitlines(), line
+        text = text.replace(line, value)
+    (tmp_path / ".env").write_text(text)
+    result = CliRunner().invoke(cli, ["send"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: DIGEST_TRANSPORT: DIGEST_SMTP_HOST, ")
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_a_plain_copy_of_env_example_changes_nothing_and_warns_nothing(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    assert load_settings().model_fields_set == set()
+    result = CliRunner().invoke(cli, ["demo"])
+    assert result.exit_code == 0 and "warning" not in result.output

@@ -332,3 +332,64 @@ def test_the_scheduler_health_check_command_works(tmp_path: Path) -> None:
         cli, test[2:], env={"DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'digest.db'}"}
     )
     assert result.exit_code == 0, result.output
+
+
+# --- digest-admin: admin commands as the service user ---
+
+ADMIN = DEPLOY / "systemd" / "digest-admin"
+
+
+def _admin_properties() -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """(--property=..., --setenv=..., the command) of the systemd-run call in digest-admin."""
+    words = shlex.split(ADMIN.read_text().split("exec systemd-run", 1)[1].replace("\\\n", " "))
+    props = dict(
+        w.removeprefix("--property=").split("=", 1) for w in words if w.startswith("--property=")
+    )
+    env = dict(
+        w.removeprefix("--setenv=").split("=", 1) for w in words if w.startswith("--setenv=")
+    )
+    return props, env, [w for w in words if not w.startswith(("-", "$io"))]
+
+
+def test_digest_admin_runs_as_the_services_do() -> None:
+    """The same user, state, folder and settings as digest.service, so the admin's `check`,
+    `preview` and `subscribers add` see the services' database and write files they can read."""
+    props, env, command = _admin_properties()
+    service = unit(DEPLOY / "systemd" / "digest.service")["Service"]
+    for key in ("DynamicUser", "User", "Group", "StateDirectory", "WorkingDirectory",
+                "EnvironmentFile"):  # fmt: skip
+        assert props[key] == service[key], key
+    unit_env = dict(
+        line.removeprefix("Environment=").split("=", 1)
+        for line in (DEPLOY / "systemd" / "digest.service").read_text().splitlines()
+        if line.startswith("Environment=")
+    )
+    assert env == unit_env
+    assert command == [INSTALLED_PATH, "$@"]
+    assert os.access(ADMIN, os.X_OK)
+
+
+def test_digest_admin_passes_the_command_and_its_exit_code_through(tmp_path: Path) -> None:
+    """No systemd runs here: a stand-in systemd-run runs the command as given and exits with
+    its code, as `systemd-run --wait` does; this checks the quoting and the exit code."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemd-run").write_text(
+        "#!/bin/sh\n"
+        'while [ "${1#-}" != "$1" ]; do shift; done\n'  # drop the options
+        "shift\n"  # the digest path
+        f'exec {shlex.quote(digest_script())} "$@"\n'
+    )
+    (fake / "systemd-run").chmod(0o755)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")},
+           "PATH": f"{fake}:{os.environ['PATH']}",
+           "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'digest.db'}",
+           "DIGEST_SECRET_KEY": TEST_SECRET}  # fmt: skip
+    ok = subprocess.run(["sh", str(ADMIN), "subscribers", "add", "ada@example.org", "--topic",
+                         "Language models"], env=env, cwd=tmp_path, capture_output=True,
+                        text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "added ada@example.org (active)"
+    bad = subprocess.run(["sh", str(ADMIN), "status"], env={**env, "DIGEST_SMTP_PORT": "x"},
+                         cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("error: DIGEST_SMTP_PORT: ")
