@@ -233,3 +233,12 @@ def test_a_plain_copy_of_env_example_changes_nothing_and_warns_nothing(tmp_path:
     assert load_settings().model_fields_set == set()
     result = CliRunner().invoke(cli, ["demo"])
     assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_a_test_copy_through_the_file_transport_says_written_too() -> None:
+    assert CliRunner().invoke(cli, ["demo"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["preview", "--send-to", "me@example.org"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(" written to ./outbox")
+    assert "sent" not in result.output
+    assert len(list(Path("outbox", "preview").glob("*.eml"))) == 1

@@ -128,7 +128,7 @@ def test_going_live_from_the_wheel_to_a_message_in_the_relays_mailbox(
     sent = digest("send")
     assert ": sent 1, deferred 0, failed 0, unknown 0" in sent and "written to" not in sent
     assert "wrote preview.html" in digest("preview", "--subscriber", ADMIN, "--out", "preview.html")
-    digest("preview", "--send-to", ADMIN)
+    assert digest("preview", "--send-to", ADMIN).strip().endswith(" sent")
 
     assert relay.handler.auth_attempts >= 1
     assert [m.rcpt_tos for m in relay.messages] == [[ADMIN], [ADMIN]]
