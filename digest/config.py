@@ -6,6 +6,7 @@ three in step.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from digest.addresses import is_host_name, is_local_host, mailbox_address
 from digest.errors import DigestError
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "env_example",
     "load_settings",
     "settings_table",
+    "settings_warnings",
 ]
 
 
@@ -174,6 +177,11 @@ class Settings(BaseSettings):
         "digest <digest@localhost>", alias="DIGEST_FROM", description="From address of every email"
     )
     reply_to: str = Field("", description="Reply-To address (blank: none)")
+    allow_local_links: bool = Field(
+        False,
+        description="Allow a DIGEST_BASE_URL or DIGEST_FROM on localhost with the smtp "
+        "transport (tests, a local mail catcher)",
+    )
     smtp_host: str = Field("localhost", description="SMTP server host")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port")
     smtp_username: str = Field("", description="SMTP user name (blank: no authentication)")
@@ -224,21 +232,106 @@ class Settings(BaseSettings):
     def _split(cls, value: object) -> object:
         return _csv(value)
 
+    @field_validator("sender", "reply_to")
+    @classmethod
+    def _mailbox(cls, value: str) -> str:
+        if value:  # DIGEST_FROM cannot be blank: a blank environment value means the default
+            mailbox_address(value)
+        return value
+
+    @field_validator("logo_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("smtp_host", "dkim_domain")
+    @classmethod
+    def _host_name(cls, value: str) -> str:
+        if value and not is_host_name(value):
+            hint = " (the port goes in DIGEST_SMTP_PORT)" if ":" in value else ""
+            raise ValueError(f"expected a host name like smtp.example.org{hint}")
+        return value
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _existing_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError("no such folder")
+        return value
+
+    @field_validator("taxonomy_file", "smtp_ca_file", "dkim_key_file")
+    @classmethod
+    def _existing_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("no such file")
+        return value
+
     @field_validator("accent_color")
     @classmethod
     def _colour(cls, value: str) -> str:
-        import re
-
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
             raise ValueError("expected a colour like #ff6f00")
         return value
 
 
 _SECRETS = {"smtp_password", "secret_key"}
+# Settings that only matter to the smtp transport: set with the file transport, they mean the
+# admin meant to send real mail.
+_SMTP_SETTINGS = ("smtp_host", "smtp_username", "smtp_password")
+
+
+def _smtp_settings_given(settings: Settings) -> list[str]:
+    """The SMTP variables given a value of their own (not their default), by name."""
+    return [
+        f"DIGEST_{name.upper()}"
+        for name in _SMTP_SETTINGS
+        if name in settings.model_fields_set
+        and getattr(settings, name) != Settings.model_fields[name].default
+    ]
+
+
+def _check_together(settings: Settings) -> None:
+    """Rules across settings, so that a real newsletter never silently sends nothing."""
+    smtp_set = _smtp_settings_given(settings)
+    if smtp_set and "transport" not in settings.model_fields_set:
+        raise ConfigError(
+            f"DIGEST_TRANSPORT: {', '.join(smtp_set)} is set but DIGEST_TRANSPORT is not, so "
+            "mail would only be written to the outbox folder; set DIGEST_TRANSPORT=smtp to "
+            "send it (or DIGEST_TRANSPORT=file to keep writing files)"
+        )
+    if settings.transport != TransportKind.SMTP or settings.allow_local_links:
+        return
+    if is_local_host(settings.base_url.host or ""):
+        raise ConfigError(
+            f"DIGEST_BASE_URL: {settings.base_url} points at this machine, so the links in "
+            "emails sent through SMTP would not work for subscribers; set the public https URL "
+            "of `digest web` (or DIGEST_ALLOW_LOCAL_LINKS=true for a local test)"
+        )
+    domain = mailbox_address(settings.sender).rpartition("@")[2]
+    if is_local_host(domain) or "." not in domain:
+        raise ConfigError(
+            f"DIGEST_FROM: {settings.sender!r} is not an address the world can reply to or "
+            "verify (SPF, DKIM); set your newsletter's address (or DIGEST_ALLOW_LOCAL_LINKS=true)"
+        )
+
+
+def settings_warnings(settings: Settings) -> list[str]:
+    """Lines to show at start-up for settings that are allowed but probably not meant."""
+    smtp_set = _smtp_settings_given(settings)
+    if smtp_set and settings.transport == TransportKind.FILE:
+        return [
+            f"DIGEST_TRANSPORT=file: mail is written to {settings.outbox}/ and not sent, "
+            f"although {', '.join(smtp_set)} is set"
+        ]
+    return []
 
 
 def _variable(loc: tuple) -> str:
     field_name = str(loc[0]) if loc else "?"
+    if field_name.startswith("DIGEST_"):  # an alias (DIGEST_FROM) names itself
+        return field_name
     info = Settings.model_fields.get(field_name)
     if info is not None and info.alias:
         return info.alias
@@ -248,13 +341,16 @@ def _variable(loc: tuple) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment and ``.env``; raise ConfigError naming the variable."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
         value = err.get("input")
         secret = err["loc"] and err["loc"][0] in _SECRETS
         shown = "" if isinstance(value, dict) or secret else f" (got {str(value)[:40]!r})"
-        raise ConfigError(f"{_variable(err['loc'])}: {err['msg']}{shown}") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{_variable(err['loc'])}: {message}{shown}") from None
+    _check_together(settings)
+    return settings
 
 
 def _default_text(name: str) -> str:
@@ -276,10 +372,18 @@ def _variables() -> list[tuple[str, str, str]]:
 
 
 def env_example() -> str:
-    """The text of `.env.example`: every setting with a comment and a safe default."""
-    lines = ["# digest settings. Copy to .env and edit; the environment wins over this file.", ""]
+    """The text of `.env.example`: every setting with a comment and its default, commented out.
+
+    Commented out so that a copy sets nothing by itself: a copied ``DIGEST_TRANSPORT=file``
+    would otherwise look like the admin's choice next to the SMTP settings they fill in.
+    """
+    lines = [
+        "# digest settings. Copy to .env (or /etc/digest/digest.env) and edit; the environment",
+        "# wins over this file. Each line shows the default; remove its # to set a value.",
+        "",
+    ]
     for variable, default, description in _variables():
-        lines += [f"# {description}", f"{variable}={default}", ""]
+        lines += [f"# {description}", f"#{variable}={default}", ""]
     return "\n".join(lines)
 
 

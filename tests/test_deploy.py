@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -25,7 +26,7 @@ DEPLOY = ROOT / "deploy"
 UNITS = sorted((DEPLOY / "systemd").glob("*.service")) + sorted(
     (DEPLOY / "systemd").glob("*.timer")
 )
-INSTALLED_PATH = "/usr/local/bin/digest"
+INSTALLED_PATH = "/opt/digest/bin/digest"  # the venv the README installs into
 
 
 def unit(path: Path) -> configparser.ConfigParser:
@@ -201,14 +202,111 @@ def test_compose_file_parses_and_names_the_four_services() -> None:
     assert services["web"]["command"][0] == "web"
     for name in ("scheduler", "web"):
         service = services[name]
-        env = service["environment"]
+        env = interpolate(service["environment"], {"DIGEST_SECRET_KEY": TEST_SECRET})
         assert env["DIGEST_DATABASE_URL"].startswith("postgresql+psycopg://")
-        assert env["DIGEST_SMTP_HOST"] == "mailpit"
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert service["env_file"] == [{"path": "./.env", "required": False}]
         build = service["build"]
         assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
     assert "8025:8025" in services["mailpit"]["ports"]  # Mailpit's web UI shows the mail
     assert "healthcheck" in services["postgres"]
+
+
+# What `docker compose` does with ${VAR:-default} and ${VAR:?error}, for the file's own uses
+# (no container engine runs here).
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+class ComposeRefuses(Exception):
+    """compose would stop before starting anything, with this message."""
+
+
+def interpolate(environment: dict[str, str], dotenv: dict[str, str]) -> dict[str, str]:
+    """The environment a container gets, given deploy/.env's variables."""
+
+    def value(match: re.Match) -> str:
+        name, op, arg = match.groups()
+        if dotenv.get(name):
+            return dotenv[name]
+        if op == "?":
+            raise ComposeRefuses(f"{name}: {arg}")
+        return arg if op == "-" else ""
+
+    env = {k: _VARIABLE.sub(value, str(v)) for k, v in environment.items()}
+    # env_file: ./.env passes its other variables; `environment` wins where both name one.
+    return {**{k: v for k, v in dotenv.items() if k.startswith("DIGEST_")}, **env}
+
+
+def _compose_env(dotenv: dict[str, str]) -> dict[str, str]:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return interpolate(compose["services"]["scheduler"]["environment"], dotenv)
+
+
+def test_compose_refuses_to_start_without_a_kept_secret_key() -> None:
+    """Reported: the compose one-liner made a new DIGEST_SECRET_KEY on every `up`."""
+    with pytest.raises(
+        ComposeRefuses, match="DIGEST_SECRET_KEY: set DIGEST_SECRET_KEY once in deploy/.env"
+    ):
+        _compose_env({})
+    assert _compose_env({"DIGEST_SECRET_KEY": TEST_SECRET})["DIGEST_SECRET_KEY"] == TEST_SECRET
+    compose_text = (DEPLOY / "compose.yaml").read_text() + (ROOT / "README.md").read_text()
+    assert "DIGEST_SECRET_KEY=$(" not in compose_text, "a key made on every start"
+
+
+def _readme_compose_block() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Docker and compose") :]
+    block = section[section.index("```sh") + 5 : section.index("```", section.index("```sh") + 5)]
+    return [line.strip() for line in block.strip().splitlines()]
+
+
+def test_the_readme_compose_steps_make_the_key_once_and_keep_it(tmp_path: Path) -> None:
+    lines = _readme_compose_block()
+    cd = lines.index("cd deploy")
+    make_key = next(line for line in lines[cd:] if "> .env" in line)
+    up = next(i for i, line in enumerate(lines) if line.startswith("docker compose up"))
+    assert cd < lines.index(make_key) < up
+    for _ in range(2):  # a second `up` (or a second reading of the README) keeps the key
+        subprocess.run(["bash", "-c", make_key], cwd=tmp_path, check=True)
+        text = (tmp_path / ".env").read_text()
+        assert text == (tmp_path / ".env").read_text()
+    (line,) = text.splitlines()
+    key = line.removeprefix("DIGEST_SECRET_KEY=")
+    assert len(key) >= 32 and re.fullmatch(r"[A-Za-z0-9_-]+", key)
+    subprocess.run(["bash", "-c", make_key], cwd=tmp_path, check=True)
+    assert (tmp_path / ".env").read_text() == text
+
+
+def test_compose_routes_mail_to_mailpit_and_its_defaults_pass_start_up(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    env = _compose_env({"DIGEST_SECRET_KEY": TEST_SECRET})
+    assert (env["DIGEST_TRANSPORT"], env["DIGEST_SMTP_HOST"], env["DIGEST_SMTP_PORT"]) == (
+        "smtp",
+        "mailpit",
+        "1025",
+    )
+    env["DIGEST_DATABASE_URL"] = f"sqlite:///{tmp_path / 'digest.db'}"  # no PostgreSQL service here
+    result = CliRunner().invoke(cli, ["status"], env=env)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_real_relay_in_deploy_env_replaces_mailpit() -> None:
+    dotenv = {
+        "DIGEST_SECRET_KEY": TEST_SECRET,
+        "DIGEST_SMTP_HOST": "smtp.example.org",
+        "DIGEST_SMTP_PORT": "587",
+        "DIGEST_SMTP_SECURITY": "starttls",
+        "DIGEST_SMTP_USERNAME": "mailer",
+        "DIGEST_BASE_URL": "https://papers.example.org",
+        "DIGEST_ALLOW_LOCAL_LINKS": "false",
+        "DIGEST_NAME": "Papers",
+    }
+    env = _compose_env(dotenv)
+    for name, value in dotenv.items():
+        assert env[name] == value, name
 
 
 @pytest.mark.parametrize("service", ["scheduler", "web"])
@@ -234,3 +332,64 @@ def test_the_scheduler_health_check_command_works(tmp_path: Path) -> None:
         cli, test[2:], env={"DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'digest.db'}"}
     )
     assert result.exit_code == 0, result.output
+
+
+# --- digest-admin: admin commands as the service user ---
+
+ADMIN = DEPLOY / "systemd" / "digest-admin"
+
+
+def _admin_properties() -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """(--property=..., --setenv=..., the command) of the systemd-run call in digest-admin."""
+    words = shlex.split(ADMIN.read_text().split("exec systemd-run", 1)[1].replace("\\\n", " "))
+    props = dict(
+        w.removeprefix("--property=").split("=", 1) for w in words if w.startswith("--property=")
+    )
+    env = dict(
+        w.removeprefix("--setenv=").split("=", 1) for w in words if w.startswith("--setenv=")
+    )
+    return props, env, [w for w in words if not w.startswith(("-", "$io"))]
+
+
+def test_digest_admin_runs_as_the_services_do() -> None:
+    """The same user, state, folder and settings as digest.service, so the admin's `check`,
+    `preview` and `subscribers add` see the services' database and write files they can read."""
+    props, env, command = _admin_properties()
+    service = unit(DEPLOY / "systemd" / "digest.service")["Service"]
+    for key in ("DynamicUser", "User", "Group", "StateDirectory", "WorkingDirectory",
+                "EnvironmentFile"):  # fmt: skip
+        assert props[key] == service[key], key
+    unit_env = dict(
+        line.removeprefix("Environment=").split("=", 1)
+        for line in (DEPLOY / "systemd" / "digest.service").read_text().splitlines()
+        if line.startswith("Environment=")
+    )
+    assert env == unit_env
+    assert command == [INSTALLED_PATH, "$@"]
+    assert os.access(ADMIN, os.X_OK)
+
+
+def test_digest_admin_passes_the_command_and_its_exit_code_through(tmp_path: Path) -> None:
+    """No systemd runs here: a stand-in systemd-run runs the command as given and exits with
+    its code, as `systemd-run --wait` does; this checks the quoting and the exit code."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemd-run").write_text(
+        "#!/bin/sh\n"
+        'while [ "${1#-}" != "$1" ]; do shift; done\n'  # drop the options
+        "shift\n"  # the digest path
+        f'exec {shlex.quote(digest_script())} "$@"\n'
+    )
+    (fake / "systemd-run").chmod(0o755)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")},
+           "PATH": f"{fake}:{os.environ['PATH']}",
+           "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'digest.db'}",
+           "DIGEST_SECRET_KEY": TEST_SECRET}  # fmt: skip
+    ok = subprocess.run(["sh", str(ADMIN), "subscribers", "add", "ada@example.org", "--topic",
+                         "Language models"], env=env, cwd=tmp_path, capture_output=True,
+                        text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "added ada@example.org (active)"
+    bad = subprocess.run(["sh", str(ADMIN), "status"], env={**env, "DIGEST_SMTP_PORT": "x"},
+                         cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("error: DIGEST_SMTP_PORT: ")

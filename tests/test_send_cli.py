@@ -47,8 +47,9 @@ def test_send_twice_sends_once(store: Store, env: dict[str, str], tmp_path: Path
     first = run(env)
     second = run(env)
     assert first.exit_code == 0, first.output
-    assert f"{edition.key}: sent 3, deferred 0, failed 0, unknown 0" in first.output
-    assert second.exit_code == 0 and f"{edition.key}: sent 0," in second.output
+    outbox = tmp_path / "outbox"
+    assert f"{edition.key}: written to {outbox}: 3, deferred 0, failed 0, unknown 0" in first.output
+    assert second.exit_code == 0 and f"{edition.key}: written to {outbox}: 0," in second.output
     files = sorted((tmp_path / "outbox" / edition.key).glob("*.eml"))
     assert len(files) == 3
     recipients = {email.message_from_bytes(f.read_bytes())["To"] for f in files}
@@ -67,7 +68,7 @@ def test_send_builds_todays_edition_when_there_is_none(
     result = run(env)
     assert result.exit_code == 0, result.output
     key = f"daily-{date.today().isoformat()}"
-    assert f"{key}: sent 2" in result.output
+    assert f"{key}: written to {tmp_path / 'outbox'}: 2" in result.output
     assert len(list((tmp_path / "outbox" / key).glob("*.eml"))) == 2
 
 

@@ -492,4 +492,4 @@ def test_asking_for_embeddings_without_the_extra_is_one_clear_error(tmp_path, mo
     result = CliRunner().invoke(cli, ["themes", str(tmp_path / "papers.jsonl")])
     load_embedder.cache_clear()
     assert result.exit_code == 1
-    assert "pip install 'digest[embeddings]'" in result.stderr
+    assert "pip install 'digest-papers[embeddings]'" in result.stderr

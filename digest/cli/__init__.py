@@ -11,7 +11,7 @@ from functools import cached_property
 
 import click
 
-from digest.config import ConfigError, Settings, load_settings
+from digest.config import ConfigError, Settings, load_settings, settings_warnings
 from digest.errors import DigestError
 from digest.store import Store
 from digest.tokens import require_secret
@@ -71,10 +71,15 @@ class DigestGroup(click.Group):
         except DigestError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # a file or folder the command cannot use: the system says why
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="digest")
+@click.version_option(
+    package_name="digest-papers", message="%(prog)s (%(package)s), version %(version)s"
+)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """digest: trending papers, grouped by theme, in your subscribers' inboxes.
@@ -84,7 +89,8 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(App)
     # Validate settings before any command runs: a wrong value stops everything at start-up.
     if ctx.invoked_subcommand and "--help" not in sys.argv[1:] and "-h" not in sys.argv[1:]:
-        ctx.obj.settings  # noqa: B018
+        for warning in settings_warnings(ctx.obj.settings):
+            click.echo(f"warning: {warning}", err=True)
 
 
 def _attach_commands() -> None:

@@ -66,7 +66,9 @@ def _write(message: Message, out: Path) -> Path:
     return text_path
 
 
-def _send_test(app: App, message: Message) -> None:
+def _send_test(app: App, message: Message) -> str:
+    """Hand a test copy to the configured transport; say how ("sent", "written to ./outbox")."""
+    from digest.delivery.report import handed_over
     from digest.delivery.transports import make_transport
 
     transport = make_transport(app.settings, edition_key="preview")
@@ -78,6 +80,7 @@ def _send_test(app: App, message: Message) -> None:
             await transport.aclose()
 
     asyncio.run(go())
+    return handed_over(transport.outbox)
 
 
 @click.command()
@@ -127,8 +130,8 @@ def preview(
     if send_to:
         # Links in a test copy carry no real subscriber's token (id 0 matches nobody).
         test = _render(app, renderer, edition, subscriber, "[TEST] ")
-        _send_test(app, test.for_subscriber(Subscriber(email=send_to, id=0)))
-        click.echo(f"sent a test copy of {edition.key} via {app.settings.transport}")
+        how = _send_test(app, test.for_subscriber(Subscriber(email=send_to, id=0)))
+        click.echo(f"test copy of {edition.key} {how}")
         did = True
     if shot:
         screenshot(message.html, shot, dark=dark)

@@ -17,16 +17,17 @@ __all__ = ["register", "subscribers_group"]
 FREQUENCY = click.Choice([f.value for f in Frequency])
 
 
-def _send_confirmations(app: App, added: Sequence[Subscriber]) -> None:
-    """Email each new unconfirmed subscriber a confirmation link."""
+def _send_confirmations(app: App, added: Sequence[Subscriber]) -> str:
+    """Email each new unconfirmed subscriber a confirmation link; say how ("sent", "written to")."""
+    from digest.delivery.report import handed_over
     from digest.delivery.transports import make_transport
     from digest.mail.render import Renderer
 
     settings = app.signing_settings()
     renderer = Renderer(settings)
+    transport = make_transport(settings, edition_key="subscriptions")
 
     async def send_all() -> None:
-        transport = make_transport(settings, edition_key="subscriptions")
         try:
             for subscriber in added:
                 await subs.send_confirmation(
@@ -36,6 +37,7 @@ def _send_confirmations(app: App, added: Sequence[Subscriber]) -> None:
             await transport.aclose()
 
     asyncio.run(send_all())
+    return handed_over(transport.outbox)
 
 
 @click.group("subscribers")
@@ -76,8 +78,8 @@ def add(
         confirmed=not double_opt_in,
     )
     if double_opt_in:
-        _send_confirmations(app, [added])
-        click.echo(f"added {added.email} (unconfirmed); confirmation email sent")
+        how = _send_confirmations(app, [added])
+        click.echo(f"added {added.email} (unconfirmed); confirmation email {how}")
     else:
         click.echo(f"added {added.email} ({added.status})")
 

@@ -7,11 +7,12 @@ the report nor the progress knows about the ledger.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from digest.models import DeliveryStatus
 
-__all__ = ["DeliveryReport", "NoProgress", "Progress"]
+__all__ = ["DeliveryReport", "NoProgress", "Progress", "handed_over"]
 
 
 @dataclass
@@ -31,6 +32,7 @@ class DeliveryReport:
     dry_run: bool = False
     would_send: int = 0
     ledger: dict[str, int] = field(default_factory=dict)
+    outbox: Path | None = None  # the file transport's folder: nothing was emailed
 
     @property
     def ok(self) -> bool:
@@ -45,7 +47,7 @@ class DeliveryReport:
                 f"({self.contents} distinct contents); nothing was sent"
             )
         line = (
-            f"{self.edition_key}: sent {self.sent}, deferred {self.deferred}, "
+            f"{self.edition_key}: {_count(handed_over(self.outbox), self.sent)}, deferred {self.deferred}, "
             f"failed {self.failed}, unknown {self.unknown}"
         )
         if self.skipped:
@@ -55,6 +57,20 @@ class DeliveryReport:
         if self.paused:
             line += f"; PAUSED: {self.paused}"
         return line
+
+
+def handed_over(outbox: Path | None) -> str:
+    """How to say a message was handed over: "sent", or "written to ./outbox" (file transport)."""
+    if outbox is None:
+        return "sent"
+    shown = str(outbox)
+    if not outbox.is_absolute() and not shown.startswith("."):
+        shown = f"./{shown}"
+    return f"written to {shown}"
+
+
+def _count(verb: str, n: int) -> str:
+    return f"{verb} {n}" if verb == "sent" else f"{verb}: {n}"
 
 
 class Progress(Protocol):

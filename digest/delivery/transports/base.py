@@ -8,6 +8,7 @@ record that the outcome is unknown and never resend on its own.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from digest.errors import DigestError
@@ -69,6 +70,9 @@ class Transport(Protocol):
     # The stop hook: once set (from any thread) send refuses new messages with
     # ConnectionFailure(STOPPING) before anything leaves; messages in flight finish.
     stopping: threading.Event
+    # The folder a transport that keeps mail on this machine writes to (the summary says
+    # "written to" it, never "sent"); None when mail leaves the machine.
+    outbox: Path | None
 
     async def send(self, message: Message) -> None:
         """Hand one message over, or raise a TransportError subclass."""

@@ -86,6 +86,7 @@ class MemoryTransport:
     ) -> None:
         self.timeout, self.message_timeout = timeout, timeout * 4
         self.stopping = stopping or threading.Event()
+        self.outbox: Path | None = None  # tests stand in for real sending
         self.messages: list[Message] = []
 
     async def send(self, message: Message) -> None:

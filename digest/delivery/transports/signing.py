@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.delivery.transports.base import ConnectionFailure, Transport
@@ -42,6 +43,11 @@ class DkimSigned:
     def stopping(self) -> threading.Event:
         """The inner transport's stop hook."""
         return self.inner.stopping
+
+    @property
+    def outbox(self) -> Path | None:
+        """As the inner transport."""
+        return self.inner.outbox
 
     async def send(self, message: Message) -> None:
         """Sign ``message`` and hand it to the inner transport."""

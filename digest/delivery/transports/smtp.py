@@ -103,6 +103,7 @@ class SmtpTransport:
         self.message_timeout = message_timeout or timeout * 4
         self._envelope_from = _address(envelope_from) if envelope_from else ""
         self.stopping = stopping or threading.Event()
+        self.outbox: Path | None = None  # mail leaves this machine
         self._local_hostname = local_hostname
         self._pool: asyncio.Queue[aiosmtplib.SMTP] | None = None
         self._clients: list[aiosmtplib.SMTP] = []

@@ -1,0 +1,83 @@
+"""Any number of processes may start on an empty database at once: migrations take turns.
+
+Reported: two processes starting on an empty database at once failed with
+``UniqueViolation ... pg_type_typname_nsp_index`` (3 of 3 tries), and compose starts the
+scheduler and the web app together. The same held for SQLite ("table editions already
+exists"), where the systemd timer and the web unit can start together on a new machine.
+PostgreSQL databases are throw-away ones on 127.0.0.1:5432.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from digest.store import Store
+from tests.test_workers_pg import SERVER
+
+# Imports digest first, then waits for the common start time, so the migrations really race.
+MIGRATE = (
+    "import sys, time\n"
+    "from digest.store import Store\n"
+    "store = Store(sys.argv[1])\n"
+    "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+    "store.migrate()\n"
+    "print(store.revision())\n"
+)
+
+
+@contextmanager
+def empty_database() -> Iterator[str]:
+    """The URL of a new, empty database, dropped afterwards; skips without PostgreSQL."""
+    name = f"digest_migrate_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except (sa.exc.OperationalError, ImportError) as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {str(exc).splitlines()[0]}")
+    try:
+        yield f"{SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@contextmanager
+def empty_sqlite(folder: Path) -> Iterator[str]:
+    """The URL of a SQLite file that does not exist yet."""
+    yield f"sqlite:///{folder / 'digest.db'}"
+
+
+@pytest.mark.parametrize("attempt", range(5))
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_two_processes_migrating_an_empty_database_at_once_both_succeed(
+    kind: str, attempt: int, tmp_path: Path
+) -> None:
+    with empty_database() if kind == "postgresql" else empty_sqlite(tmp_path) as url:
+        start = time.time() + 2.5  # both have imported digest by then
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", MIGRATE, url, str(start)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for _ in range(2)
+        ]
+        results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+        for code, out, err in results:
+            assert code == 0, err[-2000:]
+        store = Store(url)
+        head = store.revision()
+        store.close()
+        assert head and [out.strip() for _, out, _ in results] == [head, head]
