@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.config import ConfigError, Settings, env_example, load_settings
+from digest.config import ConfigError, Settings, load_settings
+from digest.config.reference import env_example
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +76,7 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
 
 
 def test_readme_settings_table_is_current() -> None:
-    from digest.config import settings_table
+    from digest.config.reference import settings_table
 
     assert settings_table() in (ROOT / "README.md").read_text(), (
         "regenerate the README table with: python -m digest.config --table"

@@ -34,7 +34,8 @@ LONG_FUNCTIONS = {
 def _modules() -> list[str]:
     names = ["digest"]
     for info in pkgutil.walk_packages(digest.__path__, "digest."):
-        if ".migrations" not in info.name:
+        # __main__ runs on import (``python -m digest.config``): an entry point, not a module.
+        if ".migrations" not in info.name and not info.name.endswith(".__main__"):
             names.append(info.name)
     return names
 

@@ -1,7 +1,7 @@
 """Settings: every ``DIGEST_*`` environment variable, also read from an optional ``.env``.
 
-Each field's description is what `.env.example` and the README say about it; a test keeps the
-three in step.
+Each field's description is what `.env.example` and the README say about it
+(digest.config.reference writes both); a test keeps the three in step.
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ from digest.addresses import is_host_name, is_local_host, mailbox_address
 from digest.errors import DigestError
 
 __all__ = [
+    "SECRETS",
     "ConfigError",
     "EmptyEdition",
     "LogFormat",
     "Settings",
     "SmtpSecurity",
     "TransportKind",
-    "env_example",
     "load_settings",
-    "settings_table",
     "settings_warnings",
 ]
 
@@ -276,7 +275,7 @@ class Settings(BaseSettings):
         return value
 
 
-_SECRETS = {"smtp_password", "secret_key"}
+SECRETS = {"smtp_password", "secret_key"}
 # Settings that only matter to the smtp transport: set with the file transport, they mean the
 # admin meant to send real mail.
 _SMTP_SETTINGS = ("smtp_host", "smtp_username", "smtp_password")
@@ -345,59 +344,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         value = err.get("input")
-        secret = err["loc"] and err["loc"][0] in _SECRETS
+        secret = err["loc"] and err["loc"][0] in SECRETS
         shown = "" if isinstance(value, dict) or secret else f" (got {str(value)[:40]!r})"
         message = err["msg"].removeprefix("Value error, ")
         raise ConfigError(f"{_variable(err['loc'])}: {message}{shown}") from None
     _check_together(settings)
     return settings
-
-
-def _default_text(name: str) -> str:
-    info = Settings.model_fields[name]
-    value = info.get_default(call_default_factory=True)
-    if name in _SECRETS or value is None:
-        return ""
-    if isinstance(value, list):
-        return ",".join(value)
-    return str(value)
-
-
-def _variables() -> list[tuple[str, str, str]]:
-    """(variable, default as text, description) for every setting, in declaration order."""
-    return [
-        (info.alias or f"DIGEST_{name.upper()}", _default_text(name), info.description or "")
-        for name, info in Settings.model_fields.items()
-    ]
-
-
-def env_example() -> str:
-    """The text of `.env.example`: every setting with a comment and its default, commented out.
-
-    Commented out so that a copy sets nothing by itself: a copied ``DIGEST_TRANSPORT=file``
-    would otherwise look like the admin's choice next to the SMTP settings they fill in.
-    """
-    lines = [
-        "# digest settings. Copy to .env (or /etc/digest/digest.env) and edit; the environment",
-        "# wins over this file. Each line shows the default; remove its # to set a value.",
-        "",
-    ]
-    for variable, default, description in _variables():
-        lines += [f"# {description}", f"#{variable}={default}", ""]
-    return "\n".join(lines)
-
-
-def settings_table() -> str:
-    """The README's table of settings, in Markdown."""
-    rows = ["| Variable | Default | What it does |", "| --- | --- | --- |"]
-    for variable, default, description in _variables():
-        shown = f"`{default}`" if default else "(blank)"
-        escaped = description.replace("|", "\\|")
-        rows.append(f"| `{variable}` | {shown} | {escaped} |")
-    return "\n".join(rows) + "\n"
-
-
-if __name__ == "__main__":
-    import sys
-
-    print(settings_table() if "--table" in sys.argv else env_example(), end="")

@@ -1,0 +1,27 @@
+"""Settings: every ``DIGEST_*`` environment variable, validated once at start-up.
+
+``settings`` holds the model and its rules; ``reference`` writes `.env.example` and the
+README's table from it.
+"""
+
+from digest.config.settings import (
+    ConfigError,
+    EmptyEdition,
+    LogFormat,
+    Settings,
+    SmtpSecurity,
+    TransportKind,
+    load_settings,
+    settings_warnings,
+)
+
+__all__ = [
+    "ConfigError",
+    "EmptyEdition",
+    "LogFormat",
+    "Settings",
+    "SmtpSecurity",
+    "TransportKind",
+    "load_settings",
+    "settings_warnings",
+]
