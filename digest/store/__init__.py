@@ -5,6 +5,7 @@
 
 from digest.store.base import AlreadyExists, StoreBase, StoreError, utcnow
 from digest.store.deliveries import DeliveryStore
+from digest.store.failures import FailureGroup, FailureStore
 from digest.store.leases import LeaseStore, holder_is_gone, new_holder
 from digest.store.papers import PaperStore
 from digest.store.runs import RunStore
@@ -12,6 +13,7 @@ from digest.store.subscribers import SubscriberStore
 
 __all__ = [
     "AlreadyExists",
+    "FailureGroup",
     "Store",
     "StoreError",
     "holder_is_gone",
@@ -20,5 +22,7 @@ __all__ = [
 ]
 
 
-class Store(PaperStore, SubscriberStore, DeliveryStore, RunStore, LeaseStore, StoreBase):
+class Store(
+    PaperStore, SubscriberStore, DeliveryStore, FailureStore, RunStore, LeaseStore, StoreBase
+):
     """The database of digest: papers, editions, subscribers, deliveries, runs, leases."""
