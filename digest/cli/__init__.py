@@ -7,19 +7,31 @@ the shared context (settings, store) and turns user errors into one line and an 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from functools import cached_property
+from typing import Any, TypeVar
 
 import click
 
 from digest.config import ConfigError, Settings, load_settings
 from digest.errors import DigestError
+from digest.models import Frequency
 from digest.store import Store
 from digest.tokens import require_secret
 
 # The meta key under which `digest demo` keeps the secret it generated.
 DEMO_SECRET_KEY = "demo_secret_key"  # noqa: S105 - the name of a meta row, not a secret
 
-__all__ = ["App", "DEMO_SECRET_KEY", "DigestGroup", "cli", "main", "pass_app"]
+__all__ = [
+    "App",
+    "DATE_OPTION",
+    "DEMO_SECRET_KEY",
+    "DigestGroup",
+    "cli",
+    "frequency_option",
+    "main",
+    "pass_app",
+]
 
 
 class App:
@@ -60,6 +72,28 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App, ensure=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def frequency_option(default: str | None = None) -> Callable[[F], F]:
+    """``--frequency``: the daily or the weekly edition (None: daily, or what --edition names)."""
+    return click.option(
+        "--frequency",
+        type=click.Choice([f.value for f in Frequency]),
+        default=default,
+        show_default=default is not None,
+        help="The daily or the weekly edition"
+        + ("." if default else " (default: daily, or the one --edition names)."),
+    )
+
+
+# ``--date`` of the commands that act on one day's edition.
+DATE_OPTION = click.option(
+    "--date",
+    "day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="The edition of this date (default: today in DIGEST_TIMEZONE).",
+)
 
 
 class DigestGroup(click.Group):
@@ -88,9 +122,22 @@ def cli(ctx: click.Context) -> None:
 
 
 def _attach_commands() -> None:
-    from digest.cli import collect, core, preview, send, serve, status, subscribers, themes, web
+    from digest.cli import (
+        collect,
+        core,
+        editions,
+        preview,
+        send,
+        serve,
+        status,
+        subscribers,
+        themes,
+        web,
+    )
 
-    for module in (core, collect, themes, preview, send, subscribers, web, serve, status):
+    for module in (
+        core, collect, editions, themes, preview, send, subscribers, web, serve, status,
+    ):  # fmt: skip
         module.register(cli)
 
 

@@ -17,10 +17,13 @@ __all__ = ["register", "status"]
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @pass_app
 def status(app: App, limit: int, as_json: bool) -> None:
-    """Show the last runs, editions, deliveries by state, the next run and any paused run.
+    """Show the last runs, editions, deliveries by state, the next run and what needs you.
+
+    What needs you: a paused run, editions awaiting approval.
 
     Example: digest status --runs 5
     """
+    from digest.editions import waiting_for_approval
     from digest.periods import zone
     from digest.schedule import next_runs
 
@@ -42,6 +45,11 @@ def status(app: App, limit: int, as_json: bool) -> None:
             for e in store.list_editions(limit=5)
         ],
         "deliveries": store.delivery_counts(),
+        "awaiting_approval": [
+            {"key": e.key, "built_at": e.created_at.astimezone(tz).isoformat(timespec="seconds")}
+            for e in waiting_for_approval(store, settings)
+            if e.created_at is not None
+        ],
     }
     if as_json:
         click.echo(json.dumps(facts, indent=2))
@@ -76,6 +84,11 @@ def _print_status(facts: dict, now: datetime) -> None:
         echo(
             click.style("PAUSED", fg="yellow")
             + f" run #{run['id']} of {run['edition']}: {run['detail'] or 'no reason recorded'}"
+        )
+    for waiting in facts["awaiting_approval"]:
+        echo(
+            click.style("AWAITING APPROVAL", fg="yellow")
+            + f" {waiting['key']} (built {waiting['built_at']}): `digest approve {waiting['key']}`"
         )
     echo("")
     echo("Last runs:" if facts["runs"] else "Last runs: none yet")
