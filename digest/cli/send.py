@@ -14,6 +14,7 @@ from digest.models import Edition, Frequency
 
 if TYPE_CHECKING:
     from digest.delivery.report import DeliveryReport
+    from digest.store import Store
 
 __all__ = ["register", "send"]
 
@@ -52,6 +53,11 @@ def _picked(app: App, edition_key: str | None, frequency: str | None, dry_run: b
     help="Resend rows whose outcome is unknown after a crash (they may get a second copy).",
 )
 @click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Queue failed rows again whose cause may be fixed; never hard bounces (5.1.x).",
+)
+@click.option(
     "--worker",
     is_flag=True,
     help="PostgreSQL only: share the edition with other `digest send --worker` processes.",
@@ -63,6 +69,7 @@ def send(
     edition_key: str | None,
     frequency: str | None,
     retry_unknown: bool,
+    retry_failed: bool,
     worker: bool,
 ) -> None:
     """Send today's edition to every active subscriber of its frequency who has not had it.
@@ -70,7 +77,8 @@ def send(
     The edition is --edition KEY, else today's of --frequency (built from the collected papers
     if need be), else the newest one; `preview` and `--dry-run` pick by the same rule. Every
     delivery is recorded, so running it again sends nothing twice. After a crash, rows whose
-    outcome is unknown wait for --retry-unknown.
+    outcome is unknown wait for --retry-unknown; failed rows whose cause you fixed (a setting,
+    a template, a relay's policy) wait for --retry-failed.
 
     Example: digest send --dry-run && digest send
     """
@@ -85,12 +93,17 @@ def send(
     setup_logging(settings, level="WARNING" if terminal else None)
     store = app.store
     edition = _picked(app, edition_key, frequency, dry_run).edition
+    if dry_run and retry_failed and edition.id is not None:
+        click.echo(
+            f"--retry-failed would queue {store.retryable_failures(edition.id)} failed "
+            f"deliveries of {edition.key} again"
+        )
     progress = BarProgress() if terminal and not dry_run else LogProgress()
     run_id = None if dry_run else store.start_run("send", edition.key)
     try:
         report = send_edition(
             store, edition, settings, dry_run=dry_run, retry_unknown=retry_unknown,
-            worker=worker, progress=progress,
+            retry_failed=retry_failed, worker=worker, progress=progress,
         )  # fmt: skip
     except BaseException as exc:
         if run_id is not None:
@@ -99,21 +112,34 @@ def send(
     if run_id is not None:
         outcome = "paused" if report.paused else ("ok" if report.ok else "failed")
         store.finish_run(run_id, outcome, report.summary())
-    _echo_report(report, edition)
+    _echo_report(report, store, edition, retry_failed)
 
 
-def _echo_report(report: DeliveryReport, edition: Edition) -> None:
-    """The summary, what to do about unknown rows, and the exit code."""
+def _echo_report(
+    report: DeliveryReport, store: Store, edition: Edition, retry_failed: bool
+) -> None:
+    """The summary, what to do about unknown and failed rows, and the exit code."""
     key, dry_run = edition.key, report.dry_run
     click.echo(report.summary())
     if report.retried_unknown:
         click.echo(f"resent {report.retried_unknown} deliveries whose outcome was unknown")
+    if retry_failed and not dry_run:
+        click.echo(f"queued {report.retried_failed} failed deliveries again")
     unknown = report.ledger.get("unknown", 0)
     if unknown and not dry_run:
         click.echo(
             f"{unknown} deliveries of {key} have an unknown outcome (a crash or a lost "
             "connection after the message was handed over); they are not resent unless you run "
             "`digest send --retry-unknown`",
+            err=True,
+        )
+    failed = report.ledger.get("failed", 0)
+    if failed and not dry_run:
+        retryable = store.retryable_failures(edition.id)  # type: ignore[arg-type]
+        click.echo(
+            f"{failed} deliveries of {key} failed (`digest status` groups them by cause); "
+            f"{retryable} may go again once the cause is fixed: "
+            f"`digest send --retry-failed --edition {key}`",
             err=True,
         )
     if report.paused:

@@ -36,6 +36,7 @@ async def deliver(
     taxonomy: Taxonomy | None = None,
     worker: bool = False,
     retry_unknown: bool = False,
+    retry_failed: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
     retry_delay: float | None = None,
@@ -62,7 +63,7 @@ async def deliver(
             "--worker needs PostgreSQL (DIGEST_DATABASE_URL=postgresql+psycopg://...)"
         )
     options = SendOptions(
-        worker=worker, retry_unknown=retry_unknown,
+        worker=worker, retry_unknown=retry_unknown, retry_failed=retry_failed,
         retry_delay=settings.smtp_retry_delay if retry_delay is None else retry_delay,
         retry_max_delay=(
             settings.smtp_retry_max_delay if retry_max_delay is None else retry_max_delay
