@@ -22,6 +22,7 @@ from digest.models import Edition, Frequency
 from digest.periods import edition_key, local_day, local_today
 from digest.sources import Skipped, Source
 from digest.store import Store
+from digest.tokens import LINK_KEY_META, key_fingerprint
 
 if TYPE_CHECKING:  # delivery loads rendering and SMTP: only a run that sends imports it
     from digest.delivery.report import DeliveryReport
@@ -36,6 +37,7 @@ __all__ = [
     "describe",
     "lock_name",
     "prepare",
+    "remember_link_key",
     "run",
     "run_scheduled",
 ]
@@ -149,6 +151,15 @@ def prepare(
     return RunReport(collect=collected, edition=edition, reason=reason)
 
 
+def remember_link_key(store: Store, settings: Settings) -> None:
+    """Record which key signs the links of the emails about to go out (a fingerprint only)."""
+    if not settings.secret_key:
+        return  # nothing is signed without one (the renderer refuses to make links)
+    fingerprint = key_fingerprint(settings.secret_key)
+    if store.get_meta(LINK_KEY_META) != fingerprint:
+        store.set_meta(LINK_KEY_META, fingerprint)
+
+
 def run(
     settings: Settings,
     store: Store,
@@ -179,6 +190,7 @@ def run(
         )
         event(log, "edition.awaiting_approval", edition=edition.key)
         return report
+    remember_link_key(store, settings)
     report.delivery = delivery.send_edition(
         store, edition, settings, transport=transport, stopping=stopping
     )

@@ -17,10 +17,7 @@ from digest.config import ConfigError, Settings, load_settings
 from digest.errors import DigestError
 from digest.models import Frequency
 from digest.store import Store
-from digest.tokens import require_secret
-
-# The meta key under which `digest demo` keeps the secret it generated.
-DEMO_SECRET_KEY = "demo_secret_key"  # noqa: S105 - the name of a meta row, not a secret
+from digest.tokens import DEMO_SECRET_KEY, require_secret
 
 __all__ = [
     "App",
@@ -117,12 +114,15 @@ def cli(ctx: click.Context) -> None:
     """
     ctx.ensure_object(App)
     # Validate settings before any command runs: a wrong value stops everything at start-up.
-    if ctx.invoked_subcommand and "--help" not in sys.argv[1:] and "-h" not in sys.argv[1:]:
+    # `digest check` reports them itself, as one of its checks (and as JSON with --json).
+    asks_help = "--help" in sys.argv[1:] or "-h" in sys.argv[1:]
+    if ctx.invoked_subcommand not in (None, "check") and not asks_help:
         ctx.obj.settings  # noqa: B018
 
 
 def _attach_commands() -> None:
     from digest.cli import (
+        check,
         collect,
         core,
         editions,
@@ -136,7 +136,7 @@ def _attach_commands() -> None:
     )
 
     for module in (
-        core, collect, editions, themes, preview, send, subscribers, web, serve, status,
+        core, collect, editions, themes, preview, send, subscribers, web, serve, status, check,
     ):  # fmt: skip
         module.register(cli)
 

@@ -86,6 +86,7 @@ def send(
 
     from digest.delivery import send_edition
     from digest.logs import setup_logging
+    from digest.pipeline import remember_link_key
 
     settings = app.signing_settings()
     terminal = sys.stderr.isatty()
@@ -99,7 +100,10 @@ def send(
             f"deliveries of {edition.key} again"
         )
     progress = BarProgress() if terminal and not dry_run else LogProgress()
-    run_id = None if dry_run else store.start_run("send", edition.key)
+    run_id = None
+    if not dry_run:
+        remember_link_key(store, settings)
+        run_id = store.start_run("send", edition.key)
     try:
         report = send_edition(
             store, edition, settings, dry_run=dry_run, retry_unknown=retry_unknown,
