@@ -202,3 +202,21 @@ def test_approve_send_releases_and_sends_at_once_and_unknown_keys_are_one_line(
     unknown = CliRunner().invoke(cli, ["approve", "daily-1999-01-01"], env=env)
     assert unknown.exit_code == 1 and len(unknown.output.strip().splitlines()) == 1
     assert unknown.output.startswith("error: no edition 'daily-1999-01-01'")
+
+
+def test_approve_without_a_key_takes_the_edition_send_would_send(
+    env: dict[str, str], store: Store, tmp_path: Path
+) -> None:
+    add(store, 1)
+    required = {**env, "DIGEST_APPROVAL": "required"}
+    assert invoke(env, "collect", "--file", str(_papers_file(tmp_path, 0, 4))).exit_code == 0
+    unbuilt = CliRunner().invoke(cli, ["approve"], env=required)
+    assert unbuilt.exit_code == 1 and unbuilt.output.strip().splitlines() == [
+        f"error: {today_key()} is not built yet: `digest build` builds it, `digest preview` "
+        "shows it, then approve it"
+    ]
+    assert invoke(required, "build", "--no-collect").exit_code == 0
+    approved = invoke(required, "approve")
+    assert approved.exit_code == 0 and f"approved {today_key()} (4 papers)" in approved.output
+    sent = invoke(required, "send")
+    assert sent.exit_code == 0 and f"{today_key()}: sent 1," in sent.output, sent.output

@@ -8,6 +8,7 @@ import click
 
 from digest.cli import DATE_OPTION, App, frequency_option, pass_app
 from digest.cli.core import echo_run
+from digest.errors import DigestError
 from digest.models import Frequency
 
 __all__ = ["approve", "build", "register"]
@@ -61,20 +62,35 @@ def build(app: App, frequency: str, day: datetime | None, no_collect: bool) -> N
 
 
 @click.command()
-@click.argument("key")
+@click.argument("key", required=False)
+@frequency_option()
 @click.option("--send", "send_now", is_flag=True, help="Send it at once, as `digest send`.")
 @pass_app
 @click.pass_context
-def approve(ctx: click.Context, app: App, key: str, send_now: bool) -> None:
+def approve(
+    ctx: click.Context, app: App, key: str | None, frequency: str | None, send_now: bool
+) -> None:
     """Release a built edition so it may be sent (for DIGEST_APPROVAL=required).
 
-    Scheduled runs then send it when they next run for its day; `digest send --edition KEY`
-    (or --send here) sends it now. An edition approved or sent already is left as it is.
+    KEY defaults to the edition `digest send` would send: today's of --frequency (default
+    daily) once built, else the newest one. Scheduled runs then send it when they next run
+    for its day; `digest send` (or --send here) sends it now. An edition approved or sent
+    already is left as it is.
 
     Example: digest approve daily-2026-11-26 --send
     """
-    from digest.editions import approve_edition
+    from digest.editions import approve_edition, pick_edition
 
+    if key is None:  # the one rule, as `send` picks, but an edition must be built to approve
+        picked = pick_edition(
+            app.store, app.settings, frequency=Frequency(frequency) if frequency else None
+        )
+        if not picked.stored:
+            raise DigestError(
+                f"{picked.edition.key} is not built yet: `digest build` builds it, "
+                "`digest preview` shows it, then approve it"
+            )
+        key = picked.edition.key
     edition, approved = approve_edition(app.store, key)
     if approved:
         click.echo(f"approved {key} ({len(edition.papers)} papers)")
