@@ -223,6 +223,16 @@ def test_smtp_starttls_auth_and_the_certificate_are_checked_and_nothing_is_sent(
         assert line.startswith("FAIL smtp") and "AUTH: 535" in line
         assert "guess" not in result.output and "s3cret-pass" not in check(good).output
     assert server.messages == []
+    with ScriptedServer(tls_context=_server_context(authority), implicit_tls=True) as implicit:
+        tls = smtp_env(
+            env, implicit.port, DIGEST_SMTP_SECURITY="tls", DIGEST_SMTP_CA_FILE=str(ours)
+        )
+        status, detail = statuses(tls)["smtp"]
+        assert (
+            status == "ok" and "implicit TLS TLSv1." in detail and "certificate verified" in detail
+        )
+        status, detail = statuses({**tls, "DIGEST_SMTP_CA_FILE": str(theirs)})["smtp"]
+        assert status == "fail" and detail.startswith("connect") and "certificate" in detail
     with ScriptedServer() as plain:
         status, detail = statuses(smtp_env(env, plain.port, DIGEST_SMTP_SECURITY="none"))["smtp"]
         assert status == "ok" and "no encryption (DIGEST_SMTP_SECURITY=none)" in detail
