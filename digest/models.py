@@ -6,6 +6,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import MappingProxyType
 
 __all__ = [
     "ARXIV_ID",
@@ -14,6 +15,7 @@ __all__ = [
     "DeliveryStatus",
     "Edition",
     "EditionStatus",
+    "FailureKind",
     "Frequency",
     "Message",
     "Paper",
@@ -65,9 +67,13 @@ class SubscriberStatus(enum.StrEnum):
 
 
 class EditionStatus(enum.StrEnum):
-    """Life of an edition: built, being sent, finished."""
+    """Life of an edition: built, released by an admin (when approval is required), sent.
+
+    draft -> [approved] -> sending -> sent. With DIGEST_APPROVAL=required a draft is never sent.
+    """
 
     DRAFT = "draft"
+    APPROVED = "approved"
     SENDING = "sending"
     SENT = "sent"
 
@@ -86,6 +92,43 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     SKIPPED = "skipped"
+
+
+class FailureKind(enum.StrEnum):
+    """Why a ledger row failed, kept beside it so grouping and retrying never parse free text.
+
+    Only ``mailbox`` (5.1.x: the address does not exist) is never retried: every other cause
+    may be fixed on our side or the relay's (a setting, a template, a policy, a size limit).
+    """
+
+    MAILBOX = "mailbox"  # 5.1.x: a hard bounce; the subscriber is marked bounced
+    POLICY = "policy"  # 5.7.x: relay refused, sender not authorised, SPF/DMARC, spam
+    SIZE = "size"  # 552, 5.2.2, 5.2.3, 5.3.4: mailbox full or message too big
+    TEMPORARY = "temporary"  # 4xx until DIGEST_SMTP_MAX_ATTEMPTS ran out
+    REJECTED = "rejected"  # any other 5xx
+    RENDER = "render"  # the email could not be built (a template, DIGEST_FROM, ...)
+
+    @property
+    def retryable(self) -> bool:
+        """True when `digest send --retry-failed` may queue such a row again."""
+        return self is not FailureKind.MAILBOX
+
+    @property
+    def label(self) -> str:
+        """The cause in a few words, for `digest status`."""
+        return _FAILURE_LABELS[self]
+
+
+_FAILURE_LABELS = MappingProxyType(
+    {
+        FailureKind.MAILBOX: "no such mailbox (never retried)",
+        FailureKind.POLICY: "refused by policy",
+        FailureKind.SIZE: "message too big or mailbox full",
+        FailureKind.TEMPORARY: "temporary failure until the attempts ran out",
+        FailureKind.REJECTED: "rejected",
+        FailureKind.RENDER: "the email could not be built",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +224,7 @@ class Edition:
     id: int | None = None
     status: EditionStatus = EditionStatus.DRAFT
     created_at: datetime | None = None
+    approved_at: datetime | None = None
 
     @property
     def papers(self) -> tuple[Paper, ...]:
@@ -229,3 +273,5 @@ class Delivery:
     message_id: str | None = None
     id: int | None = None
     updated_at: datetime | None = None
+    failure: FailureKind | None = None  # why a failed row failed
+    failure_code: str | None = None  # the SMTP reply code, e.g. "550 5.7.1"

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from digest.config import EmptyEdition, Settings
+from digest.config import Settings
+from digest.editions import build_edition, may_send
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import Edition, Frequency
 from digest.periods import edition_key, local_day, local_today
 from digest.sources import Skipped, Source
-from digest.store import AlreadyExists, Store, utcnow
-from digest.themes import rank
-from digest.themes.embeddings import load_embedder
+from digest.store import Store
+from digest.tokens import LINK_KEY_META, key_fingerprint
 
 if TYPE_CHECKING:  # delivery loads rendering and SMTP: only a run that sends imports it
     from digest.delivery.report import DeliveryReport
@@ -36,6 +36,8 @@ __all__ = [
     "collect",
     "describe",
     "lock_name",
+    "prepare",
+    "remember_link_key",
     "run",
     "run_scheduled",
 ]
@@ -103,49 +105,6 @@ def collect(store: Store, sources: Iterable[Source], day: date | None = None) ->
     return report
 
 
-def build_edition(
-    store: Store,
-    settings: Settings,
-    frequency: Frequency,
-    today: date,
-    *,
-    now: datetime | None = None,
-) -> tuple[Edition | None, str]:
-    """Return the edition for ``today`` (building it from newly listed papers if needed).
-
-    Returns ``(edition, reason)``: the edition is None when there was nothing new and
-    DIGEST_EMPTY_EDITION=skip, and ``reason`` says in words why.
-    """
-    key = edition_key(frequency, today)
-    existing = store.get_edition(key)
-    if existing is not None:
-        return existing, f"edition {key} already exists"
-    now = now or utcnow()
-    previous = store.latest_edition(frequency)
-    since = previous.created_at if previous else None
-    papers = store.unpublished_papers(frequency, since=since)
-    if not papers:
-        after = f"since edition {previous.key}" if previous else "in the store"
-        reason = f"nothing new {after}: no papers were listed (weekend, holiday or a source outage)"
-        if settings.empty_edition is EmptyEdition.SKIP:
-            return None, reason + "; DIGEST_EMPTY_EDITION=skip, so no edition"
-    else:
-        reason = f"built edition {key} from {len(papers)} new papers"
-    grouped = []
-    if papers:
-        # scikit-learn loads in ~1 s: only building an edition needs it
-        from digest.themes import grouping as themes
-
-        embed = load_embedder() if settings.themes_embeddings else None
-        grouped = rank.order_themes(themes.group(papers, embed=embed), now)
-    edition = Edition(key=key, frequency=frequency, date=today, themes=tuple(grouped))
-    try:
-        return store.save_edition(edition), reason
-    except AlreadyExists:
-        # Another process built it between our check and our insert: use theirs.
-        return store.get_edition(key), f"edition {key} already exists"
-
-
 @dataclass
 class RunReport:
     """What one run of the whole job did."""
@@ -154,6 +113,7 @@ class RunReport:
     edition: Edition | None
     reason: str
     delivery: DeliveryReport | None = None
+    awaiting_approval: bool = False  # built, and stopped: DIGEST_APPROVAL=required
 
     @property
     def ok(self) -> bool:
@@ -161,6 +121,44 @@ class RunReport:
         if self.collect.sources and len(self.collect.failed) == len(self.collect.sources):
             return False
         return self.delivery.ok if self.delivery else True
+
+
+def prepare(
+    settings: Settings,
+    store: Store,
+    *,
+    frequency: Frequency = Frequency.DAILY,
+    today: date | None = None,
+    sources: Iterable[Source] | None = None,
+    collect_first: bool = True,
+) -> RunReport:
+    """Collect (the daily edition's runs) and build the edition of ``today``; send nothing.
+
+    `digest build` is this; `digest run` is this and then the delivery. The weekly edition
+    gathers what the daily runs collected, so it does not collect again.
+    """
+    from digest.sources import make_source
+
+    today = today or local_today(settings)
+    collected = CollectReport()
+    if collect_first and frequency is Frequency.DAILY:
+        if sources is None:
+            known = store.ids_with_categories  # the arXiv details stored are not asked again
+            sources = [make_source(name, settings, known=known) for name in settings.sources]
+        collected = collect(store, sources, today)
+    edition, reason = build_edition(store, settings, frequency, today)
+    event(log, "edition.ready" if edition else "edition.none", frequency=str(frequency),
+          edition=edition.key if edition else None, reason=reason)  # fmt: skip
+    return RunReport(collect=collected, edition=edition, reason=reason)
+
+
+def remember_link_key(store: Store, settings: Settings) -> None:
+    """Record which key signs the links of the emails about to go out (a fingerprint only)."""
+    if not settings.secret_key:
+        return  # nothing is signed without one (the renderer refuses to make links)
+    fingerprint = key_fingerprint(settings.secret_key)
+    if store.get_meta(LINK_KEY_META) != fingerprint:
+        store.set_meta(LINK_KEY_META, fingerprint)
 
 
 def run(
@@ -175,24 +173,28 @@ def run(
 ) -> RunReport:
     """Collect from the configured sources, build the edition of ``today``, deliver it.
 
-    ``stopping`` is the stop hook of the transport made for the delivery (set on SIGTERM).
+    With DIGEST_APPROVAL=required a draft is built and the run stops there until an admin
+    approves it. ``stopping`` is the stop hook of the transport made for the delivery (set on
+    SIGTERM).
     """
     from digest import delivery
-    from digest.sources import make_source
 
-    today = today or local_today(settings)
-    if sources is None:
-        known = store.ids_with_categories  # the arXiv details already stored are not asked again
-        sources = [make_source(name, settings, known=known) for name in settings.sources]
-    collected = collect(store, sources, today) if frequency is Frequency.DAILY else CollectReport()
-    edition, reason = build_edition(store, settings, frequency, today)
-    event(log, "edition.ready" if edition else "edition.none", frequency=str(frequency),
-          edition=edition.key if edition else None, reason=reason)  # fmt: skip
-    report = RunReport(collect=collected, edition=edition, reason=reason)
-    if edition is not None:
-        report.delivery = delivery.send_edition(
-            store, edition, settings, transport=transport, stopping=stopping
+    report = prepare(settings, store, frequency=frequency, today=today, sources=sources)
+    edition = report.edition
+    if edition is None:
+        return report
+    if not may_send(edition, settings):
+        report.awaiting_approval = True
+        report.reason += (
+            f"; it awaits approval (DIGEST_APPROVAL=required): look at it with "
+            f"`digest preview --edition {edition.key}`, then `digest approve {edition.key}`"
         )
+        event(log, "edition.awaiting_approval", edition=edition.key)
+        return report
+    remember_link_key(store, settings)
+    report.delivery = delivery.send_edition(
+        store, edition, settings, transport=transport, stopping=stopping
+    )
     return report
 
 
@@ -244,9 +246,14 @@ def run_scheduled(
 
 
 def describe(report: RunReport) -> tuple[str, str]:
-    """A RunReport as the runs table's (outcome, one-line detail): ok, nothing, paused, failed."""
+    """A RunReport as the runs table's (outcome, one-line detail).
+
+    The outcomes: ok, nothing, waiting (for approval), paused, failed.
+    """
     if report.edition is None:
         return ("nothing" if report.ok else "failed"), report.reason
+    if report.awaiting_approval:
+        return ("waiting" if report.ok else "failed"), report.reason[:500]
     summary = report.delivery.summary() if report.delivery else ""
     detail = "; ".join(part for part in (report.reason, summary) if part)
     if report.delivery and report.delivery.paused:

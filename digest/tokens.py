@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Callable
@@ -44,7 +45,9 @@ from digest.config import ConfigError
 from digest.errors import DigestError
 
 __all__ = [
+    "DEMO_SECRET_KEY",
     "LEGACY_SHA1_UNTIL",
+    "LINK_KEY_META",
     "MAX_AGE",
     "MIN_SECRET_LENGTH",
     "Purpose",
@@ -53,10 +56,16 @@ __all__ = [
     "TokenError",
     "TokenExpired",
     "generate_secret",
+    "key_fingerprint",
     "require_secret",
 ]
 
 MIN_SECRET_LENGTH = 32
+# The meta row under which `digest demo` keeps the secret key it generated.
+DEMO_SECRET_KEY = "demo_secret_key"  # noqa: S105 - the name of a meta row, not a secret
+# The meta row where the store keeps key_fingerprint() of the key that signed the links of the
+# newest emails sent: `digest check` compares it with the key configured now.
+LINK_KEY_META = "link_key_fingerprint"
 # Old HMAC-SHA1 preferences tokens verify until this moment (see the module docstring).
 LEGACY_SHA1_UNTIL = datetime(2027, 12, 1, tzinfo=UTC)
 
@@ -100,6 +109,12 @@ class TokenData:
 def generate_secret() -> str:
     """A fresh random secret key suitable for DIGEST_SECRET_KEY."""
     return secrets.token_urlsafe(48)
+
+
+def key_fingerprint(secret_key: str) -> str:
+    """A short one-way name for a secret key: tells two keys apart and reveals neither."""
+    mac = hmac.new(secret_key.encode(), b"digest: which key signs the links", hashlib.sha256)
+    return mac.hexdigest()[:16]
 
 
 def require_secret(secret_key: str) -> str:

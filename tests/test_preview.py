@@ -55,7 +55,8 @@ def test_preview_without_an_edition_is_one_line(overrides, store) -> None:
     result = run(overrides)
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        "error: no edition yet; run `digest run` (or `digest demo`) first"
+        "error: no daily edition yet and no new papers to build one from; "
+        "`digest build` collects papers and builds it"
     ]
 
 
@@ -81,7 +82,7 @@ def test_preview_picks_edition_by_key_or_date_and_reports_unknown(
     assert (tmp_path / "a.html").read_text().count("arxiv.org/pdf/") == 12
     for args, message in (
         (["--edition", "daily-1999-01-01"], "error: no edition 'daily-1999-01-01'"),
-        (["--date", "1999-01-01"], "error: no edition for 1999-01-01"),
+        (["--date", "1999-01-01"], "error: no daily edition for 1999-01-01"),
         (["--subscriber", "nobody@example.org"], "error: no subscriber 'nobody@example.org'"),
     ):
         result = run(overrides, *args)

@@ -25,7 +25,8 @@ def test_migrations_build_exactly_the_declared_schema(store: Store) -> None:
 
 def test_migrate_is_idempotent_and_uses_wal(store: Store) -> None:
     store.migrate()
-    assert store.revision() == "0002_archive_search"
+    state = store.schema_state()
+    assert state.current and store.revision() == state.head and not state.strangers
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
@@ -103,3 +104,29 @@ def test_iter_active_subscribers_pages_through_all(store: Store) -> None:
         store.add_subscriber(Subscriber(email=f"s{i}@example.org"))
     emails = [s.email for s in store.iter_active_subscribers(batch_size=7)]
     assert len(emails) == 25 and len(set(emails)) == 25
+
+
+def test_a_database_holding_other_tables_is_read_not_changed_and_never_migrated(
+    tmp_path,
+) -> None:
+    import hashlib
+
+    import sqlalchemy as sa
+
+    from digest.store import StoreError
+
+    theirs = tmp_path / "theirs.db"
+    engine = sa.create_engine(f"sqlite:///{theirs}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE papers (doi TEXT PRIMARY KEY)")  # a name we use too
+    engine.dispose()
+    before = hashlib.sha256(theirs.read_bytes()).hexdigest()
+    store = Store(f"sqlite:///{theirs}")
+    state = store.schema_state()
+    assert state.strangers and state.revision is None and state.tables == ("papers",)
+    with pytest.raises(StoreError, match="is not a digest database"):
+        store.migrate()
+    store.close()
+    assert hashlib.sha256(theirs.read_bytes()).hexdigest() == before
+    missing = Store(f"sqlite:///{tmp_path / 'missing.db'}")
+    assert missing.schema_state().missing and not (tmp_path / "missing.db").exists()

@@ -12,11 +12,7 @@ import email.policy
 import http.client
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,62 +26,25 @@ from digest.mail.preview import CHROMIUM_ARGS as ARGS
 from digest.mail.render import Renderer
 from digest.models import Frequency, Subscriber, SubscriberStatus
 from digest.store import Store
+from tests.webserver import digest_web
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path(CHROMIUM_PATH)
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[tuple[str, Settings]]:
     """`digest web` in a subprocess on a free port, writing mail to tmp_path/outbox."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    live = settings.model_copy(update={"base_url": base, "transport": "file"})
     env = {
-        **os.environ,
         "DIGEST_DATABASE_URL": db_url,
-        "DIGEST_SECRET_KEY": live.secret_key,
-        "DIGEST_OUTBOX": str(live.outbox),
-        "DIGEST_BASE_URL": base,
+        "DIGEST_SECRET_KEY": settings.secret_key,
+        "DIGEST_OUTBOX": str(settings.outbox),
         "DIGEST_TRANSPORT": "file",
-        "DIGEST_FROM": live.sender,
+        "DIGEST_FROM": settings.sender,
     }
-    log = (tmp_path / "web.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from digest.cli import main; main()", "web", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, (tmp_path / "web.log").read_text()
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "digest web did not start"
-            time.sleep(0.1)
-        yield base, live
-    finally:
-        proc.terminate()  # only the process this fixture started
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with digest_web(env, tmp_path) as base:
+        yield base, settings.model_copy(update={"base_url": base, "transport": "file"})
     text = (tmp_path / "web.log").read_text()
     assert "reader@example.org" not in text.lower(), "an address reached the log"
 

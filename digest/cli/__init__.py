@@ -7,19 +7,28 @@ the shared context (settings, store) and turns user errors into one line and an 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from functools import cached_property
+from typing import Any, TypeVar
 
 import click
 
 from digest.config import ConfigError, Settings, load_settings, settings_warnings
 from digest.errors import DigestError
+from digest.models import Frequency
 from digest.store import Store
-from digest.tokens import require_secret
+from digest.tokens import DEMO_SECRET_KEY, require_secret
 
-# The meta key under which `digest demo` keeps the secret it generated.
-DEMO_SECRET_KEY = "demo_secret_key"  # noqa: S105 - the name of a meta row, not a secret
-
-__all__ = ["App", "DEMO_SECRET_KEY", "DigestGroup", "cli", "main", "pass_app"]
+__all__ = [
+    "App",
+    "DATE_OPTION",
+    "DEMO_SECRET_KEY",
+    "DigestGroup",
+    "cli",
+    "frequency_option",
+    "main",
+    "pass_app",
+]
 
 
 class App:
@@ -60,6 +69,28 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App, ensure=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def frequency_option(default: str | None = None) -> Callable[[F], F]:
+    """``--frequency``: the daily or the weekly edition (None: daily, or what --edition names)."""
+    return click.option(
+        "--frequency",
+        type=click.Choice([f.value for f in Frequency]),
+        default=default,
+        show_default=default is not None,
+        help="The daily or the weekly edition"
+        + ("." if default else " (default: daily, or the one --edition names)."),
+    )
+
+
+# ``--date`` of the commands that act on one day's edition.
+DATE_OPTION = click.option(
+    "--date",
+    "day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="The edition of this date (default: today in DIGEST_TIMEZONE).",
+)
 
 
 class DigestGroup(click.Group):
@@ -88,15 +119,31 @@ def cli(ctx: click.Context) -> None:
     """
     ctx.ensure_object(App)
     # Validate settings before any command runs: a wrong value stops everything at start-up.
-    if ctx.invoked_subcommand and "--help" not in sys.argv[1:] and "-h" not in sys.argv[1:]:
+    # `digest check` reports them itself, as one of its checks (and as JSON with --json).
+    asks_help = "--help" in sys.argv[1:] or "-h" in sys.argv[1:]
+    if ctx.invoked_subcommand not in (None, "check") and not asks_help:
         for warning in settings_warnings(ctx.obj.settings):
             click.echo(f"warning: {warning}", err=True)
 
 
 def _attach_commands() -> None:
-    from digest.cli import collect, core, preview, send, serve, status, subscribers, themes, web
+    from digest.cli import (
+        check,
+        collect,
+        core,
+        editions,
+        preview,
+        send,
+        serve,
+        status,
+        subscribers,
+        themes,
+        web,
+    )
 
-    for module in (core, collect, themes, preview, send, subscribers, web, serve, status):
+    for module in (
+        core, collect, editions, themes, preview, send, subscribers, web, serve, status, check,
+    ):  # fmt: skip
         module.register(cli)
 
 

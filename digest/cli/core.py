@@ -9,14 +9,22 @@ from pathlib import Path
 import click
 
 from digest import pipeline
-from digest.cli import DEMO_SECRET_KEY, App, pass_app
+from digest.cli import DATE_OPTION, DEMO_SECRET_KEY, App, frequency_option, pass_app
 from digest.logs import setup_logging
 from digest.models import Frequency, Subscriber
 from digest.periods import local_today, zone
 from digest.store import AlreadyExists, new_holder
 from digest.tokens import generate_secret
 
-__all__ = ["DEMO_SUBSCRIBERS", "demo", "example_papers_path", "init", "register", "run_command"]
+__all__ = [
+    "DEMO_SUBSCRIBERS",
+    "demo",
+    "echo_run",
+    "example_papers_path",
+    "init",
+    "register",
+    "run_command",
+]
 
 # Three example readers with different interests, so the demo shows personalisation.
 DEMO_SUBSCRIBERS = (
@@ -42,7 +50,8 @@ def init(app: App) -> None:
     click.echo(f"database ready at schema revision {store.revision()}")
 
 
-def _echo_run(report: pipeline.RunReport) -> None:
+def echo_run(report: pipeline.RunReport) -> None:
+    """What a run or build did, one line per source, the edition and the delivery."""
     for src in report.collect.sources:
         if src.error:
             click.echo(f"collect {src.name}: FAILED: {src.error}")
@@ -63,22 +72,16 @@ def _echo_run(report: pipeline.RunReport) -> None:
 
 
 @click.command("run")
-@click.option(
-    "--frequency",
-    type=click.Choice([f.value for f in Frequency]),
-    default="daily",
-    show_default=True,
-    help="Which edition to build and send.",
-)
-@click.option(
-    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Edition date (default today)."
-)
+@frequency_option("daily")
+@DATE_OPTION
 @pass_app
 def run_command(app: App, frequency: str, day: object) -> None:
     """Collect, build the edition and send it: the one-shot for timers and cron.
 
-    Idempotent: a second run for the same day sends nothing new. Exit codes: 0 done or
-    nothing to do, 1 a failure, 2 a configuration error.
+    Idempotent: a second run for the same day sends nothing new. With DIGEST_APPROVAL=required
+    it builds the edition and stops until `digest approve KEY`; a run for that day after the
+    approval sends it. Exit codes: 0 done, nothing to do or waiting for approval, 1 a
+    failure, 2 a configuration error.
 
     Example: digest run
     """
@@ -93,7 +96,7 @@ def run_command(app: App, frequency: str, day: object) -> None:
     if report is None:
         click.echo("another digest process is running this edition right now; nothing to do")
         return
-    _echo_run(report)
+    echo_run(report)
     if not report.ok:
         raise click.exceptions.Exit(1)
 
@@ -131,7 +134,7 @@ def demo(app: App) -> None:
         today=local_today(settings),
         sources=[source],
     )
-    _echo_run(report)
+    echo_run(report)
     outbox = settings.outbox.resolve()
     if report.edition is not None:
         folder = outbox / report.edition.key

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import threading
 from datetime import date, datetime
@@ -10,33 +9,15 @@ from pathlib import Path
 
 import click
 
-from digest.cli import App, pass_app
+from digest.cli import DATE_OPTION, App, frequency_option, pass_app
+from digest.editions import Picked, pick_edition
 from digest.errors import DigestError
 from digest.mail.preview import make_preview_server, screenshot
-from digest.models import Edition, Message, Subscriber
+from digest.models import Edition, Frequency, Message, Subscriber
 
-__all__ = ["pick_edition", "preview", "preview_server", "register"]
+__all__ = ["preview", "preview_server", "register"]
 
 PREVIEW_EMAIL = "preview@example.invalid"
-
-
-def pick_edition(app: App, key: str | None, day: date | None) -> Edition:
-    """The edition asked for, else the latest one; DigestError when there is none."""
-    store = app.store
-    if key:
-        edition = store.get_edition(key)
-        if edition is None:
-            raise DigestError(f"no edition {key!r}; `digest status` lists them")
-        return edition
-    if day:
-        found = next((e for e in store.list_editions(limit=500) if e.date == day), None)
-        if found is None:
-            raise DigestError(f"no edition for {day.isoformat()}")
-        return store.get_edition(found.key)  # list_editions leaves themes out
-    edition = store.latest_edition()
-    if edition is None:
-        raise DigestError("no edition yet; run `digest run` (or `digest demo`) first")
-    return edition
 
 
 def _pick_subscriber(app: App, email: str | None) -> Subscriber:
@@ -49,6 +30,25 @@ def _pick_subscriber(app: App, email: str | None) -> Subscriber:
     if subscriber is None:
         raise DigestError(f"no subscriber {email!r}; `digest subscribers list` shows them")
     return subscriber
+
+
+def _picked(
+    app: App, email: str | None, frequency: str | None, key: str | None, day: date | None
+) -> tuple[Picked, Subscriber]:
+    """The subscriber, and the edition by the one rule: of their frequency, never another."""
+    subscriber = _pick_subscriber(app, email)
+    wanted = Frequency(frequency) if frequency else None
+    if email:
+        if wanted is not None and wanted is not subscriber.frequency:
+            raise DigestError(f"{email} gets the {subscriber.frequency} edition, not the {wanted}")
+        wanted = subscriber.frequency
+    picked = pick_edition(app.store, app.settings, frequency=wanted, key=key, day=day)
+    if not picked.stored:
+        click.echo(
+            f"{picked.edition.key} is not built yet: this is what it would hold now "
+            f"({picked.reason}); `digest build` builds it"
+        )
+    return picked, subscriber
 
 
 def _render(app: App, renderer, edition: Edition, subscriber: Subscriber, prefix: str = ""):
@@ -66,27 +66,11 @@ def _write(message: Message, out: Path) -> Path:
     return text_path
 
 
-def _send_test(app: App, message: Message) -> str:
-    """Hand a test copy to the configured transport; say how ("sent", "written to ./outbox")."""
-    from digest.delivery.report import handed_over
-    from digest.delivery.transports import make_transport
-
-    transport = make_transport(app.settings, edition_key="preview")
-
-    async def go() -> None:
-        try:
-            await transport.send(message)
-        finally:
-            await transport.aclose()
-
-    asyncio.run(go())
-    return handed_over(transport.outbox)
-
-
 @click.command()
 @click.option("--subscriber", "email", metavar="EMAIL", help="Render what this subscriber gets.")
-@click.option("--edition", "edition_key", metavar="KEY", help="Edition key (default: latest).")
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The edition of this date.")
+@click.option("--edition", "edition_key", metavar="KEY", help="Edition key (default: today's).")
+@DATE_OPTION
+@frequency_option()
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -108,6 +92,7 @@ def preview(
     email: str | None,
     edition_key: str | None,
     day: datetime | None,
+    frequency: str | None,
     out: Path | None,
     serve: bool,
     port: int,
@@ -117,20 +102,27 @@ def preview(
 ) -> None:
     """Render an edition's email as a subscriber gets it, to check it before sending.
 
+    The edition is picked as `digest send` picks it (--edition KEY, or today's of the
+    subscriber's frequency, or the newest); papers collected but not built into an edition
+    yet are shown as the edition would hold them, and nothing is stored.
+
     Example: digest preview --subscriber ada@example.org --out preview.html
     """
+    from digest.delivery import send_message
     from digest.mail.render import Renderer
 
     app.signing_settings()  # every link in the preview is signed, as in a real email
-    edition = pick_edition(app, edition_key, day.date() if day else None)
-    subscriber = _pick_subscriber(app, email)
+    picked, subscriber = _picked(app, email, frequency, edition_key, day.date() if day else None)
+    edition = picked.edition
     renderer = Renderer(app.settings)
     message = _render(app, renderer, edition, subscriber).for_subscriber(subscriber)
     did = False
     if send_to:
         # Links in a test copy carry no real subscriber's token (id 0 matches nobody).
         test = _render(app, renderer, edition, subscriber, "[TEST] ")
-        how = _send_test(app, test.for_subscriber(Subscriber(email=send_to, id=0)))
+        how = send_message(
+            app.settings, test.for_subscriber(Subscriber(email=send_to, id=0)), folder="preview"
+        )
         click.echo(f"test copy of {edition.key} {how}")
         did = True
     if shot:

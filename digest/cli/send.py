@@ -2,45 +2,60 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from digest.cli import App, pass_app
-from digest.cli.preview import pick_edition
+from digest.cli import App, frequency_option, pass_app
 from digest.cli.progress import BarProgress, LogProgress
+from digest.editions import Picked, may_send, pick_edition
 from digest.errors import DigestError
-from digest.models import Edition
-from digest.periods import local_today
+from digest.models import Edition, Frequency
+
+if TYPE_CHECKING:
+    from digest.delivery.report import DeliveryReport
+    from digest.store import Store
 
 __all__ = ["register", "send"]
 
 
-def _send_edition_for(app: App, edition_key: str | None, dry_run: bool) -> Edition:
-    """The edition --edition names; else today's (built from collected papers if need be)."""
-    from digest import pipeline
-    from digest.models import Frequency
-
-    store = app.store
-    if edition_key:
-        return pick_edition(app, edition_key, None)
-    if not dry_run:  # a dry run changes nothing, so it never builds an edition
-        today = local_today(app.settings)  # DIGEST_TIMEZONE, as `digest run`
-        built, reason = pipeline.build_edition(store, app.settings, Frequency.DAILY, today)
-        if built is not None:
-            return built
-        click.echo(reason, err=True)
-    edition = store.latest_edition()
-    if edition is None:
-        raise DigestError("no edition to send; collect papers first (`digest collect`)")
-    return edition
+def _picked(app: App, edition_key: str | None, frequency: str | None, dry_run: bool) -> Picked:
+    """The edition by the one rule; `send` builds today's if need be, a dry run never stores."""
+    picked = pick_edition(
+        app.store, app.settings, key=edition_key,
+        frequency=Frequency(frequency) if frequency else None, build=not dry_run,
+    )  # fmt: skip
+    if picked.reason:  # built just now, or nothing new and the newest one instead
+        click.echo(picked.reason, err=True)
+    key = picked.edition.key
+    waiting = not may_send(picked.edition, app.settings)
+    if waiting and not dry_run:
+        raise DigestError(
+            f"edition {key} awaits approval (DIGEST_APPROVAL=required): look at it with "
+            f"`digest preview --edition {key}`, then `digest approve {key}`"
+        )
+    if not picked.stored:
+        click.echo(
+            f"{key} is not built yet: `digest send` would build it from the papers now collected"
+        )
+    if waiting:
+        click.echo(f"{key} awaits approval: `digest send` refuses it until `digest approve {key}`")
+    return picked
 
 
 @click.command("send")
 @click.option("--dry-run", is_flag=True, help="Count and render what would go out; send nothing.")
-@click.option("--edition", "edition_key", metavar="KEY", help="Edition key (default: latest).")
+@click.option("--edition", "edition_key", metavar="KEY", help="Edition key (default: today's).")
+@frequency_option()
 @click.option(
     "--retry-unknown",
     is_flag=True,
     help="Resend rows whose outcome is unknown after a crash (they may get a second copy).",
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Queue failed rows again whose cause may be fixed; never hard bounces (5.1.x).",
 )
 @click.option(
     "--worker",
@@ -49,12 +64,21 @@ def _send_edition_for(app: App, edition_key: str | None, dry_run: bool) -> Editi
 )
 @pass_app
 def send(
-    app: App, dry_run: bool, edition_key: str | None, retry_unknown: bool, worker: bool
+    app: App,
+    dry_run: bool,
+    edition_key: str | None,
+    frequency: str | None,
+    retry_unknown: bool,
+    retry_failed: bool,
+    worker: bool,
 ) -> None:
-    """Send the latest edition to every active subscriber who has not had it.
+    """Send today's edition to every active subscriber of its frequency who has not had it.
 
-    Every delivery is recorded, so running it again sends nothing twice. After a crash, rows
-    whose outcome is unknown are left alone until you pass --retry-unknown.
+    The edition is --edition KEY, else today's of --frequency (built from the collected papers
+    if need be), else the newest one; `preview` and `--dry-run` pick by the same rule. Every
+    delivery is recorded, so running it again sends nothing twice. After a crash, rows whose
+    outcome is unknown wait for --retry-unknown; failed rows whose cause you fixed (a setting,
+    a template, a relay's policy) wait for --retry-failed.
 
     Example: digest send --dry-run && digest send
     """
@@ -62,19 +86,28 @@ def send(
 
     from digest.delivery import send_edition
     from digest.logs import setup_logging
+    from digest.pipeline import remember_link_key
 
     settings = app.signing_settings()
     terminal = sys.stderr.isatty()
     # On a terminal the bar shows progress; only warnings interrupt it. Elsewhere, log lines.
     setup_logging(settings, level="WARNING" if terminal else None)
     store = app.store
-    edition = _send_edition_for(app, edition_key, dry_run)
+    edition = _picked(app, edition_key, frequency, dry_run).edition
+    if dry_run and retry_failed and edition.id is not None:
+        click.echo(
+            f"--retry-failed would queue {store.retryable_failures(edition.id)} failed "
+            f"deliveries of {edition.key} again"
+        )
     progress = BarProgress() if terminal and not dry_run else LogProgress()
-    run_id = None if dry_run else store.start_run("send", edition.key)
+    run_id = None
+    if not dry_run:
+        remember_link_key(store, settings)
+        run_id = store.start_run("send", edition.key)
     try:
         report = send_edition(
-            store, edition, settings,
-            dry_run=dry_run, retry_unknown=retry_unknown, worker=worker, progress=progress,
+            store, edition, settings, dry_run=dry_run, retry_unknown=retry_unknown,
+            retry_failed=retry_failed, worker=worker, progress=progress,
         )  # fmt: skip
     except BaseException as exc:
         if run_id is not None:
@@ -83,15 +116,34 @@ def send(
     if run_id is not None:
         outcome = "paused" if report.paused else ("ok" if report.ok else "failed")
         store.finish_run(run_id, outcome, report.summary())
+    _echo_report(report, store, edition, retry_failed)
+
+
+def _echo_report(
+    report: DeliveryReport, store: Store, edition: Edition, retry_failed: bool
+) -> None:
+    """The summary, what to do about unknown and failed rows, and the exit code."""
+    key, dry_run = edition.key, report.dry_run
     click.echo(report.summary())
     if report.retried_unknown:
         click.echo(f"resent {report.retried_unknown} deliveries whose outcome was unknown")
+    if retry_failed and not dry_run:
+        click.echo(f"queued {report.retried_failed} failed deliveries again")
     unknown = report.ledger.get("unknown", 0)
     if unknown and not dry_run:
         click.echo(
-            f"{unknown} deliveries of {edition.key} have an unknown outcome (a crash or a lost "
+            f"{unknown} deliveries of {key} have an unknown outcome (a crash or a lost "
             "connection after the message was handed over); they are not resent unless you run "
             "`digest send --retry-unknown`",
+            err=True,
+        )
+    failed = report.ledger.get("failed", 0)
+    if failed and not dry_run:
+        retryable = store.retryable_failures(edition.id)  # type: ignore[arg-type]
+        click.echo(
+            f"{failed} deliveries of {key} failed (`digest status` groups them by cause); "
+            f"{retryable} may go again once the cause is fixed: "
+            f"`digest send --retry-failed --edition {key}`",
             err=True,
         )
     if report.paused:

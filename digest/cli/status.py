@@ -8,6 +8,8 @@ from datetime import datetime, tzinfo
 import click
 
 from digest.cli import App, pass_app
+from digest.logs import mask_email
+from digest.store import FailureGroup
 
 __all__ = ["register", "status"]
 
@@ -17,10 +19,13 @@ __all__ = ["register", "status"]
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @pass_app
 def status(app: App, limit: int, as_json: bool) -> None:
-    """Show the last runs, editions, deliveries by state, the next run and any paused run.
+    """Show the last runs, editions, deliveries by state, the next run and what needs you.
+
+    What needs you: a paused run, editions awaiting approval, failed deliveries by cause.
 
     Example: digest status --runs 5
     """
+    from digest.editions import waiting_for_approval
     from digest.periods import zone
     from digest.schedule import next_runs
 
@@ -42,11 +47,33 @@ def status(app: App, limit: int, as_json: bool) -> None:
             for e in store.list_editions(limit=5)
         ],
         "deliveries": store.delivery_counts(),
+        "awaiting_approval": [
+            {"key": e.key, "built_at": e.created_at.astimezone(tz).isoformat(timespec="seconds")}
+            for e in waiting_for_approval(store, settings)
+            if e.created_at is not None
+        ],
+        "failures": [_failure(g) for g in store.failure_groups()],
     }
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
     _print_status(facts, now)
+
+
+def _failure(group: FailureGroup) -> dict:
+    """One cause of failed deliveries, for people and for monitoring."""
+    kind = group.failure
+    label = kind.label if kind else "cause not recorded"
+    if group.detail:  # an email that could not be built: the error says what to fix
+        label += f": {mask_email(group.detail.removeprefix('render: '))}"
+    return {
+        "reason": " ".join(part for part in (group.code, label) if part),
+        "cause": str(kind) if kind else None,
+        "code": group.code,
+        "count": group.count,
+        "retryable": group.retryable,
+        "editions": list(group.editions),
+    }
 
 
 def _run(row: dict, tz: tzinfo) -> dict:
@@ -77,6 +104,11 @@ def _print_status(facts: dict, now: datetime) -> None:
             click.style("PAUSED", fg="yellow")
             + f" run #{run['id']} of {run['edition']}: {run['detail'] or 'no reason recorded'}"
         )
+    for waiting in facts["awaiting_approval"]:
+        echo(
+            click.style("AWAITING APPROVAL", fg="yellow")
+            + f" {waiting['key']} (built {waiting['built_at']}): `digest approve {waiting['key']}`"
+        )
     echo("")
     echo("Last runs:" if facts["runs"] else "Last runs: none yet")
     for run in facts["runs"]:
@@ -91,6 +123,22 @@ def _print_status(facts: dict, now: datetime) -> None:
     counts = facts["deliveries"]
     shown = ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "none yet"
     echo(f"\nDeliveries: {shown}")
+    _print_failures(facts["failures"])
+
+
+def _print_failures(failures: list[dict]) -> None:
+    if not failures:
+        return
+    click.echo("Failed deliveries by cause:")
+    for group in failures:
+        editions = ", ".join(group["editions"][:3]) + (" ..." if len(group["editions"]) > 3 else "")
+        click.echo(f"  {group['count']:>6}  {group['reason']}  ({editions})")
+    retryable = sum(g["retryable"] for g in failures)
+    if retryable:
+        click.echo(
+            f"{retryable} of them may go again once the cause is fixed: "
+            "`digest send --retry-failed --edition KEY`"
+        )
 
 
 def register(group: click.Group) -> None:

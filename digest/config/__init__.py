@@ -5,6 +5,7 @@ README's table from it.
 """
 
 from digest.config.settings import (
+    Approval,
     ConfigError,
     EmptyEdition,
     LogFormat,
@@ -16,6 +17,7 @@ from digest.config.settings import (
 )
 
 __all__ = [
+    "Approval",
     "ConfigError",
     "EmptyEdition",
     "LogFormat",

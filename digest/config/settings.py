@@ -19,6 +19,7 @@ from digest.errors import DigestError
 
 __all__ = [
     "SECRETS",
+    "Approval",
     "ConfigError",
     "EmptyEdition",
     "LogFormat",
@@ -53,6 +54,13 @@ class SmtpSecurity(StrEnum):
 class EmptyEdition(StrEnum):
     SKIP = "skip"
     SEND = "send"
+
+
+class Approval(StrEnum):
+    """Values of DIGEST_APPROVAL: whether an admin must release each edition before it goes out."""
+
+    NONE = "none"
+    REQUIRED = "required"
 
 
 class LogFormat(StrEnum):
@@ -220,6 +228,10 @@ class Settings(BaseSettings):
     timezone: str = Field("UTC", description="IANA time zone of the schedule, e.g. Europe/Berlin")
     weekly_day: str = Field("mon", description="Weekday of the weekly edition (mon..sun)")
     misfire_grace: int = Field(3600, ge=1, description="Seconds a missed run may start late")
+    approval: Approval = Field(
+        Approval.NONE,
+        description="none, or required: runs build the edition and stop until `digest approve KEY`",
+    )
 
     # --- web ---
     web_host: str = Field("127.0.0.1", description="Address `digest web` listens on")

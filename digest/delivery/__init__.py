@@ -1,5 +1,5 @@
 """Delivery: the ledger-driven send run, its contents cache, throttle, lease and transports."""
 
-from digest.delivery.send import deliver, send_edition
+from digest.delivery.send import deliver, send_edition, send_message
 
-__all__ = ["deliver", "send_edition"]
+__all__ = ["deliver", "send_edition", "send_message"]

@@ -27,6 +27,7 @@ class DeliveryReport:
     skipped: int = 0  # unsubscribed mid-send, or nothing for their topics
     suppressed: int = 0  # addresses the server called bad (5.1.x), now bounced
     retried_unknown: int = 0
+    retried_failed: int = 0  # failed rows queued again by --retry-failed
     contents: int = 0  # distinct renders (per selection, not per subscriber)
     paused: str | None = None
     dry_run: bool = False

@@ -19,6 +19,7 @@ from typing import Any
 
 from digest.config import Settings
 from digest.delivery.contents import Contents
+from digest.delivery.failures import failure_of
 from digest.delivery.report import DeliveryReport, Progress
 from digest.delivery.throttle import throttle_for
 from digest.delivery.transports import (
@@ -31,7 +32,14 @@ from digest.delivery.transports import (
 )
 from digest.errors import DigestError
 from digest.logs import event
-from digest.models import DeliveryStatus, Edition, EditionStatus, Message, SubscriberStatus
+from digest.models import (
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    FailureKind,
+    Message,
+    SubscriberStatus,
+)
 from digest.store import Store, new_holder, utcnow
 from digest.store.deliveries import Claim, SendLedger
 
@@ -64,6 +72,7 @@ class SendOptions:
 
     worker: bool = False  # share the edition with other workers through claims (PostgreSQL)
     retry_unknown: bool = False  # resend rows whose outcome is unknown after a crash
+    retry_failed: bool = False  # queue failed rows again whose cause may be fixed (not 5.1.x)
     retry_delay: float = 30.0  # first wait before a deferred (4xx) row is retried
     retry_max_delay: float = 900.0  # the backoff doubles up to this
     pause_after: int = 3  # connection failures in a row that pause the run
@@ -136,6 +145,8 @@ class SendRun:
         if self.options.retry_unknown:
             report.retried_unknown = store.requeue_unknown(eid)
             report.unknown = 0
+        if self.options.retry_failed:
+            report.retried_failed = store.requeue_failed(eid)
         queued = _queue(store, self.edition)
         store.set_edition_status(eid, EditionStatus.SENDING)
         waiting, _, _ = store.open_deliveries(eid)
@@ -243,7 +254,8 @@ class SendRun:
         except DigestError as exc:  # one broken record: report it and go on
             self.report.failed += 1
             self._finish_row(claim.delivery_id, DeliveryStatus.FAILED, expect=OPEN,
-                             error=f"render: {exc}", count_attempt=True)  # fmt: skip
+                             error=f"render: {exc}", count_attempt=True,
+                             failure=(FailureKind.RENDER, None))  # fmt: skip
             event(log, "send.render_failed", subscriber=claim.subscriber.id, error=str(exc),
                   level=logging.ERROR)  # fmt: skip
             return None
@@ -261,7 +273,7 @@ class SendRun:
             if attempts >= self.settings.smtp_max_attempts:
                 report.failed += 1
                 self._finish_row(did, DeliveryStatus.FAILED, expect=SENDING, error=str(exc),
-                                 count_attempt=True)  # fmt: skip
+                                 count_attempt=True, failure=failure_of(exc))  # fmt: skip
             else:
                 wait = _backoff(attempts, self.options.retry_delay, self.options.retry_max_delay)
                 self.store.mark_delivery(
@@ -272,7 +284,7 @@ class SendRun:
         elif isinstance(exc, PermanentFailure):
             report.failed += 1
             self._finish_row(did, DeliveryStatus.FAILED, expect=SENDING, error=str(exc),
-                             count_attempt=True)  # fmt: skip
+                             count_attempt=True, failure=failure_of(exc))  # fmt: skip
             if exc.suppress:
                 report.suppressed += 1
                 self.store.set_subscriber_status(sub.id, SubscriberStatus.BOUNCED)  # type: ignore[arg-type]

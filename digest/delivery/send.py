@@ -14,16 +14,16 @@ from typing import Any
 from digest.config import Settings
 from digest.delivery.contents import Contents
 from digest.delivery.lease import send_lease
-from digest.delivery.report import DeliveryReport, NoProgress, Progress
+from digest.delivery.report import DeliveryReport, NoProgress, Progress, handed_over
 from digest.delivery.run import SendOptions, SendRun, batched
 from digest.delivery.transports import Transport, make_transport
 from digest.errors import DigestError
 from digest.mail.render import Renderer
-from digest.models import DeliveryStatus, Edition
+from digest.models import DeliveryStatus, Edition, Message
 from digest.store import Store
 from digest.themes.taxonomy import Taxonomy
 
-__all__ = ["deliver", "send_edition"]
+__all__ = ["deliver", "send_edition", "send_message"]
 
 
 async def deliver(
@@ -36,6 +36,7 @@ async def deliver(
     taxonomy: Taxonomy | None = None,
     worker: bool = False,
     retry_unknown: bool = False,
+    retry_failed: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
     retry_delay: float | None = None,
@@ -48,20 +49,21 @@ async def deliver(
     """Send ``edition`` to every active subscriber who has not had it; returns what happened.
 
     ``worker=True`` (PostgreSQL) shares the edition with other workers by claiming batches;
-    otherwise a lease in the database keeps a second sender out.
+    otherwise a lease in the database keeps a second sender out. A dry run also takes an
+    edition not stored yet (what `digest send` would build), which has no ledger rows.
     """
-    if edition.id is None:
-        raise ValueError("deliver() needs a stored edition (with an id)")
     contents = Contents(edition, settings, renderer, taxonomy)
     report = DeliveryReport(edition_key=edition.key, dry_run=dry_run, outbox=transport.outbox)
     if dry_run:
         return _dry_run(store, edition, contents, report)
+    if edition.id is None:
+        raise ValueError("deliver() needs a stored edition (with an id)")
     if worker and store.dialect != "postgresql":
         raise DigestError(
             "--worker needs PostgreSQL (DIGEST_DATABASE_URL=postgresql+psycopg://...)"
         )
     options = SendOptions(
-        worker=worker, retry_unknown=retry_unknown,
+        worker=worker, retry_unknown=retry_unknown, retry_failed=retry_failed,
         retry_delay=settings.smtp_retry_delay if retry_delay is None else retry_delay,
         retry_max_delay=(
             settings.smtp_retry_max_delay if retry_max_delay is None else retry_max_delay
@@ -86,7 +88,11 @@ def _dry_run(
     # errors; an empty selection (skipped) must not be counted for any subscriber sharing it.
     sends: dict[Hashable, bool] = {}
     for batch in batched(store.iter_active_subscribers(edition.frequency), 1000):
-        states = store.delivery_states(edition.id, [s.id for s in batch])  # type: ignore[arg-type]
+        states = (
+            store.delivery_states(edition.id, [s.id for s in batch])  # type: ignore[arg-type]
+            if edition.id is not None
+            else {}
+        )
         for sub in batch:
             if states.get(sub.id) in done:
                 continue
@@ -95,7 +101,7 @@ def _dry_run(
                 sends[key] = contents.message(sub) is not None
             report.would_send += sends[key]
     report.contents = contents.renders
-    report.ledger = store.delivery_counts(edition.id)
+    report.ledger = store.delivery_counts(edition.id) if edition.id is not None else {}
     return report
 
 
@@ -120,5 +126,23 @@ def send_edition(
         finally:
             if transport is None:
                 await tx.aclose()
+
+    return asyncio.run(main())
+
+
+def send_message(settings: Settings, message: Message, *, folder: str = "messages") -> str:
+    """Send one message outside any edition (a test copy): the configured transport, no ledger.
+
+    ``folder`` names the file transport's subfolder. Returns how it left ("sent", or "written
+    to ./outbox"); raises a TransportError when it fails.
+    """
+
+    async def main() -> str:
+        transport = make_transport(settings, edition_key=folder)
+        try:
+            await transport.send(message)
+        finally:
+            await transport.aclose()
+        return handed_over(transport.outbox)
 
     return asyncio.run(main())

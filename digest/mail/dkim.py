@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dkim
+import dkim.crypto
 
 from digest.errors import DigestError
 
 if TYPE_CHECKING:
     from digest.config import Settings
 
-__all__ = ["SIGNED_HEADERS", "DkimSigner"]
+__all__ = ["SIGNED_HEADERS", "DkimRecord", "DkimSigner"]
 
 # What receivers (Gmail, Yahoo) check: the identity headers and the one-click unsubscribe pair,
 # so nobody can strip or swap the unsubscribe link without breaking the signature.
@@ -22,6 +24,31 @@ SIGNED_HEADERS = (
     b"From", b"To", b"Subject", b"Date", b"Message-ID",
     b"List-Unsubscribe", b"List-Unsubscribe-Post",
 )  # fmt: skip
+
+
+# The DER AlgorithmIdentifier of rsaEncryption (OID 1.2.840.113549.1.1.1, NULL parameters).
+_RSA_ALGORITHM = bytes.fromhex("300d06092a864886f70d0101010500")
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        return bytes([tag, size]) + body
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + body
+
+
+def _der_integer(value: int) -> bytes:
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))  # 0-led: positive
+
+
+@dataclass(frozen=True)
+class DkimRecord:
+    """The DNS TXT record receivers look up to verify our signatures."""
+
+    name: str  # <selector>._domainkey.<domain>
+    value: str  # v=DKIM1; k=rsa; p=<the public key>
+    bits: int  # the key's size
 
 
 @dataclass(frozen=True)
@@ -64,3 +91,17 @@ class DkimSigner:
         except (dkim.DKIMException, ValueError) as exc:
             raise DigestError(f"DKIM signing failed: {exc}") from None
         return header + raw
+
+    def record(self) -> DkimRecord:
+        """The TXT record to publish for this key (its public half, as SubjectPublicKeyInfo)."""
+        try:
+            key = dkim.crypto.parse_pem_private_key(self.private_key)
+        except (dkim.crypto.UnparsableKeyError, dkim.crypto.ASN1FormatError) as exc:
+            raise DigestError(f"DIGEST_DKIM_KEY_FILE: not an RSA private key: {exc}") from None
+        public = _der(0x30, _der_integer(key["modulus"]) + _der_integer(key["publicExponent"]))
+        spki = _der(0x30, _RSA_ALGORITHM + _der(0x03, b"\0" + public))
+        return DkimRecord(
+            name=f"{self.selector}._domainkey.{self.domain}",
+            value="v=DKIM1; k=rsa; p=" + base64.b64encode(spki).decode("ascii"),
+            bits=key["modulus"].bit_length(),
+        )

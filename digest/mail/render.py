@@ -364,6 +364,19 @@ class Renderer:
         }
         return self._simple("welcome", subscriber, f"Welcome to {name}", context, listed=True)
 
+    def notice(self, recipient: str, subject: str, paragraphs: list[str]) -> Message:
+        """A plain message to one address off the list (the test email of `digest check`)."""
+        context = {
+            "heading": subject,
+            "paragraphs": paragraphs,
+            "action_url": None,
+            "action_label": "",
+            "footer_reason": f"You receive this email because an admin of {self.brand.name} "
+            "asked for a test.",
+        }
+        stranger = Subscriber(email=recipient, id=0)  # id 0: no link is made for it
+        return self._simple("confirm", stranger, subject, context, listed=False)
+
 
 def _list_phrase(name: str) -> str:
     """The optional display phrase of List-Id: kept only when it is plain ASCII."""

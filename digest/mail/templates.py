@@ -22,7 +22,7 @@ import mjml
 
 from digest.errors import DigestError
 
-__all__ = ["PageTemplates", "TemplateSet", "template_source", "wrap_text"]
+__all__ = ["PageTemplates", "TemplateSet", "compile_all", "template_source", "wrap_text"]
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
 
@@ -183,6 +183,46 @@ class TemplateSet:
                 lineno,
             )
         return f", line {lineno}"
+
+
+def _template_names(override_dir: Path | None) -> list[str]:
+    """Every template there is: the shipped ones and the override folder's, web pages too."""
+    names: set[str] = set()
+    folders: list[Traversable] = [resources.files("digest.templates")]
+    if override_dir and override_dir.is_dir():
+        folders.append(override_dir)
+    for folder in folders:
+        names |= {f.name for f in folder.iterdir() if f.name.endswith((".mjml", ".txt"))}
+        web = folder / "web"
+        if web.is_dir():
+            names |= {f"web/{f.name}" for f in web.iterdir() if f.is_file()}
+    return sorted(names)
+
+
+def compile_all(override_dir: Path | None) -> int:
+    """Compile every template, the override folder's first; returns how many.
+
+    Raises DigestError naming the file and line of the first one that does not compile.
+    MJML partials (``_head.mjml`` ...) are compiled inside the emails that include them.
+    """
+    emails, pages = TemplateSet(override_dir), PageTemplates(override_dir)
+    count = 0
+    for name in _template_names(override_dir):
+        if name.endswith(".mjml") and name.startswith("_"):
+            continue
+        env = (
+            pages._env
+            if name.startswith("web/")
+            else emails.html_env
+            if name.endswith(".mjml")
+            else emails.text_env
+        )
+        try:
+            env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise DigestError(f"{exc.filename or name}, line {exc.lineno}: {exc.message}") from None
+        count += 1
+    return count
 
 
 _BODY_WIDTH = re.compile(r'<mj-body[^>]*\swidth="(\d+)px"')

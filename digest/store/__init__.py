@@ -12,6 +12,7 @@ from digest.store.archive import (
 )
 from digest.store.base import AlreadyExists, StoreBase, StoreError, utcnow
 from digest.store.deliveries import DeliveryStore
+from digest.store.failures import FailureGroup, FailureStore
 from digest.store.leases import LeaseStore, holder_is_gone, new_holder
 from digest.store.papers import PaperStore
 from digest.store.runs import RunStore
@@ -20,6 +21,7 @@ from digest.store.subscribers import SubscriberStore
 __all__ = [
     "AlreadyExists",
     "EditionOverview",
+    "FailureGroup",
     "SearchHit",
     "SearchResult",
     "Store",
@@ -32,6 +34,13 @@ __all__ = [
 
 
 class Store(
-    PaperStore, ArchiveStore, SubscriberStore, DeliveryStore, RunStore, LeaseStore, StoreBase
+    PaperStore,
+    ArchiveStore,
+    SubscriberStore,
+    DeliveryStore,
+    FailureStore,
+    RunStore,
+    LeaseStore,
+    StoreBase,
 ):
     """The database of digest: papers, editions, subscribers, deliveries, runs, leases."""

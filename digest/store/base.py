@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -16,7 +19,18 @@ from digest.config import ConfigError
 from digest.errors import DigestError
 from digest.store import schema
 
-__all__ = ["AlreadyExists", "StoreBase", "StoreError", "advisory_key", "in_chunks", "utcnow"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = [
+    "AlreadyExists",
+    "SchemaState",
+    "StoreBase",
+    "StoreError",
+    "advisory_key",
+    "in_chunks",
+    "utcnow",
+]
 
 T = TypeVar("T")
 
@@ -50,6 +64,31 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(
         hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
     )
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """What a database holds, read without changing it: `digest check` and ``migrate`` ask."""
+
+    revision: str | None  # the digest schema revision it is at; None before `digest init`
+    head: str  # the newest revision this code knows
+    tables: tuple[str, ...] = ()  # every table but Alembic's own
+    missing: bool = False  # an SQLite file that does not exist yet
+
+    @property
+    def strangers(self) -> bool:
+        """True for someone else's database: tables (even ones named like ours), no revision."""
+        return self.revision is None and bool(self.tables)
+
+    @property
+    def current(self) -> bool:
+        """True when the schema is at the newest revision."""
+        return self.revision == self.head
+
+
+def _not_a_database(dialect: str, exc: sa.exc.DatabaseError) -> bool:
+    """SQLite's plain DatabaseError: the file is not a database (not a locked or busy one)."""
+    return dialect == "sqlite" and type(exc.orig).__name__ == "DatabaseError"
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -100,15 +139,31 @@ class StoreBase:
         except sa.exc.DatabaseError as exc:
             raise self._database_error(exc) from None
 
+    @property
+    def display_url(self) -> str:
+        """The database URL without its password, for messages."""
+        return _redact(self.url)
+
     # --- schema ---
 
     def migrate(self) -> None:
-        """Create or upgrade the schema to the newest revision (idempotent)."""
-        from alembic import command
-        from alembic.config import Config
+        """Create or upgrade the schema to the newest revision (idempotent).
 
-        cfg = Config()
-        cfg.set_main_option("script_location", str(resources.files("digest.store") / "migrations"))
+        Refuses a database holding someone else's tables: digest's table names (papers,
+        subscribers, meta ...) are common words, and mixing them into another schema is a
+        mistake in DIGEST_DATABASE_URL far more often than a wish.
+        """
+        from alembic import command
+
+        state = self.schema_state()
+        if state.strangers:
+            shown = ", ".join(state.tables[:3]) + (", ..." if len(state.tables) > 3 else "")
+            raise StoreError(
+                f"DIGEST_DATABASE_URL: {self.display_url} is not a digest database (other "
+                f"tables: {shown}; no digest schema revision); digest leaves it alone: point "
+                "DIGEST_DATABASE_URL at a new file or an empty database"
+            )
+        cfg = _alembic_config()
         try:
             with self.engine.begin() as conn:
                 # One migration at a time, held to the end of this transaction: processes
@@ -128,12 +183,43 @@ class StoreBase:
 
     def _database_error(self, exc: sa.exc.DatabaseError) -> DigestError:
         """SQLite's "file is not a database" means the URL names the wrong file: a setting."""
-        if self.dialect == "sqlite" and type(exc.orig).__name__ == "DatabaseError":
+        if _not_a_database(self.dialect, exc):
             return ConfigError(
                 f"DIGEST_DATABASE_URL: {_redact(self.url)} is not a database digest can use "
                 f"({exc.orig})"
             )
         return StoreError(f"database error: {exc.orig}")
+
+    def schema_state(self) -> SchemaState:
+        """The schema revision and tables, read without creating, migrating or converting.
+
+        An SQLite file is opened read-only (the store's own connections would switch it to
+        WAL); one that does not exist is reported missing, not created.
+        """
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
+        engine, path = self.engine, _sqlite_path(self.url)
+        if path is not None:
+            if not path.exists():
+                return SchemaState(revision=None, head=head, missing=True)
+            engine = sa.create_engine(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true")
+        try:
+            with engine.connect() as conn:
+                tables = tuple(sorted(sa.inspect(conn).get_table_names()))
+                revision = MigrationContext.configure(conn).get_current_revision()
+        except sa.exc.DBAPIError as exc:
+            if isinstance(exc, sa.exc.DatabaseError) and _not_a_database(self.dialect, exc):
+                raise self._database_error(exc) from None
+            reason = " ".join(str(exc.orig).split())  # one line, whatever the driver says
+            raise StoreError(f"cannot read the database {self.display_url}: {reason}") from None
+        finally:
+            if engine is not self.engine:
+                engine.dispose()
+        return SchemaState(
+            revision=revision, head=head, tables=tuple(t for t in tables if t != "alembic_version")
+        )
 
     def revision(self) -> str | None:
         """The schema revision the database is at, or None before `digest init`."""
@@ -154,6 +240,26 @@ class StoreBase:
         with self.transaction() as conn:
             conn.execute(sa.delete(schema.meta).where(schema.meta.c.key == key))
             conn.execute(sa.insert(schema.meta).values(key=key, value=value))
+
+
+def _alembic_config() -> Config:
+    """Alembic's configuration for digest's migrations (alembic loads only when needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("digest.store") / "migrations"))
+    return cfg
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL; None for other databases and in-memory SQLite."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def _redact(url: str) -> str:

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from digest.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
+from digest.models import (
+    Delivery,
+    DeliveryStatus,
+    FailureKind,
+    Subscriber,
+    SubscriberStatus,
+)
 from digest.store import schema
 from digest.store.base import StoreBase, StoreError, utcnow
 from digest.store.subscribers import _row_to_subscriber
@@ -38,6 +44,8 @@ def _row_to_delivery(row: sa.RowMapping) -> Delivery:
         message_id=row["message_id"],
         id=row["id"],
         updated_at=row["updated_at"],
+        failure=FailureKind(row["failure"]) if row["failure"] else None,
+        failure_code=row["failure_code"],
     )
 
 
@@ -151,11 +159,13 @@ class DeliveryStore(StoreBase):
         message_id: str | None = None,
         count_attempt: bool = False,
         next_attempt_at: datetime | None = None,
+        failure: tuple[FailureKind, str | None] | None = None,
     ) -> bool:
         """Move a delivery to ``status``, only from a state in ``expect`` when given.
 
         Committed before returning, so ``sending`` is on disk before the SMTP DATA command.
         Returns False when the row was not in an expected state (another worker has it).
+        ``failure`` is why a row failed and its SMTP reply code, e.g. (POLICY, "550 5.7.1").
         """
         t = schema.deliveries
         now = utcnow()
@@ -172,6 +182,8 @@ class DeliveryStore(StoreBase):
             values["claimed_by"] = None  # the row is free again, or finished
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
+        if failure is not None:
+            values["failure"], values["failure_code"] = str(failure[0]), failure[1]
         query = sa.update(t).where(t.c.id == delivery_id).values(**values)
         if expect is not None:
             query = query.where(t.c.status.in_([str(s) for s in expect]))

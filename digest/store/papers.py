@@ -206,6 +206,29 @@ class PaperStore(StoreBase):
         with self.transaction() as conn:
             return [edition_from_row(r, ()) for r in conn.execute(query).mappings()]
 
+    def editions_in(self, status: EditionStatus, limit: int = 50) -> list[Edition]:
+        """Editions in ``status`` (e.g. drafts waiting for approval), oldest first, no papers."""
+        e = schema.editions
+        query = (
+            sa.select(e)
+            .where(e.c.status == str(status))
+            .order_by(e.c.created_at, e.c.id)
+            .limit(limit)
+        )
+        with self.transaction() as conn:
+            return [edition_from_row(r, ()) for r in conn.execute(query).mappings()]
+
+    def approve_edition(self, edition_id: int) -> bool:
+        """Move a draft to ``approved``; False when it was not a draft (approved or sent already)."""
+        e = schema.editions
+        query = (
+            sa.update(e)
+            .where(e.c.id == edition_id, e.c.status == str(EditionStatus.DRAFT))
+            .values(status=str(EditionStatus.APPROVED), approved_at=utcnow())
+        )
+        with self.transaction() as conn:
+            return conn.execute(query).rowcount == 1
+
     def set_edition_status(self, edition_id: int, status: EditionStatus) -> None:
         """Mark an edition draft, sending or sent."""
         values: dict = {"status": str(status)}
@@ -243,6 +266,7 @@ def edition_from_row(row: sa.RowMapping, themes: tuple[Theme, ...]) -> Edition:
         id=row["id"],
         status=EditionStatus(row["status"]),
         created_at=row["created_at"],
+        approved_at=row["approved_at"],
     )
 
 

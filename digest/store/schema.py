@@ -102,6 +102,7 @@ editions = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime),
+    Column("approved_at", UtcDateTime),  # when `digest approve` released it
 )
 
 # Which papers an edition holds, in which theme and order. A paper appears in at most one
@@ -162,6 +163,10 @@ deliveries = Table(
     Column("claimed_by", String(64)),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime),
+    # Why a failed row failed (a FailureKind) and the SMTP reply code ("550 5.7.1"), so that
+    # `digest status` groups failures and `send --retry-failed` decides without parsing text.
+    Column("failure", String(16)),
+    Column("failure_code", String(16)),
     UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
 )
 Index("ix_deliveries_edition_status", deliveries.c.edition_id, deliveries.c.status)

@@ -65,6 +65,15 @@ def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
     return context
 
 
+def _security_of(client: aiosmtplib.SMTP, security: str) -> str:
+    """How the connection is protected, in words (the TLS version, the certificate checked)."""
+    tls = client.get_transport_info("ssl_object")
+    if tls is None:
+        return "no encryption (DIGEST_SMTP_SECURITY=none)"
+    kind = "STARTTLS" if security == "starttls" else "implicit TLS"
+    return f"{kind} {tls.version()}, certificate verified"
+
+
 def _address(value: str) -> str:
     return parseaddr(value)[1] or value
 
@@ -266,6 +275,48 @@ class SmtpTransport:
             await client.rset()
         except aiosmtplib.SMTPException:
             client.close()
+
+    async def check(self) -> str:
+        """Connect, EHLO, secure and log in as a send would, then MAIL FROM and RSET.
+
+        Nothing is sent. Returns what was verified, in words; raises ConnectionFailure naming
+        the step that failed (a wrong CA, a wrong password, a refused sender ...).
+        """
+        client = aiosmtplib.SMTP(
+            hostname=self.host, port=self.port, timeout=self.timeout,
+            use_tls=self.security == "tls", start_tls=False, tls_context=self._tls,
+            local_hostname=self._local_hostname,
+        )  # fmt: skip
+        done = [f"{self.host}:{self.port}"]
+        step = "connect"
+        try:
+            await client.connect()
+            step = "EHLO"
+            await client.ehlo()
+            if self.security == "starttls":
+                step = "STARTTLS"
+                if not client.supports_extension("starttls"):
+                    raise ConnectionFailure("STARTTLS: the server does not offer it")
+                await client.starttls(tls_context=self._tls)
+                await client.ehlo()
+            done.append(_security_of(client, self.security))
+            if self._username:
+                step = "AUTH"
+                await client.login(self._username, self._password)
+                done.append("AUTH accepted")
+            step = "MAIL FROM"
+            await client.mail(self._envelope_from)
+            await client.rset()
+            done.append(f"sender <{self._envelope_from}> accepted")
+            await client.quit()
+        except aiosmtplib.SMTPResponseException as exc:
+            raise ConnectionFailure(f"{step}: {exc.code} {exc.message}"[:300], exc.code) from None
+        except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ConnectionFailure(f"{step} to {self.host}:{self.port}: {reason}"[:300]) from None
+        finally:
+            client.close()
+        return ", ".join(done) + "; nothing sent"
 
     async def aclose(self) -> None:
         """Say QUIT on every open connection."""

@@ -1,6 +1,6 @@
 """archive search: papers.search_text and a full-text index over it
 
-Revision ID: 0002_archive_search
+Revision ID: 0002
 Revises: 0001
 
 SQLite: an FTS5 table over papers.search_text (external content, so the text is stored
@@ -14,7 +14,7 @@ from alembic import op
 from digest.models import Paper
 from digest.store.search import paper_search_text
 
-revision = "0002_archive_search"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
