@@ -24,6 +24,7 @@ import trustme
 
 from tests.conftest import TEST_SECRET
 from tests.smtpserver import ScriptedServer
+from tests.webserver import digest_web, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +94,14 @@ def relay(tmp_path: Path):
 def test_going_live_from_the_wheel_to_a_message_in_the_relays_mailbox(
     installed: Path, relay: ScriptedServer, tmp_path: Path
 ) -> None:
-    # Step 2-4 of the README's checklist: the settings file (here the .env digest reads in its
-    # working folder, as /etc/digest/digest.env is read by the units).
+    # Steps 2-4 of the README's checklist: the settings file (here the .env digest reads in its
+    # working folder, as /etc/digest/digest.env is read by the units). With no network here the
+    # public URL is the wheel's own `digest web` on 127.0.0.1, which must be allowed explicitly.
+    port = free_port()
     settings = {
         "DIGEST_SECRET_KEY": TEST_SECRET,
-        "DIGEST_BASE_URL": "https://papers.example.org",
+        "DIGEST_BASE_URL": f"http://127.0.0.1:{port}",
+        "DIGEST_ALLOW_LOCAL_LINKS": "true",
         "DIGEST_TRANSPORT": "smtp",
         "DIGEST_SMTP_HOST": "127.0.0.1",
         "DIGEST_SMTP_PORT": str(relay.port),
@@ -107,37 +111,51 @@ def test_going_live_from_the_wheel_to_a_message_in_the_relays_mailbox(
         "DIGEST_FROM": "Papers <papers@example.org>",
         "DIGEST_SOURCES": "file",
         "DIGEST_PAPERS_FILE": str(ROOT / "examples" / "papers.json"),
+        "DIGEST_APPROVAL": "required",
     }
     (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
 
-    def digest(*args: str) -> str:
+    def digest(*args: str, code: int = 0) -> str:
         result = subprocess.run(
             [str(installed), *args], env=env, cwd=tmp_path, capture_output=True, text=True,
             timeout=180,
         )  # fmt: skip
-        assert result.returncode == 0, f"digest {' '.join(args)}:\n{result.stdout}{result.stderr}"
-        return result.stdout
+        assert result.returncode == code, (
+            f"digest {' '.join(args)}:\n{result.stdout}{result.stderr}"
+        )
+        return result.stdout + result.stderr
 
     assert digest("--version").startswith("digest (digest-papers), version ")
-    # Steps 7-8. `digest check`, `digest build` and `digest approve` come with the lifecycle
-    # work (issue 11, items 3-4); until then the edition is built by `send` and previewed after.
     digest("init")
-    digest("subscribers", "add", ADMIN)
-    assert "fetched 48" in digest("collect")
-    sent = digest("send")
+    with digest_web(env, tmp_path, port=port, command=[str(installed)]):
+        # Step 7: every check passes, the relay's STARTTLS, certificate and login included.
+        checked = digest("check")
+        verdicts = {line.split()[1]: line.split()[0] for line in checked.splitlines() if line}
+        assert verdicts["smtp"] == verdicts["base_url"] == verdicts["database"] == "ok", checked
+        assert set(verdicts.values()) <= {"ok", "skip"}, checked
+        # Step 8: the first edition is built, previewed, approved, then sent.
+        digest("subscribers", "add", ADMIN)
+        assert "fetched 48" in digest("build")
+        held = digest("send", code=1)  # DIGEST_APPROVAL=required: not before approval
+        assert "approv" in held and relay.messages == []
+        assert "wrote preview.html" in digest(
+            "preview", "--subscriber", ADMIN, "--out", "preview.html"
+        )
+        assert digest("preview", "--send-to", ADMIN).strip().endswith(" sent")
+        assert "approved" in digest("approve")
+        sent = digest("send")
+        status = digest("status")
     assert ": sent 1, deferred 0, failed 0, unknown 0" in sent and "written to" not in sent
-    assert "wrote preview.html" in digest("preview", "--subscriber", ADMIN, "--out", "preview.html")
-    assert digest("preview", "--send-to", ADMIN).strip().endswith(" sent")
+    assert "relay-password-42" not in checked + sent + status
 
     assert relay.handler.auth_attempts >= 1
     assert [m.rcpt_tos for m in relay.messages] == [[ADMIN], [ADMIN]]
-    edition, test_copy = (
+    test_copy, edition = (
         email.message_from_bytes(m.content, policy=email.policy.default) for m in relay.messages
     )
     assert edition["From"] == "Papers <papers@example.org>" and edition["To"] == ADMIN
-    assert edition["List-Unsubscribe"].startswith("<https://papers.example.org/unsubscribe/")
+    assert edition["List-Unsubscribe"].startswith(f"<http://127.0.0.1:{port}/unsubscribe/")
     assert test_copy["Subject"].startswith("[TEST] ")
     html = edition.get_body(("html",)).get_content()
-    assert "https://papers.example.org/" in html and (tmp_path / "preview.html").exists()
-    assert "relay-password-42" not in sent
+    assert f"http://127.0.0.1:{port}/" in html and (tmp_path / "preview.html").exists()

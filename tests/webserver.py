@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
@@ -21,17 +21,23 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def digest_web(env: dict[str, str], cwd: Path, port: int | None = None) -> Iterator[str]:
-    """Run `digest web` with ``env`` until /healthz answers; yields its base URL.
+def digest_web(
+    env: dict[str, str],
+    cwd: Path,
+    port: int | None = None,
+    command: Sequence[str] = (sys.executable, "-c", "from digest.cli import main; main()"),
+) -> Iterator[str]:
+    """Run `digest web` (``command`` is how to call `digest`) until /healthz answers.
 
-    Its output goes to ``cwd/web.log``; the process is ended when the block ends.
+    Yields its base URL. Its output goes to ``cwd/web.log``; the process is ended when the
+    block ends.
     """
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = cwd / "web.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from digest.cli import main; main()", "web", "--port", str(port)],
+        [*command, "web", "--port", str(port)],
         env={**os.environ, **env, "DIGEST_BASE_URL": base},
         cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
