@@ -113,7 +113,8 @@ def digest_round(kind: str, folder: Path, papers: Path, n: int) -> dict[str, flo
         new = run_timed(cmd, env=digest_env(url))
         known = run_timed(cmd, env=digest_env(url))
     assert f"new {n}," in new.stdout and f"unchanged {n}," in known.stdout, known.stdout
-    return {"new": new.seconds, "known": known.seconds, "rss": max(new.rss_mb, known.rss_mb)}
+    return {"new": new.seconds, "known": known.seconds, "rss": max(new.rss_mb, known.rss_mb),
+            "new_cpu": new.cpu_seconds, "known_cpu": known.cpu_seconds}  # fmt: skip
 
 
 def baseline_round(kind: str, folder: Path, papers: Path, n: int) -> dict[str, float]:
@@ -148,6 +149,9 @@ def report(kind: str, n: int, runs: list[dict], bases: list[dict], parts: list[d
         print(f"collect {case:5}  digest {median(ours):5.2f} s: {spread(ours)}"
               f"   baseline {median(base):5.2f} s: {spread(base)}"
               f"   ratio {median(base) / median(ours):.2f}   ({ok} target < {target:.0f} s)")  # fmt: skip
+    cpu = ", ".join(f"{case} {median([r[case + '_cpu'] for r in runs]):.2f} s"
+                    for case in ("new", "known"))  # fmt: skip
+    print(f"CPU time of digest collect  {cpu}  (user + system; less sensitive to a busy machine)")
     print(f"peak RSS of digest collect  {median([r['rss'] for r in runs]):.0f} MB")
     line = ", ".join(f"{k} {median([p[k] for p in parts]):.2f} s" for k in parts[0])
     print(f"in one process: {line}")
