@@ -159,14 +159,14 @@ def reset_ledger(url: str, edition_key: str) -> None:
 
 def digest_side(sink: Sink, url: str, key: str, n: int, connections: int, spool: Path) -> dict:
     """One whole `digest send`, recorded by the sink into ``spool``."""
-    sink.command("record")
+    sink.command(f"record {spool}")
     timed = run_timed(
         [digest_command(), "send", "--edition", key], env=send_env(url, sink.port, connections)
     )
     if f"sent {n}," not in timed.stdout:
         raise SystemExit(f"bench: digest send did not send {n}: {timed.stdout}{timed.stderr}")
     size = sink.expect(n, "digest send")
-    sink.command(f"dump {spool}")
+    sink.command("count")  # closes the spool
     reset_ledger(url, key)
     return {"rate": n / timed.seconds, "seconds": timed.seconds, "rss": timed.rss_mb,
             "cpu_ms": timed.cpu_seconds * 1000 / n, "bytes": size}  # fmt: skip
