@@ -203,7 +203,8 @@ def configuration(sink: Sink, kind: str, folder: Path, args: argparse.Namespace)
             ceiling = replay_side(sink, spool, n, 4 * c, True, ours["bytes"])
             runs.append({**ours, "base": base, "ceiling": ceiling, "ratio": ours["rate"] / base})
             print(f"  {kind} run {i + 1}: digest {ours['rate']:,.0f} msg/s, baseline "
-                  f"{base:,.0f} msg/s, ratio {ours['rate'] / base:.2f}", flush=True)  # fmt: skip
+                  f"{base:,.0f} msg/s, ratio {ours['rate'] / base:.2f}, ceiling {ceiling:,.0f} "
+                  f"msg/s, RSS {ours['rss']:,.0f} MB", flush=True)  # fmt: skip
     return runs
 
 
