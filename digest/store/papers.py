@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from digest.models import Edition, EditionStatus, Frequency, Paper, Theme
 from digest.store import schema
-from digest.store.base import StoreBase, in_chunks, utcnow
+from digest.store.base import IN_CHUNK, StoreBase, in_chunks, utcnow
 from digest.store.search import paper_search_text
 
 __all__ = ["PaperStore", "UpsertResult", "edition_from_row", "row_to_paper"]
@@ -24,8 +24,11 @@ _MERGED_FIELDS = (
     "thumbnail_url",
 )  # fmt: skip
 _TUPLE_FIELDS = ("authors", "keywords", "categories", "sources")
-# Fields the archive search reads (digest.store.search.paper_search_text).
-_SEARCHED_FIELDS = frozenset({"title", "abstract", "authors", "organization", "keywords"})
+_PAPER_FIELDS = tuple(f.name for f in dataclasses.fields(Paper))
+# A changed row is rewritten whole (bar identity): one UPDATE shape serves every row, so
+# all of them go in one executemany; unchanged columns are written with the value they have.
+# search_text (what the archive search reads) is derived from the merged paper each time.
+_WRITTEN_ON_MERGE = (*_MERGED_FIELDS, "listed_at", "sources")
 
 
 @dataclass
@@ -39,17 +42,27 @@ class UpsertResult:
 
 def row_to_paper(row: sa.RowMapping) -> Paper:
     """The Paper of a ``papers`` row (extra columns of a join are ignored)."""
-    values = {f.name: row[f.name] for f in dataclasses.fields(Paper)}
+    values = {name: row[name] for name in _PAPER_FIELDS}
     for name in _TUPLE_FIELDS:
         values[name] = tuple(values[name] or ())
     return Paper(**values)
 
 
 def _paper_values(paper: Paper) -> dict:
-    values = dataclasses.asdict(paper)
+    # Not dataclasses.asdict: its deep copy cost 20 µs a paper, a fifth of a 10,000-paper insert.
+    values = {name: getattr(paper, name) for name in _PAPER_FIELDS}
     for name in _TUPLE_FIELDS:
         values[name] = list(values[name])
     values["search_text"] = paper_search_text(paper)
+    return values
+
+
+def _update_values(row_id: int, paper: Paper, now: datetime) -> dict:
+    """The parameters of the merge UPDATE for one changed row."""
+    values = {name: getattr(paper, name) for name in _WRITTEN_ON_MERGE}
+    for name in _TUPLE_FIELDS:  # all of them are merged fields
+        values[name] = list(values[name])
+    values.update(row_id=row_id, updated_at=now, search_text=paper_search_text(paper))
     return values
 
 
@@ -70,10 +83,57 @@ def _merge(old: Paper, new: Paper) -> dict:
     sources = tuple(dict.fromkeys(old.sources + new.sources))
     if sources != old.sources:
         changes["sources"] = list(sources)
-    if _SEARCHED_FIELDS & changes.keys():
-        merged = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in changes.items()}
-        changes["search_text"] = paper_search_text(dataclasses.replace(old, **merged))
     return changes
+
+
+def _apply(paper: Paper, changes: dict) -> Paper:
+    """``paper`` with the column changes of `_merge` applied."""
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+    return dataclasses.replace(paper, **fields)
+
+
+class _UpsertPlan:
+    """What a batch does to the papers table, worked out in memory before any write.
+
+    Records are merged in input order, a second record of the same paper into the first,
+    exactly as one-row-at-a-time inserts and updates would; the plan keeps only the end state.
+    """
+
+    def __init__(self, stored: dict[str, tuple[int, Paper]]) -> None:
+        self.current = {arxiv_id: paper for arxiv_id, (_, paper) in stored.items()}
+        self.row_ids = {arxiv_id: row_id for arxiv_id, (row_id, _) in stored.items()}
+        self.inserts: dict[str, Paper] = {}  # arXiv id -> the row to insert
+        self.updates: dict[int, Paper] = {}  # row id -> the merged paper to write back
+        self.result = UpsertResult()
+
+    def add(self, paper: Paper) -> None:
+        """Fold one record into the plan and note whether it was new, merged or unchanged."""
+        arxiv_id = paper.arxiv_id
+        old = self.current.get(arxiv_id)
+        if old is None:
+            self.current[arxiv_id] = self.inserts[arxiv_id] = paper
+            self.result.new.append(arxiv_id)
+            return
+        changes = _merge(old, paper)
+        if not changes:
+            self.result.unchanged.append(arxiv_id)
+            return
+        merged = self.current[arxiv_id] = _apply(old, changes)
+        if arxiv_id in self.inserts:
+            self.inserts[arxiv_id] = merged
+        else:
+            self.updates[self.row_ids[arxiv_id]] = merged
+        self.result.merged.append(arxiv_id)
+
+
+def _stored_papers(conn: Connection, arxiv_ids: Iterable[str]) -> dict[str, tuple[int, Paper]]:
+    """The stored rows among ``arxiv_ids``: arXiv id -> (row id, paper), read in chunks."""
+    t = schema.papers
+    found: dict[str, tuple[int, Paper]] = {}
+    for chunk in in_chunks(arxiv_ids):
+        for row in conn.execute(sa.select(t).where(t.c.arxiv_id.in_(chunk))).mappings():
+            found[row["arxiv_id"]] = (row["id"], row_to_paper(row))
+    return found
 
 
 class PaperStore(StoreBase):
@@ -82,32 +142,41 @@ class PaperStore(StoreBase):
     def upsert_papers(self, papers: Iterable[Paper]) -> UpsertResult:
         """Store papers in one transaction, merging with rows of the same arXiv id.
 
-        All or nothing: a failure leaves the database as it was.
+        All or nothing: a failure leaves the database as it was. Known rows are read in
+        chunks and written back only when a merge changed them; new rows go in one
+        executemany (a SELECT and an INSERT per paper cost 6.9 s for 10,000 papers).
         """
-        result = UpsertResult()
-        t = schema.papers
+        batch = list(papers)
         now = utcnow()
         with self.transaction() as conn:
-            for paper in papers:
-                row = (
-                    conn.execute(sa.select(t).where(t.c.arxiv_id == paper.arxiv_id))
-                    .mappings()
-                    .first()
+            stored = _stored_papers(conn, {p.arxiv_id for p in batch})
+            plan = _UpsertPlan(stored)
+            for paper in batch:
+                plan.add(paper)
+            t = schema.papers
+            if plan.inserts:
+                rows = [{**_paper_values(p), "first_seen_at": now, "updated_at": now}
+                        for p in plan.inserts.values()]  # fmt: skip
+                conn.execute(sa.insert(t), rows)
+                if self.dialect == "postgresql" and len(rows) >= IN_CHUNK:
+                    # A long-lived process (`digest serve`) keeps psycopg's prepared chunk
+                    # SELECT with the plan made while the table was small: a sequential scan
+                    # that made the next collect of 10,000 known papers 5 s instead of 0.4 s.
+                    # Fresh statistics invalidate that plan.
+                    conn.exec_driver_sql("ANALYZE papers")
+            if plan.updates:
+                conn.execute(
+                    sa.update(t)
+                    .where(t.c.id == sa.bindparam("row_id"))
+                    .values(
+                        {
+                            c: sa.bindparam(c)
+                            for c in (*_WRITTEN_ON_MERGE, "search_text", "updated_at")
+                        }
+                    ),
+                    [_update_values(row_id, p, now) for row_id, p in plan.updates.items()],
                 )
-                if row is None:
-                    values = _paper_values(paper)
-                    values.update(first_seen_at=now, updated_at=now)
-                    conn.execute(sa.insert(t).values(**values))
-                    result.new.append(paper.arxiv_id)
-                    continue
-                changes = _merge(row_to_paper(row), paper)
-                if changes:
-                    changes["updated_at"] = now
-                    conn.execute(sa.update(t).where(t.c.id == row["id"]).values(**changes))
-                    result.merged.append(paper.arxiv_id)
-                else:
-                    result.unchanged.append(paper.arxiv_id)
-        return result
+        return plan.result
 
     def get_paper(self, arxiv_id: str) -> Paper | None:
         """The stored paper with this version-less id, or None."""
