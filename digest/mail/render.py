@@ -3,11 +3,16 @@
 Templates are loaded and compiled once by digest.mail.templates. A digest is rendered once per
 distinct Selection with placeholder links; :meth:`PreparedMessage.for_subscriber` splices each
 subscriber's signed links and headers into the pre-encoded bytes (see digest.mail.mime).
+
+The placeholders carry a random nonce drawn for each render (:class:`Slots`), so only the
+template's own link positions hold them: a paper or subscriber field that spells a placeholder
+cannot know the nonce, and so never receives a subscriber's token.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -32,12 +37,40 @@ from digest.themes.rank import signals as rank_signals
 from digest.themes.taxonomy import load_taxonomy
 from digest.tokens import Purpose, Signer
 
-__all__ = ["Brand", "PaperView", "PreparedMessage", "Renderer", "full_selection", "select_for"]
+__all__ = [
+    "Brand",
+    "PaperView",
+    "PreparedMessage",
+    "Renderer",
+    "Slots",
+    "full_selection",
+    "select_for",
+]
 
-UNSUBSCRIBE_SLOT = "DIGEST-SLOT-UNSUBSCRIBE-URL-7c1d"
-PREFERENCES_SLOT = "DIGEST-SLOT-PREFERENCES-URL-7c1d"
-SLOTS = (UNSUBSCRIBE_SLOT, PREFERENCES_SLOT)
 TITLE_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Slots:
+    """The placeholders of one render, where each subscriber's signed links are spliced in.
+
+    A fixed placeholder string let any paper field that spelled it (a project page, a title)
+    receive every subscriber's tokens. Each render draws its own 128-bit nonce instead, after
+    the content is fixed, so the only places holding the placeholders are the template's.
+    """
+
+    unsubscribe: str
+    preferences: str
+
+    @classmethod
+    def new(cls) -> Slots:
+        """Fresh placeholders for one render."""
+        nonce = secrets.token_hex(16)
+        return cls(f"DIGEST-SLOT-UNSUBSCRIBE-{nonce}", f"DIGEST-SLOT-PREFERENCES-{nonce}")
+
+    def values(self, unsubscribe: str, preferences: str) -> dict[str, str]:
+        """The splice map: each placeholder to its subscriber's URL."""
+        return {self.unsubscribe: unsubscribe, self.preferences: preferences}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +166,11 @@ def _long_date(day: date) -> str:
 class PreparedMessage:
     """A digest rendered once for one Selection; finished cheaply per subscriber."""
 
-    def __init__(self, renderer: Renderer, spliced: SplicedMessage, edition: Edition) -> None:
+    def __init__(
+        self, renderer: Renderer, spliced: SplicedMessage, edition: Edition, slots: Slots
+    ) -> None:
         self._renderer = renderer
+        self._slots = slots
         self.spliced = spliced
         self.edition = edition
         self.subject = spliced.subject
@@ -144,7 +180,7 @@ class PreparedMessage:
         unsubscribe, preferences = self._renderer.links(subscriber)
         raw, text, html, headers = self.spliced.build(
             subscriber.email,
-            {UNSUBSCRIBE_SLOT: unsubscribe, PREFERENCES_SLOT: preferences},
+            self._slots.values(unsubscribe, preferences),
             {
                 "List-Unsubscribe": f"<{unsubscribe}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -208,9 +244,10 @@ class Renderer:
     # -- digests --
 
     def digest_context(
-        self, edition: Edition, selection: Selection, *, web: bool = False
+        self, edition: Edition, selection: Selection, slots: Slots | None = None
     ) -> dict[str, Any]:
-        """Everything digest.mjml and digest.txt see."""
+        """Everything digest.mjml and digest.txt see; without ``slots``, the web page's."""
+        web = slots is None
         themes = [
             {"label": clean(t.label) or "Papers", "papers": [PaperView.of(p) for p in t.papers]}
             for t in selection.themes
@@ -243,8 +280,8 @@ class Renderer:
             "archive_url": archive,
             "browser_url": None if web else archive,
             "footer_reason": reason,
-            "unsubscribe_url": None if web else UNSUBSCRIBE_SLOT,
-            "preferences_url": None if web else PREFERENCES_SLOT,
+            "unsubscribe_url": slots.unsubscribe if slots else None,
+            "preferences_url": slots.preferences if slots else None,
         }
 
     def subject(self, edition: Edition, count: int) -> str:
@@ -271,18 +308,18 @@ class Renderer:
         self, edition: Edition, selection: Selection, *, subject_prefix: str = ""
     ) -> PreparedMessage:
         """Render ``selection`` of ``edition`` once (HTML + text), ready for any subscriber."""
-        context = self.digest_context(edition, selection)
+        slots = Slots.new()
+        context = self.digest_context(edition, selection, slots)
         html = self.templates.render("html", "digest.mjml", context)
         text = _tidy_text(self.templates.render("text", "digest.txt", context))
         subject = subject_prefix + self.subject(edition, context["count"])
-        return PreparedMessage(self, self._spliced(subject, text, html, SLOTS), edition)
+        spliced = self._spliced(subject, text, html, (slots.unsubscribe, slots.preferences))
+        return PreparedMessage(self, spliced, edition, slots)
 
     def edition_page(self, edition: Edition, selection: Selection | None = None) -> str:
         """The edition as a web page ("view in browser", ``/archive/{key}``), without tokens."""
         selection = selection or full_selection(edition)
-        return self.templates.render(
-            "html", "digest.mjml", self.digest_context(edition, selection, web=True)
-        )
+        return self.templates.render("html", "digest.mjml", self.digest_context(edition, selection))
 
     # -- confirmation and welcome --
 
