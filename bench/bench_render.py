@@ -15,7 +15,8 @@ from email.policy import SMTP
 from pathlib import Path
 
 from digest.config import load_settings
-from digest.mail.render import Renderer, Slots, full_selection
+from digest.mail.mime import Slots
+from digest.mail.render import Renderer, full_selection
 from digest.models import Edition, Frequency, Paper, Subscriber, Theme
 from digest.sources.jsonfile import load_papers
 

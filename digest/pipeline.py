@@ -154,11 +154,15 @@ class RunReport:
     edition: Edition | None
     reason: str
     delivery: DeliveryReport | None = None
+    # One line naming deliveries (of any edition) whose outcome is still unknown, if any.
+    unresolved: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True unless a delivery failed or every source failed."""
+        """True unless a delivery failed, every source failed, or unknown outcomes are left."""
         if self.collect.sources and len(self.collect.failed) == len(self.collect.sources):
+            return False
+        if self.unresolved:
             return False
         return self.delivery.ok if self.delivery else True
 
@@ -172,12 +176,15 @@ def run(
     sources: Iterable[Source] | None = None,
     transport: Transport | None = None,
     stopping: threading.Event | None = None,
+    holder: str | None = None,
 ) -> RunReport:
     """Collect from the configured sources, build the edition of ``today``, deliver it.
 
-    ``stopping`` is the stop hook of the transport made for the delivery (set on SIGTERM).
+    ``stopping`` is the stop hook of the transport made for the delivery (set on SIGTERM);
+    ``holder`` names the run in the ledger (see digest.delivery.deliver).
     """
     from digest import delivery
+    from digest.delivery.recovery import unresolved_unknown
     from digest.sources import make_source
 
     today = today or local_today(settings)
@@ -190,8 +197,11 @@ def run(
     report = RunReport(collect=collected, edition=edition, reason=reason)
     if edition is not None:
         report.delivery = delivery.send_edition(
-            store, edition, settings, transport=transport, stopping=stopping
+            store, edition, settings, transport=transport, stopping=stopping, holder=holder
         )
+        report.unresolved = report.delivery.unresolved
+    else:
+        report.unresolved = unresolved_unknown(store)
     return report
 
 
@@ -226,12 +236,14 @@ def run_scheduled(
             return None
         event(log, "run.start", frequency=str(frequency), day=day,
               fire_time=fire_time.isoformat())  # fmt: skip
-        run_id = store.start_run("schedule", edition_key(frequency, today))
-        try:
-            report = run(settings, store, frequency=frequency, today=today, stopping=stopping)
-        except Exception as exc:
-            store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
-            raise
+        with store.alive(holder):  # others can tell at once if this process dies mid-run
+            run_id = store.start_run("schedule", edition_key(frequency, today), holder)
+            try:
+                report = run(settings, store, frequency=frequency, today=today,
+                             stopping=stopping, holder=holder)  # fmt: skip
+            except Exception as exc:
+                store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+                raise
         outcome, detail = describe(report)
         if outcome == "paused" and stopping is not None and stopping.is_set():
             summary = report.delivery.summary() if report.delivery else ""
@@ -245,9 +257,13 @@ def run_scheduled(
 def describe(report: RunReport) -> tuple[str, str]:
     """A RunReport as the runs table's (outcome, one-line detail): ok, nothing, paused, failed."""
     if report.edition is None:
+        if report.unresolved:
+            return "failed", f"{report.unresolved}; {report.reason}"[:500]
         return ("nothing" if report.ok else "failed"), report.reason
     summary = report.delivery.summary() if report.delivery else ""
     detail = "; ".join(part for part in (report.reason, summary) if part)
     if report.delivery and report.delivery.paused:
         return "paused", f"{report.delivery.paused}; {detail}"[:500]
+    if report.unresolved:
+        return "failed", f"{report.unresolved}; {detail}"[:500]
     return ("ok" if report.ok else "failed"), detail[:500]

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from digest.config import Settings, load_settings
 from digest.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +51,24 @@ def store(db_url: str) -> Store:
     s.migrate()
     yield s
     s.close()
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """A new, empty PostgreSQL database, dropped after the test; skips when there is none.
+
+    Each test gets its own, so parallel runs by other engineers never collide.
+    """
+    name = f"digest_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except (sa.exc.OperationalError, ImportError) as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {str(exc).splitlines()[0]}")
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

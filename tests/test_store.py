@@ -21,7 +21,7 @@ def test_migrations_build_exactly_the_declared_schema(store: Store) -> None:
 
 def test_migrate_is_idempotent_and_uses_wal(store: Store) -> None:
     store.migrate()
-    assert store.revision() == "0001"
+    assert store.revision() == "0002"
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 

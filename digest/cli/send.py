@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from digest.cli import App, pass_app
@@ -10,6 +12,9 @@ from digest.cli.progress import BarProgress, LogProgress
 from digest.errors import DigestError
 from digest.models import Edition
 from digest.periods import local_today
+
+if TYPE_CHECKING:  # the delivery package loads rendering and SMTP: only a send imports it
+    from digest.delivery.report import DeliveryReport
 
 __all__ = ["register", "send"]
 
@@ -43,18 +48,29 @@ def _send_edition_for(app: App, edition_key: str | None, dry_run: bool) -> Editi
     help="Resend rows whose outcome is unknown after a crash (they may get a second copy).",
 )
 @click.option(
+    "--accept-unknown",
+    is_flag=True,
+    help="Count rows whose outcome is unknown after a crash as sent (recorded in the ledger).",
+)
+@click.option(
     "--worker",
     is_flag=True,
     help="PostgreSQL only: share the edition with other `digest send --worker` processes.",
 )
 @pass_app
 def send(
-    app: App, dry_run: bool, edition_key: str | None, retry_unknown: bool, worker: bool
+    app: App,
+    dry_run: bool,
+    edition_key: str | None,
+    retry_unknown: bool,
+    accept_unknown: bool,
+    worker: bool,
 ) -> None:
     """Send the latest edition to every active subscriber who has not had it.
 
     Every delivery is recorded, so running it again sends nothing twice. After a crash, rows
-    whose outcome is unknown are left alone until you pass --retry-unknown.
+    whose outcome is unknown are never resent on their own, and every send exits 1 until you
+    resend them (--retry-unknown) or count them as sent (--accept-unknown).
 
     Example: digest send --dry-run && digest send
     """
@@ -62,6 +78,7 @@ def send(
 
     from digest.delivery import send_edition
     from digest.logs import setup_logging
+    from digest.store import new_holder
 
     settings = app.signing_settings()
     terminal = sys.stderr.isatty()
@@ -70,32 +87,47 @@ def send(
     store = app.store
     edition = _send_edition_for(app, edition_key, dry_run)
     progress = BarProgress() if terminal and not dry_run else LogProgress()
-    run_id = None if dry_run else store.start_run("send", edition.key)
-    try:
-        report = send_edition(
-            store, edition, settings,
-            dry_run=dry_run, retry_unknown=retry_unknown, worker=worker, progress=progress,
-        )  # fmt: skip
-    except BaseException as exc:
+    holder = new_holder()
+    with store.alive(holder):  # from the run record on, others can tell if this process dies
+        run_id = None if dry_run else store.start_run("send", edition.key, holder)
+        try:
+            report = send_edition(
+                store, edition, settings, dry_run=dry_run, retry_unknown=retry_unknown,
+                accept_unknown=accept_unknown, worker=worker, progress=progress, holder=holder,
+            )  # fmt: skip
+        except BaseException as exc:
+            if run_id is not None:
+                store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+            raise
         if run_id is not None:
-            store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
-        raise
-    if run_id is not None:
-        outcome = "paused" if report.paused else ("ok" if report.ok else "failed")
-        store.finish_run(run_id, outcome, report.summary())
+            outcome = "paused" if report.paused else ("ok" if report.ok else "failed")
+            store.finish_run(run_id, outcome, _run_detail(report))
+    _echo_report(report)
+
+
+def _run_detail(report: DeliveryReport) -> str:
+    """The runs table's one line for a send: the summary, and what an admin resolved."""
+    detail = report.summary()
+    if report.retried_unknown:
+        detail += f"; resent {report.retried_unknown} whose outcome was unknown"
+    if report.accepted_unknown:
+        detail += f"; accepted {report.accepted_unknown} whose outcome was unknown as sent"
+    return detail[:500]
+
+
+def _echo_report(report: DeliveryReport) -> None:
+    """Print the send's summary; exit 1 (one line on stderr) unless all is well."""
     click.echo(report.summary())
     if report.retried_unknown:
         click.echo(f"resent {report.retried_unknown} deliveries whose outcome was unknown")
-    unknown = report.ledger.get("unknown", 0)
-    if unknown and not dry_run:
+    if report.accepted_unknown:
         click.echo(
-            f"{unknown} deliveries of {edition.key} have an unknown outcome (a crash or a lost "
-            "connection after the message was handed over); they are not resent unless you run "
-            "`digest send --retry-unknown`",
-            err=True,
+            f"counted {report.accepted_unknown} deliveries whose outcome was unknown as sent"
         )
     if report.paused:
         raise DigestError(f"sending paused: {report.paused}")
+    if report.unresolved and not report.dry_run:
+        raise DigestError(report.unresolved)
     if not report.ok:
         click.get_current_context().exit(1)
 

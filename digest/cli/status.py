@@ -8,6 +8,7 @@ from datetime import datetime, tzinfo
 import click
 
 from digest.cli import App, pass_app
+from digest.store import Store
 
 __all__ = ["register", "status"]
 
@@ -35,13 +36,14 @@ def status(app: App, limit: int, as_json: bool) -> None:
             str(f): t.isoformat(timespec="seconds") if t else None
             for f, t in next_runs(settings, now).items()
         },
-        "runs": [_run(r, tz) for r in store.recent_runs(limit)],
-        "paused": [_run(r, tz) for r in store.paused_runs()],
+        "runs": [_run(r, tz, store) for r in store.recent_runs(limit)],
+        "paused": [_run(r, tz, store) for r in store.paused_runs()],
         "editions": [
             {"key": e.key, "status": str(e.status), "date": e.date.isoformat()}
             for e in store.list_editions(limit=5)
         ],
         "deliveries": store.delivery_counts(),
+        "unknown": store.unknown_counts(),
     }
     if as_json:
         click.echo(json.dumps(facts, indent=2))
@@ -49,18 +51,24 @@ def status(app: App, limit: int, as_json: bool) -> None:
     _print_status(facts, now)
 
 
-def _run(row: dict, tz: tzinfo) -> dict:
+def _run(row: dict, tz: tzinfo, store: Store) -> dict:
     def at(value: datetime | None) -> str | None:
         return value.astimezone(tz).isoformat(timespec="seconds") if value else None
 
+    outcome, detail, holder = row["outcome"], row["detail"] or "", row["holder"]
+    fact = {"id": row["id"], "kind": row["kind"], "edition": row["edition_key"]}
+    # A run still marked running whose process is gone crashed; no later run has noticed yet.
+    if outcome == "running" and holder and store.holder_gone(holder):
+        outcome, detail = "crashed", "the process is gone (killed or crashed)"
+    if outcome == "crashed" and holder:
+        fact["unknown"] = store.holder_unknown(holder)
+        detail = f"{detail.partition(';')[0]}; {fact['unknown']} deliveries have an unknown outcome"
     return {
-        "id": row["id"],
-        "kind": row["kind"],
-        "edition": row["edition_key"],
-        "outcome": row["outcome"],
+        **fact,
+        "outcome": outcome,
         "started_at": at(row["started_at"]),
         "finished_at": at(row["finished_at"]),
-        "detail": row["detail"] or "",
+        "detail": detail,
     }
 
 
@@ -72,6 +80,12 @@ def _print_status(facts: dict, now: datetime) -> None:
             wait = datetime.fromisoformat(when) - now
             hours, rest = divmod(int(wait.total_seconds()), 3600)
             echo(f"Next {frequency} edition: {when} (in {hours}h {rest // 60:02d}m)")
+    for key, count in facts["unknown"].items():
+        echo(
+            click.style("UNKNOWN", fg="red")
+            + f" {count} deliveries of {key}: resend with `digest send --edition {key} "
+            "--retry-unknown` or count them as sent with `--accept-unknown`"
+        )
     for run in facts["paused"]:
         echo(
             click.style("PAUSED", fg="yellow")
@@ -80,7 +94,7 @@ def _print_status(facts: dict, now: datetime) -> None:
     echo("")
     echo("Last runs:" if facts["runs"] else "Last runs: none yet")
     for run in facts["runs"]:
-        ended = run["finished_at"] or "still running"
+        ended = run["finished_at"] or ("-" if run["outcome"] == "crashed" else "still running")
         edition = run["edition"] or "-"
         line = f"  #{run['id']:<4} {run['kind']:<8} {edition:<18} {run['outcome']:<8} {run['started_at']} -> {ended}"
         echo(line + (f"  {run['detail']}" if run["detail"] else ""))

@@ -26,16 +26,19 @@ class DeliveryReport:
     skipped: int = 0  # unsubscribed mid-send, or nothing for their topics
     suppressed: int = 0  # addresses the server called bad (5.1.x), now bounced
     retried_unknown: int = 0
+    accepted_unknown: int = 0  # unknown rows an admin counted as sent (--accept-unknown)
     contents: int = 0  # distinct renders (per selection, not per subscriber)
     paused: str | None = None
     dry_run: bool = False
     would_send: int = 0
     ledger: dict[str, int] = field(default_factory=dict)
+    # One line naming every delivery (any edition) whose outcome is still unknown, if any.
+    unresolved: str | None = None
 
     @property
     def ok(self) -> bool:
-        """False when anything failed, is unknown, or the run paused."""
-        return not (self.failed or self.unknown or self.paused)
+        """False when anything failed, is unknown (now or left from a crash), or the run paused."""
+        return not (self.failed or self.unknown or self.paused or self.unresolved)
 
     def summary(self) -> str:
         """One line for people: what happened to this edition."""

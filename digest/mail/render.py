@@ -4,7 +4,7 @@ Templates are loaded and compiled once by digest.mail.templates. A digest is ren
 distinct Selection with placeholder links; :meth:`PreparedMessage.for_subscriber` splices each
 subscriber's signed links and headers into the pre-encoded bytes (see digest.mail.mime).
 
-The placeholders carry a random nonce drawn for each render (:class:`Slots`), so only the
+The placeholders carry a random nonce drawn for each render (``mime.Slots``), so only the
 template's own link positions hold them: a paper or subscriber field that spells a placeholder
 cannot know the nonce, and so never receives a subscriber's token.
 """
@@ -12,7 +12,6 @@ cannot know the nonce, and so never receives a subscriber's token.
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 
 from digest.config import Settings
 from digest.errors import DigestError
-from digest.mail.mime import SplicedMessage, check_header
+from digest.mail.mime import Slots, SplicedMessage, check_header
 from digest.mail.templates import TemplateSet
 from digest.mail.text import clean, format_authors, safe_url, shorten, summarize
 from digest.models import (
@@ -42,35 +41,11 @@ __all__ = [
     "PaperView",
     "PreparedMessage",
     "Renderer",
-    "Slots",
     "full_selection",
     "select_for",
 ]
 
 TITLE_CHARS = 300
-
-
-@dataclass(frozen=True, slots=True)
-class Slots:
-    """The placeholders of one render, where each subscriber's signed links are spliced in.
-
-    A fixed placeholder string let any paper field that spelled it (a project page, a title)
-    receive every subscriber's tokens. Each render draws its own 128-bit nonce instead, after
-    the content is fixed, so the only places holding the placeholders are the template's.
-    """
-
-    unsubscribe: str
-    preferences: str
-
-    @classmethod
-    def new(cls) -> Slots:
-        """Fresh placeholders for one render."""
-        nonce = secrets.token_hex(16)
-        return cls(f"DIGEST-SLOT-UNSUBSCRIBE-{nonce}", f"DIGEST-SLOT-PREFERENCES-{nonce}")
-
-    def values(self, unsubscribe: str, preferences: str) -> dict[str, str]:
-        """The splice map: each placeholder to its subscriber's URL."""
-        return {self.unsubscribe: unsubscribe, self.preferences: preferences}
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from digest.store.base import AlreadyExists, StoreBase, StoreError, utcnow
 from digest.store.deliveries import DeliveryStore
 from digest.store.leases import LeaseStore, holder_is_gone, new_holder
 from digest.store.papers import PaperStore
+from digest.store.recovery import RecoveryStore
 from digest.store.runs import RunStore
 from digest.store.subscribers import SubscriberStore
 
@@ -20,5 +21,7 @@ __all__ = [
 ]
 
 
-class Store(PaperStore, SubscriberStore, DeliveryStore, RunStore, LeaseStore, StoreBase):
+class Store(
+    PaperStore, SubscriberStore, DeliveryStore, RecoveryStore, RunStore, LeaseStore, StoreBase
+):
     """The database of digest: papers, editions, subscribers, deliveries, runs, leases."""
