@@ -33,15 +33,19 @@ def make_server(
 
     ``handle_signals=False`` when another loop owns SIGTERM (the daemon). Our middleware logs
     requests with the tokens redacted, so uvicorn's own access log is off; ``log_config=None``
-    lets our handler format and redact uvicorn's other records too.
+    lets our handler format and redact uvicorn's other records too. ``port=0`` picks a free
+    port. X-Forwarded-For and -Proto are believed only from DIGEST_TRUSTED_PROXIES: anyone
+    else could rotate the header to dodge the per-client subscribe limit.
     """
+    trusted = settings.trusted_proxies
     config = uvicorn.Config(
         create_app(settings, store),
         host=host or settings.web_host,
-        port=port or settings.web_port,
+        port=settings.web_port if port is None else port,
         access_log=False,
         log_config=None,
-        proxy_headers=True,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=list(trusted) or None,
         lifespan="auto",
     )
     return uvicorn.Server(config) if handle_signals else _SignalFreeServer(config)
