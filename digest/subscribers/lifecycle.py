@@ -17,7 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import DigestError
 from digest.logs import event
-from digest.models import Frequency, Subscriber, SubscriberStatus
+from digest.models import Frequency, Message, Subscriber, SubscriberStatus
 from digest.store import AlreadyExists
 from digest.themes.taxonomy import load_taxonomy
 
@@ -31,6 +31,7 @@ __all__ = [
     "add",
     "can_pause",
     "can_resume",
+    "confirmation_for",
     "delete",
     "email_hash",
     "erase",
@@ -192,12 +193,17 @@ def request_subscription(
     return None
 
 
+def confirmation_for(store: Store, subscriber: Subscriber, renderer: Renderer) -> Message:
+    """The confirmation email, its link carrying a fresh nonce (older links stop working)."""
+    nonce = store.next_confirm_nonce(subscriber.id)  # type: ignore[arg-type]
+    return renderer.confirmation(subscriber, nonce)
+
+
 async def send_confirmation(
     store: Store, subscriber: Subscriber, *, renderer: Renderer, transport: Transport
 ) -> None:
     """Email a confirmation link carrying a fresh nonce (older links stop working)."""
-    nonce = store.next_confirm_nonce(subscriber.id)
-    await transport.send(renderer.confirmation(subscriber, nonce))
+    await transport.send(confirmation_for(store, subscriber, renderer))
     event(log, "subscriber.confirmation_sent", subscriber=subscriber.id)
 
 

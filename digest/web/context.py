@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +14,7 @@ from digest.mail.render import Renderer
 from digest.mail.templates import PageTemplates
 from digest.store import Store
 from digest.tokens import Signer
-from digest.web.guard import PAGE_CSP, ClientLimiter, CsrfGuard
+from digest.web.guard import PAGE_CSP, ClientLimiter, CsrfGuard, JobBacklog
 
 __all__ = ["WebContext", "context_of"]
 
@@ -34,6 +34,7 @@ class WebContext:
     confirmations: ClientLimiter
     topics: list[str]
     owns_transport: bool = False
+    backlog: JobBacklog = field(default_factory=JobBacklog)
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Render one of templates/web/ with the site-wide context and safe headers."""

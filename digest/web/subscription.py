@@ -7,25 +7,28 @@ token. The handlers are mounted by `digest.web.create_app`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from digest import subscribers as subs
 from digest.errors import DigestError
 from digest.logs import event, mask_email
-from digest.models import Frequency, Subscriber, SubscriberStatus
-from digest.store import StoreError
+from digest.models import Frequency, Message, Subscriber, SubscriberStatus
 from digest.tokens import Purpose, TokenData, TokenError, TokenExpired
 from digest.web.context import WebContext, context_of
-from digest.web.guard import HONEYPOT
+from digest.web.guard import HONEYPOT, SUBSCRIBE_ANSWER_AFTER
 
 __all__ = [
     "confirm",
+    "confirm_page",
     "home",
     "preferences",
     "subscribe",
@@ -93,7 +96,12 @@ async def home(request: Request) -> Response:
 
 
 async def subscribe(request: Request) -> Response:
-    """POST /subscribe: ask for a confirmation email; the same answer whatever the address."""
+    """POST /subscribe: ask for a confirmation email; the same answer whatever the address.
+
+    The same answer at the same time: the address is looked up after answering, and the
+    answer waits until SUBSCRIBE_ANSWER_AFTER has passed, whatever ran before it.
+    """
+    started = time.monotonic()
     ctx = context_of(request)
     client = request.client.host if request.client else "unknown"
     wait = ctx.limiter.hit(client)
@@ -115,20 +123,13 @@ async def subscribe(request: Request) -> Response:
     )
     if form.get(HONEYPOT):
         event(log, "web.subscribe_honeypot")
+        await _answer_after(started)
         return checking
     raw_email = str(form.get("email") or "")
     chosen = [t for t in form.getlist("topic") if t in ctx.topics]
     frequency = Frequency.WEEKLY if form.get("frequency") == "weekly" else Frequency.DAILY
     try:
-        subscriber = subs.request_subscription(
-            ctx.store,
-            ctx.settings.secret_key,
-            raw_email,
-            topics=chosen,
-            frequency=frequency,
-        )
-    except StoreError:
-        raise  # the database's trouble is the operator's, not a message for the visitor
+        address = subs.normalize_email(raw_email)  # the same work for every valid address
     except DigestError as exc:
         return _subscribe_form(
             request,
@@ -138,15 +139,54 @@ async def subscribe(request: Request) -> Response:
             chosen=chosen,
             frequency=frequency,
         )
-    if subscriber is not None and not ctx.confirmations.hit(str(subscriber.id)):
-
-        async def send() -> None:
-            await subs.send_confirmation(
-                ctx.store, subscriber, renderer=ctx.renderer, transport=ctx.transport
-            )
-
-        checking.background = _in_background(ctx, send, "confirmation", subscriber.id)
+    checking.background = _subscription_job(ctx, address, chosen, frequency)
+    await _answer_after(started)
     return checking
+
+
+async def _answer_after(started: float) -> None:
+    """Wait until SUBSCRIBE_ANSWER_AFTER seconds have passed since ``started``.
+
+    Whatever the address, the work before the answer is the same; the floor hides what noise
+    is left (caches, the background work of earlier requests) under one fixed answer time.
+    """
+    await asyncio.sleep(max(0.0, SUBSCRIBE_ANSWER_AFTER - (time.monotonic() - started)))
+
+
+def _subscription_job(
+    ctx: WebContext, address: str, topics: list[str], frequency: Frequency
+) -> BackgroundTask | None:
+    """Look the address up, add or refresh it and email the confirmation, after answering.
+
+    New, active, unconfirmed, unsubscribed and deleted addresses need different database work
+    and only some get an email; done before the answer, that made its time tell which kind an
+    address is (3.8 ms deleted, 4.9 ms active, 6.2 ms new). In a worker thread, so the event
+    loop answering the next request is not held up; at most ``ctx.backlog.limit`` at once.
+    """
+    if not ctx.backlog.enter():
+        event(log, "web.subscribe_backlog_full", level=logging.WARNING, limit=ctx.backlog.limit)
+        return None
+
+    def prepare() -> Message | None:
+        subscriber = subs.request_subscription(
+            ctx.store, ctx.settings.secret_key, address, topics=topics, frequency=frequency
+        )
+        if subscriber is None or ctx.confirmations.hit(str(subscriber.id)):
+            return None
+        return subs.confirmation_for(ctx.store, subscriber, ctx.renderer)
+
+    async def run() -> None:
+        try:
+            message = await run_in_threadpool(prepare)
+            if message is not None:
+                await ctx.transport.send(message)
+                event(log, "web.confirmation_sent")
+        except Exception as exc:  # the visitor already has their answer
+            event(log, "web.subscribe_failed", level=logging.ERROR, error=str(exc))
+        finally:
+            ctx.backlog.leave()
+
+    return BackgroundTask(run)
 
 
 def _sentence(text: str) -> str:
@@ -180,22 +220,44 @@ def _verify(
     return data, None
 
 
-async def confirm(request: Request) -> Response:
-    """GET /confirm/{token}: activate the subscription (the link works once), then welcome."""
+def _already_used(ctx: WebContext) -> Response:
+    return ctx.notice(
+        "This link was already used",
+        "Each confirmation link works once. If you already confirmed, you are subscribed; "
+        "otherwise subscribe again for a new link.",
+        status=410,
+        link=("/", "Subscribe"),
+    )
+
+
+async def confirm_page(request: Request) -> Response:
+    """GET /confirm/{token}: a page with a confirm button; changes nothing.
+
+    Mail scanners fetch every link in an email; were the GET to confirm, a scanner would
+    defeat double opt-in. Only the person pressing the button (a POST from this page) confirms.
+    """
     ctx = context_of(request)
+    data, error = _verify(ctx, request.path_params["token"], Purpose.CONFIRM)
+    if error is not None:
+        return error
+    if not ctx.store.confirmation_open(data.subscriber_id, data.nonce):
+        return _already_used(ctx)
+    return ctx.form_page(request, "confirm.html")
+
+
+async def confirm(request: Request) -> Response:
+    """POST /confirm/{token}: activate the subscription (the link works once), then welcome."""
+    ctx = context_of(request)
+    form = await request.form()
+    if not ctx.csrf.check(request, form):
+        return _forbidden(ctx)
     data, error = _verify(ctx, request.path_params["token"], Purpose.CONFIRM)
     if error is not None:
         return error
     sid = data.subscriber_id
     subscriber = ctx.store.confirm_subscriber(sid, data.nonce)
     if subscriber is None:
-        return ctx.notice(
-            "This link was already used",
-            "Each confirmation link works once. If you already confirmed, you are subscribed; "
-            "otherwise subscribe again for a new link.",
-            status=410,
-            link=("/", "Subscribe"),
-        )
+        return _already_used(ctx)
     event(log, "web.confirmed", subscriber=sid)
     response = ctx.page(
         "welcome.html",
