@@ -18,7 +18,10 @@ __all__ = ["register", "status"]
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @pass_app
 def status(app: App, limit: int, as_json: bool) -> None:
-    """Show the last runs, editions, deliveries by state, the next run and any paused run.
+    """Show the last runs, editions, deliveries by state, the next run, paused and crashed runs.
+
+    A run whose process died shows as crashed with its unknown outcomes; deliveries whose
+    outcome is unknown are listed by edition with the command that resolves them.
 
     Example: digest status --runs 5
     """
