@@ -15,9 +15,11 @@ from email.policy import SMTP
 from pathlib import Path
 
 from digest.config import load_settings
-from digest.mail.render import PREFERENCES_SLOT, UNSUBSCRIBE_SLOT, Renderer, full_selection
+from digest.mail.mime import Slots
+from digest.mail.render import Renderer
 from digest.models import Edition, Frequency, Paper, Subscriber, Theme
 from digest.sources.jsonfile import load_papers
+from digest.themes.rank import full_selection
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 
@@ -56,7 +58,7 @@ def main() -> None:
     for i, sub in enumerate(sample):
         sel = selections[i % k]
         unsub, prefs = renderer.links(sub)
-        ctx = renderer.digest_context(edition, sel)
+        ctx = renderer.digest_context(edition, sel, Slots.new())
         ctx.update(unsubscribe_url=unsub, preferences_url=prefs)
         html = renderer.templates.render("html", "digest.mjml", ctx)
         text = renderer.templates.render("text", "digest.txt", ctx)
@@ -69,7 +71,7 @@ def main() -> None:
         msg.add_alternative(html, subtype="html")
         msg.as_bytes()
     baseline = (time.perf_counter() - start) / len(sample)
-    assert UNSUBSCRIBE_SLOT not in html and PREFERENCES_SLOT not in html
+    assert "DIGEST-SLOT" not in html
 
     print(f"{n} subscribers, {k} distinct selections, {size / n / 1024:.1f} KiB per message")
     print(f"prepare once + splice : {ours * 1e3:.3f} ms per email (render + build)")

@@ -114,11 +114,15 @@ class RunReport:
     reason: str
     delivery: DeliveryReport | None = None
     awaiting_approval: bool = False  # built, and stopped: DIGEST_APPROVAL=required
+    # One line naming deliveries (of any edition) whose outcome is still unknown, if any.
+    unresolved: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True unless a delivery failed or every source failed."""
+        """True unless a delivery failed, every source failed, or unknown outcomes are left."""
         if self.collect.sources and len(self.collect.failed) == len(self.collect.sources):
+            return False
+        if self.unresolved:
             return False
         return self.delivery.ok if self.delivery else True
 
@@ -170,31 +174,35 @@ def run(
     sources: Iterable[Source] | None = None,
     transport: Transport | None = None,
     stopping: threading.Event | None = None,
+    holder: str | None = None,
 ) -> RunReport:
     """Collect from the configured sources, build the edition of ``today``, deliver it.
 
     With DIGEST_APPROVAL=required a draft is built and the run stops there until an admin
     approves it. ``stopping`` is the stop hook of the transport made for the delivery (set on
-    SIGTERM).
+    SIGTERM); ``holder`` names the run in the ledger (see digest.delivery.deliver).
+    ``report.unresolved`` names deliveries of any edition whose outcome is still unknown.
     """
     from digest import delivery
+    from digest.delivery.recovery import unresolved_unknown
 
     report = prepare(settings, store, frequency=frequency, today=today, sources=sources)
     edition = report.edition
-    if edition is None:
-        return report
-    if not may_send(edition, settings):
+    if edition is not None and not may_send(edition, settings):
         report.awaiting_approval = True
         report.reason += (
             f"; it awaits approval (DIGEST_APPROVAL=required): look at it with "
             f"`digest preview --edition {edition.key}`, then `digest approve {edition.key}`"
         )
         event(log, "edition.awaiting_approval", edition=edition.key)
+    if edition is None or report.awaiting_approval:
+        report.unresolved = unresolved_unknown(store)
         return report
     remember_link_key(store, settings)
     report.delivery = delivery.send_edition(
-        store, edition, settings, transport=transport, stopping=stopping
+        store, edition, settings, transport=transport, stopping=stopping, holder=holder
     )
+    report.unresolved = report.delivery.unresolved
     return report
 
 
@@ -229,12 +237,14 @@ def run_scheduled(
             return None
         event(log, "run.start", frequency=str(frequency), day=day,
               fire_time=fire_time.isoformat())  # fmt: skip
-        run_id = store.start_run("schedule", edition_key(frequency, today))
-        try:
-            report = run(settings, store, frequency=frequency, today=today, stopping=stopping)
-        except Exception as exc:
-            store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
-            raise
+        with store.alive(holder):  # others can tell at once if this process dies mid-run
+            run_id = store.start_run("schedule", edition_key(frequency, today), holder)
+            try:
+                report = run(settings, store, frequency=frequency, today=today,
+                             stopping=stopping, holder=holder)  # fmt: skip
+            except Exception as exc:
+                store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+                raise
         outcome, detail = describe(report)
         if outcome == "paused" and stopping is not None and stopping.is_set():
             summary = report.delivery.summary() if report.delivery else ""
@@ -251,6 +261,8 @@ def describe(report: RunReport) -> tuple[str, str]:
     The outcomes: ok, nothing, waiting (for approval), paused, failed.
     """
     if report.edition is None:
+        if report.unresolved:
+            return "failed", f"{report.unresolved}; {report.reason}"[:500]
         return ("nothing" if report.ok else "failed"), report.reason
     if report.awaiting_approval:
         return ("waiting" if report.ok else "failed"), report.reason[:500]
@@ -258,4 +270,6 @@ def describe(report: RunReport) -> tuple[str, str]:
     detail = "; ".join(part for part in (report.reason, summary) if part)
     if report.delivery and report.delivery.paused:
         return "paused", f"{report.delivery.paused}; {detail}"[:500]
+    if report.unresolved:
+        return "failed", f"{report.unresolved}; {detail}"[:500]
     return ("ok" if report.ok else "failed"), detail[:500]

@@ -16,10 +16,11 @@ from datetime import date
 from digest.config import Settings, TransportKind
 from digest.errors import DigestError
 from digest.mail.dkim import DkimSigner
-from digest.mail.render import Renderer, full_selection
+from digest.mail.render import Renderer
 from digest.mail.templates import compile_all
 from digest.models import Edition, Frequency, Paper, Subscriber, Theme
 from digest.store import Store
+from digest.themes.rank import full_selection
 from digest.tokens import (
     DEMO_SECRET_KEY,
     LINK_KEY_META,

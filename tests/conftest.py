@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from digest.config import Settings, load_settings
 from digest.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +53,31 @@ def store(db_url: str) -> Store:
     s.migrate()
     yield s
     s.close()
+
+
+@contextlib.contextmanager
+def throwaway_postgres(prefix: str = "digest_test") -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards; skips when there is none.
+
+    Each caller gets its own, so parallel test runs never collide.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except (sa.exc.OperationalError, ImportError) as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {str(exc).splitlines()[0]}")
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for the test (see throwaway_postgres)."""
+    with throwaway_postgres() as url:
+        yield url

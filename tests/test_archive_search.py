@@ -22,7 +22,6 @@ from digest.sources.jsonfile import from_hf_items
 from digest.store import Store
 from digest.store.search import fts5_query, search_words, tsquery
 from tests.conftest import FIXTURES
-from tests.test_workers_pg import pg_url  # noqa: F401 - a fixture: a throw-away database
 
 EXTRA = [
     Paper("2411.00001", "GPT-4o as a Judge: self-evaluation of LLMs", "We study GPT-4 judges.",

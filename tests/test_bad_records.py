@@ -24,7 +24,6 @@ from digest.sources.arxiv_api import parse_api_feed
 from digest.sources.jsonfile import MAX_FILE_BYTES, MAX_JSON_DEPTH, load_papers
 from digest.sources.normalize import MAX_COUNT
 from digest.store import Store
-from tests.test_workers_pg import pg_url  # noqa: F401 - a fixture: a throw-away database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HF_2024 = FIXTURES / "hf_daily_papers_2024-10-25.json"

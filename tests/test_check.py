@@ -25,7 +25,6 @@ from digest.store import Store
 from tests.conftest import TEST_SECRET
 from tests.smtpserver import ScriptedServer
 from tests.test_transports import _dkim_key, _server_context
-from tests.test_workers_pg import pg_url  # noqa: F401 - a fixture: a throw-away database
 from tests.webserver import digest_web, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -229,20 +229,27 @@ def test_rows_a_crashed_run_left_in_sending_become_unknown_and_are_not_resent(
     edition = make_edition(store)
     crashed, rest = add(store, 2)
     store.queue_deliveries(edition.id, [crashed.id, rest.id])
-    row = next(d for d in store.deliveries(edition.id) if d.subscriber_id == crashed.id)
-    assert store.begin_sending(row.id, crashed.id)  # what a killed process leaves behind
+    # What a killed process leaves behind: its claim and a row in `sending`, and no live holder.
+    claim = store.claim_deliveries(edition.id, "otherhost:4242:dead", 1)[0]
+    assert store.begin_sending(claim.delivery_id, crashed.id)
     memory = MemoryTransport()
     report = send_edition(store, edition, settings, transport=memory)
     assert [m.recipient for m in memory.messages] == [rest.email]
     assert report.unknown == 1 and statuses(store, edition)[crashed.id] is DeliveryStatus.UNKNOWN
+    assert not report.ok and "1 delivery has an unknown outcome" in report.unresolved
 
 
-def test_a_second_sqlite_sender_is_kept_out_by_the_lease(store: Store, settings: Settings) -> None:
+def test_a_second_sqlite_sender_is_kept_out_by_the_lease(
+    store: Store, settings: Settings, db_url: str
+) -> None:
     edition = make_edition(store)
     add(store, 1)
-    assert store.acquire_lease("send", "someone-else", timedelta(minutes=1))
-    with pytest.raises(DigestError, match="another `digest send` is running"):
-        send_edition(store, edition, settings, transport=MemoryTransport())
+    other = Store(db_url)  # another process, on another machine: alive by its renewed lease
+    with other.alive("otherhost:77:live"):
+        assert other.acquire_lease("send", "otherhost:77:live", timedelta(minutes=1))
+        with pytest.raises(DigestError, match="another `digest send` is running"):
+            send_edition(store, edition, settings, transport=MemoryTransport())
+    other.close()
     with pytest.raises(DigestError, match="PostgreSQL"):
         send_edition(store, edition, settings, transport=MemoryTransport(), worker=True)
 

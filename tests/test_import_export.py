@@ -21,7 +21,6 @@ from digest.cli import cli
 from digest.store import Store
 from digest.store.schema import subscribers as subscribers_table
 from tests.conftest import TEST_SECRET
-from tests.test_workers_pg import pg_url  # noqa: F401 - a fixture: a throw-away database
 
 
 def _run(env: dict[str, str], *args: str, **extra: str):

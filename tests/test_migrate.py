@@ -12,16 +12,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from digest.store import Store
-from tests.test_workers_pg import SERVER
+from tests.conftest import throwaway_postgres
 
 # Imports digest first, then waits for the common start time, so the migrations really race.
 MIGRATE = (
@@ -35,24 +33,6 @@ MIGRATE = (
 
 
 @contextmanager
-def empty_database() -> Iterator[str]:
-    """The URL of a new, empty database, dropped afterwards; skips without PostgreSQL."""
-    name = f"digest_migrate_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except (sa.exc.OperationalError, ImportError) as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {str(exc).splitlines()[0]}")
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@contextmanager
 def empty_sqlite(folder: Path) -> Iterator[str]:
     """The URL of a SQLite file that does not exist yet."""
     yield f"sqlite:///{folder / 'digest.db'}"
@@ -63,7 +43,11 @@ def empty_sqlite(folder: Path) -> Iterator[str]:
 def test_two_processes_migrating_an_empty_database_at_once_both_succeed(
     kind: str, attempt: int, tmp_path: Path
 ) -> None:
-    with empty_database() if kind == "postgresql" else empty_sqlite(tmp_path) as url:
+    with (
+        throwaway_postgres("digest_migrate")
+        if kind == "postgresql"
+        else empty_sqlite(tmp_path) as url
+    ):
         start = time.time() + 2.5  # both have imported digest by then
         procs = [
             subprocess.Popen(

@@ -14,7 +14,7 @@ import pytest
 
 from digest.config import load_settings
 from digest.errors import DigestError
-from digest.mail.render import Renderer, full_selection
+from digest.mail.render import Renderer
 from digest.mail.text import format_authors, shorten, summarize
 from digest.models import (
     Edition,
@@ -25,6 +25,7 @@ from digest.models import (
     Subscriber,
     Theme,
 )
+from digest.themes.rank import full_selection
 from digest.tokens import Purpose, Signer
 from tests.conftest import FIXTURES, TEST_SECRET
 

@@ -26,7 +26,6 @@ from digest.store import Store
 from tests.smtpserver import Script, ScriptedServer
 from tests.test_delivery import add, make_edition, smtp_settings
 from tests.test_send_cli import TEST_ENV
-from tests.test_workers_pg import pg_url  # noqa: F401 - a fixture: a throw-away database
 
 
 def smtp_env(db_url: str, port: int) -> dict[str, str]:

@@ -117,7 +117,13 @@ def test_unknown_outcome_exits_non_zero_and_says_how_to_resend(
         }
         result = CliRunner().invoke(cli, ["send"], env=smtp)
         assert result.exit_code == 1 and "unknown 1" in result.output
-        assert "digest send --retry-unknown" in result.output
+        key = "daily-2026-11-26"
+        line = f"error: 1 delivery has an unknown outcome ({key}: 1)"
+        assert line in result.output
+        assert f"digest send --edition {key} --retry-unknown" in result.output
+        # Until an admin resolves it, every send says so and exits 1, though nothing failed now.
+        again = CliRunner().invoke(cli, ["send"], env=smtp)
+        assert again.exit_code == 1 and "unknown 0" in again.output and line in again.output
         server.handler.script.data.clear()
         retried = CliRunner().invoke(cli, ["send", "--retry-unknown"], env=smtp)
     assert retried.exit_code == 0 and "sent 1" in retried.output

@@ -14,7 +14,6 @@ from digest.models import Paper
 from digest.store import Store, StoreError
 from digest.store.base import IN_CHUNK
 from digest.store.schema import papers as papers_table
-from tests.test_workers_pg import pg_url  # noqa: F401  (the throw-away PostgreSQL database)
 
 DAY = datetime(2026, 1, 20, tzinfo=UTC)
 KNOWN = IN_CHUNK + 200  # more stored papers than one chunked read holds

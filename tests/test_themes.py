@@ -6,6 +6,7 @@ import json
 import shutil
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -493,3 +494,16 @@ def test_asking_for_embeddings_without_the_extra_is_one_clear_error(tmp_path, mo
     load_embedder.cache_clear()
     assert result.exit_code == 1
     assert "pip install 'digest-papers[embeddings]'" in result.stderr
+
+
+def test_loner_test_in_chunks_matches_the_whole_similarity_matrix() -> None:
+    """Each paper's best mate, computed a chunk of rows at a time, is the all-pairs answer."""
+    from scipy import sparse
+    from sklearn.preprocessing import normalize
+
+    from digest.themes.grouping import _best_mate
+
+    rows = normalize(sparse.random(11, 40, density=0.2, format="csr", random_state=3))
+    whole = (rows @ rows.T).toarray()
+    np.fill_diagonal(whole, 0.0)
+    assert np.allclose(_best_mate(rows, chunk=3), whole.max(axis=1))

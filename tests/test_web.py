@@ -67,6 +67,14 @@ def subscribe(client: TestClient, email: str, **fields: object):
     return client.post("/subscribe", data=data)
 
 
+def confirm_with_button(client: TestClient, link: str):
+    """Open a confirmation link and press its button, as the person does."""
+    page = client.get(link)
+    if page.status_code != 200:
+        return page
+    return client.post(link, data={"csrf": csrf_of(page.text)})
+
+
 def link_in(message: Message, kind: str) -> str:
     match = re.search(rf"https://digest\.example\.org(/{kind}/[A-Za-z0-9_.\-]+)", message.text)
     assert match, f"no /{kind}/ link in the email"
@@ -243,13 +251,18 @@ def test_confirm_link_works_once_then_welcomes(
 ) -> None:
     subscribe(client, "ada@example.org")
     link = link_in(transport.messages[0], "confirm")
-    first = client.get(link)
+    shown = client.get(link)
+    assert shown.status_code == 200 and "Confirm my subscription" in shown.text
+    assert store.find_subscriber("ada@example.org").status is SubscriberStatus.UNCONFIRMED
+    first = client.post(link, data={"csrf": csrf_of(shown.text)})
     assert first.status_code == 200 and "subscribed" in first.text
     assert store.find_subscriber("ada@example.org").status is SubscriberStatus.ACTIVE
     assert [m.subject for m in transport.messages][-1].startswith("Welcome")
     assert 'href="/preferences/' in first.text
     again = client.get(link)
     assert again.status_code == 410 and "already used" in again.text
+    replay = client.post(link, data={"csrf": csrf_of(shown.text)})
+    assert replay.status_code == 410 and "already used" in replay.text
     assert len(transport.messages) == 2  # no second welcome
 
 
@@ -260,7 +273,8 @@ def test_a_newer_confirmation_replaces_the_older_link(
     subscribe(client, "ada@example.org")
     old, new = (link_in(m, "confirm") for m in transport.messages)
     assert client.get(old).status_code == 410
-    assert client.get(new).status_code == 200
+    assert confirm_with_button(client, new).status_code == 200
+    assert store.find_subscriber("ada@example.org").status is SubscriberStatus.ACTIVE
 
 
 def test_an_address_gets_at_most_three_confirmations_a_day(
@@ -292,7 +306,8 @@ def test_expired_tampered_and_cross_purpose_confirm_tokens(
         assert client.get(f"/confirm/{signer.make(purpose, sub.id, nonce)}").status_code == 400
     assert store.get_subscriber(sub.id).status is SubscriberStatus.UNCONFIRMED
     young = make_old_token(signer, Purpose.CONFIRM, sub.id, nonce, 47 * 3600)
-    assert client.get(f"/confirm/{young}").status_code == 200
+    assert confirm_with_button(client, f"/confirm/{young}").status_code == 200
+    assert store.get_subscriber(sub.id).status is SubscriberStatus.ACTIVE
 
 
 # --- preferences -----------------------------------------------------------------------------
@@ -520,7 +535,7 @@ def test_nothing_personal_reaches_the_logs(
     caplog.set_level(logging.DEBUG)
     subscribe(client, "secret.person@example.org")
     confirm = link_in(transport.messages[0], "confirm")
-    client.get(confirm)
+    confirm_with_button(client, confirm)
     unsubscribe = link_in(transport.messages[1], "unsubscribe")
     client.post(unsubscribe, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
     logged = "\n".join(

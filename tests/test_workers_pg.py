@@ -1,7 +1,7 @@
 """Three `digest send --worker` processes share one edition on the real PostgreSQL.
 
 Each claims batches with SELECT ... FOR UPDATE SKIP LOCKED; every one of 3,000 subscribers
-gets exactly one message. Uses its own throw-away database on 127.0.0.1:5432.
+gets exactly one message. Uses its own throw-away database on 127.0.0.1:5432 (``pg_url`` in conftest).
 """
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import uuid
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from digest.models import DeliveryStatus, EditionStatus, SubscriberStatus
@@ -22,26 +20,7 @@ from tests.smtpserver import ScriptedServer
 from tests.test_delivery import make_edition
 from tests.test_send_cli import DIGEST, TEST_ENV
 
-SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 READERS = 3000
-
-
-@pytest.fixture
-def pg_url() -> str:
-    """A new, empty database, dropped after the test; skips when PostgreSQL is not there."""
-    name = f"digest_workers_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except (sa.exc.OperationalError, ImportError) as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {str(exc).splitlines()[0]}")
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def test_three_workers_deliver_each_of_3000_subscribers_exactly_once(

@@ -69,6 +69,8 @@ def echo_run(report: pipeline.RunReport) -> None:
         click.echo(f"edition {report.edition.key}: {len(report.edition.papers)} papers{counts}")
     if report.delivery is not None:
         click.echo(report.delivery.summary())
+    if report.unresolved:
+        click.echo(f"error: {report.unresolved}", err=True)
 
 
 @click.command("run")

@@ -52,7 +52,7 @@ def _picked(
 
 
 def _render(app: App, renderer, edition: Edition, subscriber: Subscriber, prefix: str = ""):
-    from digest.mail.render import select_for
+    from digest.themes.rank import select_for
 
     selection = select_for(edition, subscriber, app.settings)
     return renderer.prepare_digest(edition, selection, subject_prefix=prefix)

@@ -12,7 +12,7 @@ from digest.editions import Picked, may_send, pick_edition
 from digest.errors import DigestError
 from digest.models import Edition, Frequency
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the delivery package loads rendering and SMTP: only a send imports it
     from digest.delivery.report import DeliveryReport
     from digest.store import Store
 
@@ -58,6 +58,11 @@ def _picked(app: App, edition_key: str | None, frequency: str | None, dry_run: b
     help="Queue failed rows again whose cause may be fixed; never hard bounces (5.1.x).",
 )
 @click.option(
+    "--accept-unknown",
+    is_flag=True,
+    help="Count rows whose outcome is unknown after a crash as sent (recorded in the ledger).",
+)
+@click.option(
     "--worker",
     is_flag=True,
     help="PostgreSQL only: share the edition with other `digest send --worker` processes.",
@@ -70,6 +75,7 @@ def send(
     frequency: str | None,
     retry_unknown: bool,
     retry_failed: bool,
+    accept_unknown: bool,
     worker: bool,
 ) -> None:
     """Send today's edition to every active subscriber of its frequency who has not had it.
@@ -77,8 +83,9 @@ def send(
     The edition is --edition KEY, else today's of --frequency (built from the collected papers
     if need be), else the newest one; `preview` and `--dry-run` pick by the same rule. Every
     delivery is recorded, so running it again sends nothing twice. After a crash, rows whose
-    outcome is unknown wait for --retry-unknown; failed rows whose cause you fixed (a setting,
-    a template, a relay's policy) wait for --retry-failed.
+    outcome is unknown are never resent on their own, and every send exits 1 until you resend
+    them (--retry-unknown) or count them as sent (--accept-unknown); failed rows whose cause
+    you fixed (a setting, a template, a relay's policy) wait for --retry-failed.
 
     Example: digest send --dry-run && digest send
     """
@@ -87,6 +94,7 @@ def send(
     from digest.delivery import send_edition
     from digest.logs import setup_logging
     from digest.pipeline import remember_link_key
+    from digest.store import new_holder
 
     settings = app.signing_settings()
     terminal = sys.stderr.isatty()
@@ -100,23 +108,36 @@ def send(
             f"deliveries of {edition.key} again"
         )
     progress = BarProgress() if terminal and not dry_run else LogProgress()
-    run_id = None
-    if not dry_run:
-        remember_link_key(store, settings)
-        run_id = store.start_run("send", edition.key)
-    try:
-        report = send_edition(
-            store, edition, settings, dry_run=dry_run, retry_unknown=retry_unknown,
-            retry_failed=retry_failed, worker=worker, progress=progress,
-        )  # fmt: skip
-    except BaseException as exc:
+    holder = new_holder()
+    with store.alive(holder):  # from the run record on, others can tell if this process dies
+        run_id = None
+        if not dry_run:
+            remember_link_key(store, settings)
+            run_id = store.start_run("send", edition.key, holder)
+        try:
+            report = send_edition(
+                store, edition, settings, dry_run=dry_run, retry_unknown=retry_unknown,
+                retry_failed=retry_failed, accept_unknown=accept_unknown, worker=worker,
+                progress=progress, holder=holder,
+            )  # fmt: skip
+        except BaseException as exc:
+            if run_id is not None:
+                store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+            raise
         if run_id is not None:
-            store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
-        raise
-    if run_id is not None:
-        outcome = "paused" if report.paused else ("ok" if report.ok else "failed")
-        store.finish_run(run_id, outcome, report.summary())
+            outcome = "paused" if report.paused else ("ok" if report.ok else "failed")
+            store.finish_run(run_id, outcome, _run_detail(report))
     _echo_report(report, store, edition, retry_failed)
+
+
+def _run_detail(report: DeliveryReport) -> str:
+    """The runs table's one line for a send: the summary, and what an admin resolved."""
+    detail = report.summary()
+    if report.retried_unknown:
+        detail += f"; resent {report.retried_unknown} whose outcome was unknown"
+    if report.accepted_unknown:
+        detail += f"; accepted {report.accepted_unknown} whose outcome was unknown as sent"
+    return detail[:500]
 
 
 def _echo_report(
@@ -127,16 +148,12 @@ def _echo_report(
     click.echo(report.summary())
     if report.retried_unknown:
         click.echo(f"resent {report.retried_unknown} deliveries whose outcome was unknown")
+    if report.accepted_unknown:
+        click.echo(
+            f"counted {report.accepted_unknown} deliveries whose outcome was unknown as sent"
+        )
     if retry_failed and not dry_run:
         click.echo(f"queued {report.retried_failed} failed deliveries again")
-    unknown = report.ledger.get("unknown", 0)
-    if unknown and not dry_run:
-        click.echo(
-            f"{unknown} deliveries of {key} have an unknown outcome (a crash or a lost "
-            "connection after the message was handed over); they are not resent unless you run "
-            "`digest send --retry-unknown`",
-            err=True,
-        )
     failed = report.ledger.get("failed", 0)
     if failed and not dry_run:
         retryable = store.retryable_failures(edition.id)  # type: ignore[arg-type]
@@ -148,6 +165,8 @@ def _echo_report(
         )
     if report.paused:
         raise DigestError(f"sending paused: {report.paused}")
+    if report.unresolved and not report.dry_run:
+        raise DigestError(report.unresolved)
     if not report.ok:
         click.get_current_context().exit(1)
 

@@ -9,7 +9,7 @@ import click
 
 from digest.cli import App, pass_app
 from digest.logs import mask_email
-from digest.store import FailureGroup
+from digest.store import FailureGroup, Store
 
 __all__ = ["register", "status"]
 
@@ -21,7 +21,9 @@ __all__ = ["register", "status"]
 def status(app: App, limit: int, as_json: bool) -> None:
     """Show the last runs, editions, deliveries by state, the next run and what needs you.
 
-    What needs you: a paused run, editions awaiting approval, failed deliveries by cause.
+    What needs you: a paused or crashed run (one whose process died, with its unknown
+    outcomes), editions awaiting approval, failed deliveries by cause, and deliveries whose
+    outcome is unknown, by edition, with the command that resolves them.
 
     Example: digest status --runs 5
     """
@@ -40,8 +42,8 @@ def status(app: App, limit: int, as_json: bool) -> None:
             str(f): t.isoformat(timespec="seconds") if t else None
             for f, t in next_runs(settings, now).items()
         },
-        "runs": [_run(r, tz) for r in store.recent_runs(limit)],
-        "paused": [_run(r, tz) for r in store.paused_runs()],
+        "runs": [_run(r, tz, store) for r in store.recent_runs(limit)],
+        "paused": [_run(r, tz, store) for r in store.paused_runs()],
         "editions": [
             {"key": e.key, "status": str(e.status), "date": e.date.isoformat()}
             for e in store.list_editions(limit=5)
@@ -53,6 +55,7 @@ def status(app: App, limit: int, as_json: bool) -> None:
             if e.created_at is not None
         ],
         "failures": [_failure(g) for g in store.failure_groups()],
+        "unknown": store.unknown_counts(),
     }
     if as_json:
         click.echo(json.dumps(facts, indent=2))
@@ -76,18 +79,24 @@ def _failure(group: FailureGroup) -> dict:
     }
 
 
-def _run(row: dict, tz: tzinfo) -> dict:
+def _run(row: dict, tz: tzinfo, store: Store) -> dict:
     def at(value: datetime | None) -> str | None:
         return value.astimezone(tz).isoformat(timespec="seconds") if value else None
 
+    outcome, detail, holder = row["outcome"], row["detail"] or "", row["holder"]
+    fact = {"id": row["id"], "kind": row["kind"], "edition": row["edition_key"]}
+    # A run still marked running whose process is gone crashed; no later run has noticed yet.
+    if outcome == "running" and holder and store.holder_gone(holder):
+        outcome, detail = "crashed", "the process is gone (killed or crashed)"
+    if outcome == "crashed" and holder:
+        fact["unknown"] = store.holder_unknown(holder)
+        detail = f"{detail.partition(';')[0]}; {fact['unknown']} deliveries have an unknown outcome"
     return {
-        "id": row["id"],
-        "kind": row["kind"],
-        "edition": row["edition_key"],
-        "outcome": row["outcome"],
+        **fact,
+        "outcome": outcome,
         "started_at": at(row["started_at"]),
         "finished_at": at(row["finished_at"]),
-        "detail": row["detail"] or "",
+        "detail": detail,
     }
 
 
@@ -99,6 +108,12 @@ def _print_status(facts: dict, now: datetime) -> None:
             wait = datetime.fromisoformat(when) - now
             hours, rest = divmod(int(wait.total_seconds()), 3600)
             echo(f"Next {frequency} edition: {when} (in {hours}h {rest // 60:02d}m)")
+    for key, count in facts["unknown"].items():
+        echo(
+            click.style("UNKNOWN", fg="red")
+            + f" {count} deliveries of {key}: resend with `digest send --edition {key} "
+            "--retry-unknown` or count them as sent with `--accept-unknown`"
+        )
     for run in facts["paused"]:
         echo(
             click.style("PAUSED", fg="yellow")
@@ -112,7 +127,7 @@ def _print_status(facts: dict, now: datetime) -> None:
     echo("")
     echo("Last runs:" if facts["runs"] else "Last runs: none yet")
     for run in facts["runs"]:
-        ended = run["finished_at"] or "still running"
+        ended = run["finished_at"] or ("-" if run["outcome"] == "crashed" else "still running")
         edition = run["edition"] or "-"
         line = f"  #{run['id']:<4} {run['kind']:<8} {edition:<18} {run['outcome']:<8} {run['started_at']} -> {ended}"
         echo(line + (f"  {run['detail']}" if run["detail"] else ""))

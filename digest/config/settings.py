@@ -237,8 +237,13 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address `digest web` listens on")
     web_port: int = Field(8000, ge=1, le=65535, description="Port `digest web` listens on")
     subscribe_rate: int = Field(5, ge=1, description="Subscribe requests per client per 10 minutes")
+    trusted_proxies: CsvList = Field(
+        default_factory=list,
+        description="IPs or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "names the client (blank: none, the connection's address is the client)",
+    )
 
-    @field_validator("sources", "arxiv_categories", mode="before")
+    @field_validator("sources", "arxiv_categories", "trusted_proxies", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _csv(value)
@@ -277,6 +282,18 @@ class Settings(BaseSettings):
     def _existing_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError("no such file")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
 
     @field_validator("accent_color")

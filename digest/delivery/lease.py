@@ -1,7 +1,7 @@
 """One `digest send` per database: a lease row, held and renewed while a send runs.
 
-A sender that died on this machine (SIGKILL, out of memory) leaves its lease behind; it is
-taken over as soon as that process is gone, rather than after the lease expires.
+A sender that died (SIGKILL, out of memory) leaves its lease behind; it is taken over as soon
+as ``Store.holder_gone`` says that process is gone, rather than after the lease expires.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from digest.errors import DigestError
 from digest.logs import event
-from digest.store import Store, holder_is_gone
+from digest.store import Store
 
 __all__ = ["LEASE", "LEASE_TTL", "send_lease", "take_lease"]
 
@@ -43,13 +43,12 @@ async def send_lease(store: Store, holder: str) -> AsyncIterator[None]:
 
 
 def take_lease(store: Store, holder: str) -> bool:
-    """Take the send lease; also from a sender on this machine that died (e.g. SIGKILL)."""
+    """Take the send lease; also from a sender that died (e.g. SIGKILL)."""
     if store.acquire_lease(LEASE, holder, LEASE_TTL):
         return True
     other = store.lease_holder(LEASE) or ""
-    gone, pid = holder_is_gone(other)
-    if gone:
-        event(log, "send.lease_taken_over", dead_pid=pid, level=logging.WARNING)
+    if other and store.holder_gone(other):
+        event(log, "send.lease_taken_over", level=logging.WARNING)
         store.release_lease(LEASE, other)
         return store.acquire_lease(LEASE, holder, LEASE_TTL)
     return False

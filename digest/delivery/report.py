@@ -28,17 +28,20 @@ class DeliveryReport:
     suppressed: int = 0  # addresses the server called bad (5.1.x), now bounced
     retried_unknown: int = 0
     retried_failed: int = 0  # failed rows queued again by --retry-failed
+    accepted_unknown: int = 0  # unknown rows an admin counted as sent (--accept-unknown)
     contents: int = 0  # distinct renders (per selection, not per subscriber)
     paused: str | None = None
     dry_run: bool = False
     would_send: int = 0
     ledger: dict[str, int] = field(default_factory=dict)
     outbox: Path | None = None  # the file transport's folder: nothing was emailed
+    # One line naming every delivery (any edition) whose outcome is still unknown, if any.
+    unresolved: str | None = None
 
     @property
     def ok(self) -> bool:
-        """False when anything failed, is unknown, or the run paused."""
-        return not (self.failed or self.unknown or self.paused)
+        """False when anything failed, is unknown (now or left from a crash), or the run paused."""
+        return not (self.failed or self.unknown or self.paused or self.unresolved)
 
     def summary(self) -> str:
         """One line for people: what happened to this edition."""

@@ -3,7 +3,8 @@
 A row moves queued -> sending -> sent | deferred | failed | unknown. ``sending`` is committed
 (together with a re-check that the subscriber is still active) right before the message is
 handed to the transport, so a crash leaves ``sending`` rows that the next run turns into
-``unknown`` and never resends on its own -- the listmonk lesson: a cursor is not a ledger.
+``unknown`` at once (digest.delivery.recovery) and never resends on its own -- the listmonk
+lesson: a cursor is not a ledger.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from digest.config import Settings
 from digest.delivery.contents import Contents
 from digest.delivery.failures import failure_of
+from digest.delivery.recovery import recover_crashed
 from digest.delivery.report import DeliveryReport, Progress
 from digest.delivery.throttle import throttle_for
 from digest.delivery.transports import (
@@ -40,7 +42,7 @@ from digest.models import (
     Message,
     SubscriberStatus,
 )
-from digest.store import Store, new_holder, utcnow
+from digest.store import Store, utcnow
 from digest.store.deliveries import Claim, SendLedger
 
 __all__ = ["SendOptions", "SendRun", "batched"]
@@ -73,6 +75,7 @@ class SendOptions:
     worker: bool = False  # share the edition with other workers through claims (PostgreSQL)
     retry_unknown: bool = False  # resend rows whose outcome is unknown after a crash
     retry_failed: bool = False  # queue failed rows again whose cause may be fixed (not 5.1.x)
+    accept_unknown: bool = False  # count rows whose outcome is unknown as sent
     retry_delay: float = 30.0  # first wait before a deferred (4xx) row is retried
     retry_max_delay: float = 900.0  # the backoff doubles up to this
     pause_after: int = 3  # connection failures in a row that pause the run
@@ -82,7 +85,7 @@ class SendOptions:
 
 
 def _stale_after(transport: Transport) -> timedelta:
-    """How old a ``sending`` row must be before a worker may call it crashed."""
+    """How old a ``sending`` row of no recorded holder must be before it counts as crashed."""
     return timedelta(seconds=2 * transport.message_timeout + 60)
 
 
@@ -111,12 +114,13 @@ class SendRun:
         report: DeliveryReport,
         progress: Progress,
         options: SendOptions,
+        holder: str,
     ) -> None:
         self.store, self.edition, self.settings = store, edition, settings
         self.transport, self.contents, self.progress = transport, contents, progress
         self.report, self.options = report, options
         self.edition_id: int = edition.id  # type: ignore[assignment]
-        self.holder = new_holder()
+        self.holder = holder  # kept alive by the caller (Store.alive); stamped on our rows
         self.concurrency = max(1, transport.concurrency)
         self.throttle = throttle_for(settings, store)
         self.failures = 0  # connection failures in a row
@@ -134,16 +138,18 @@ class SendRun:
     def _prepare(self) -> None:
         """Mark dead runs' rows unknown, queue the new subscribers, start the progress display."""
         store, eid, report = self.store, self.edition_id, self.report
-        # Only a lone SQLite sender (it holds the lease) knows every `sending` row is a dead
-        # run's; on PostgreSQL a worker may be mid-message, so only rows older than any message.
-        shared = self.options.worker or store.dialect == "postgresql"
-        older = utcnow() - _stale_after(self.transport) if shared else None
-        report.unknown += store.mark_stale_sending_unknown(eid, older_than=older)
+        unowned_before = utcnow() - _stale_after(self.transport)
+        report.unknown += recover_crashed(store, self.holder, unowned_before=unowned_before).get(
+            eid, 0
+        )
         if report.unknown:
             event(log, "send.crashed_rows_unknown", edition=self.edition.key, rows=report.unknown,
                   level=logging.WARNING)  # fmt: skip
         if self.options.retry_unknown:
             report.retried_unknown = store.requeue_unknown(eid)
+            report.unknown = 0
+        elif self.options.accept_unknown:
+            report.accepted_unknown = store.accept_unknown(eid)
             report.unknown = 0
         if self.options.retry_failed:
             report.retried_failed = store.requeue_failed(eid)

@@ -14,13 +14,14 @@ from typing import Any
 from digest.config import Settings
 from digest.delivery.contents import Contents
 from digest.delivery.lease import send_lease
+from digest.delivery.recovery import unresolved_unknown
 from digest.delivery.report import DeliveryReport, NoProgress, Progress, handed_over
 from digest.delivery.run import SendOptions, SendRun, batched
 from digest.delivery.transports import Transport, make_transport
 from digest.errors import DigestError
 from digest.mail.render import Renderer
 from digest.models import DeliveryStatus, Edition, Message
-from digest.store import Store
+from digest.store import Store, new_holder
 from digest.themes.taxonomy import Taxonomy
 
 __all__ = ["deliver", "send_edition", "send_message"]
@@ -37,6 +38,8 @@ async def deliver(
     worker: bool = False,
     retry_unknown: bool = False,
     retry_failed: bool = False,
+    accept_unknown: bool = False,
+    holder: str | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
     retry_delay: float | None = None,
@@ -51,31 +54,47 @@ async def deliver(
     ``worker=True`` (PostgreSQL) shares the edition with other workers by claiming batches;
     otherwise a lease in the database keeps a second sender out. A dry run also takes an
     edition not stored yet (what `digest send` would build), which has no ledger rows.
+    ``holder`` names this run in the ledger and the runs table (default: a new one); it is
+    kept alive while the send runs, so another process can tell at once if this one dies.
+    ``report.unresolved`` names any delivery, of any edition, whose outcome is unknown after.
     """
     contents = Contents(edition, settings, renderer, taxonomy)
     report = DeliveryReport(edition_key=edition.key, dry_run=dry_run, outbox=transport.outbox)
     if dry_run:
         return _dry_run(store, edition, contents, report)
-    if edition.id is None:
-        raise ValueError("deliver() needs a stored edition (with an id)")
-    if worker and store.dialect != "postgresql":
-        raise DigestError(
-            "--worker needs PostgreSQL (DIGEST_DATABASE_URL=postgresql+psycopg://...)"
-        )
+    _refuse_impossible(store, edition, worker=worker, both=retry_unknown and accept_unknown)
     options = SendOptions(
         worker=worker, retry_unknown=retry_unknown, retry_failed=retry_failed,
+        accept_unknown=accept_unknown,
         retry_delay=settings.smtp_retry_delay if retry_delay is None else retry_delay,
         retry_max_delay=(
             settings.smtp_retry_max_delay if retry_max_delay is None else retry_max_delay
         ),
         pause_after=pause_after, failure_pause=failure_pause, batch_size=batch_size, sleep=sleep,
     )  # fmt: skip
+    holder = holder or new_holder()
     run = SendRun(
-        store, edition, settings, transport, contents, report, progress or NoProgress(), options
-    )
-    # Workers share the edition through claims; a lone sender keeps others out with the lease.
-    async with contextlib.nullcontext() if worker else send_lease(store, run.holder):
-        return await run.run()
+        store, edition, settings, transport, contents, report, progress or NoProgress(), options,
+        holder,
+    )  # fmt: skip
+    with store.alive(holder):
+        # Workers share the edition through claims; a lone sender keeps others out with the lease.
+        async with contextlib.nullcontext() if worker else send_lease(store, holder):
+            await run.run()
+    report.unresolved = unresolved_unknown(store)
+    return report
+
+
+def _refuse_impossible(store: Store, edition: Edition, *, worker: bool, both: bool) -> None:
+    """Stop before anything is sent when the options cannot work together."""
+    if edition.id is None:
+        raise ValueError("deliver() needs a stored edition (with an id)")
+    if worker and store.dialect != "postgresql":
+        raise DigestError(
+            "--worker needs PostgreSQL (DIGEST_DATABASE_URL=postgresql+psycopg://...)"
+        )
+    if both:
+        raise DigestError("--retry-unknown and --accept-unknown exclude each other; pick one")
 
 
 def _dry_run(

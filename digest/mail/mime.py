@@ -15,6 +15,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from email.header import Header
 
 from digest.errors import DigestError
@@ -22,6 +23,7 @@ from digest.errors import DigestError
 __all__ = [
     "CRLF",
     "MAX_LINE",
+    "Slots",
     "SplicedMessage",
     "check_header",
     "domain_of",
@@ -82,6 +84,29 @@ def domain_of(address: str) -> str:
 def make_message_id(domain: str) -> str:
     """A globally unique Message-ID at ``domain``."""
     return f"<{secrets.token_hex(12)}.{int(time.time())}@{domain}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Slots:
+    """The placeholders of one render, where each subscriber's signed links are spliced in.
+
+    A fixed placeholder string let any paper field that spelled it (a project page, a title)
+    receive every subscriber's tokens. Each render draws its own 128-bit nonce instead, after
+    the content is fixed, so the only places holding the placeholders are the template's.
+    """
+
+    unsubscribe: str
+    preferences: str
+
+    @classmethod
+    def new(cls) -> Slots:
+        """Fresh placeholders for one render."""
+        nonce = secrets.token_hex(16)
+        return cls(f"DIGEST-SLOT-UNSUBSCRIBE-{nonce}", f"DIGEST-SLOT-PREFERENCES-{nonce}")
+
+    def values(self, unsubscribe: str, preferences: str) -> dict[str, str]:
+        """The splice map: each placeholder to its subscriber's URL."""
+        return {self.unsubscribe: unsubscribe, self.preferences: preferences}
 
 
 def _wrap_line(line: str, limit: int) -> list[str]:

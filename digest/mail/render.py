@@ -3,19 +3,23 @@
 Templates are loaded and compiled once by digest.mail.templates. A digest is rendered once per
 distinct Selection with placeholder links; :meth:`PreparedMessage.for_subscriber` splices each
 subscriber's signed links and headers into the pre-encoded bytes (see digest.mail.mime).
+
+The placeholders carry a random nonce drawn for each render (``mime.Slots``), so only the
+template's own link positions hold them: a paper or subscriber field that spells a placeholder
+cannot know the nonce, and so never receives a subscriber's token.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
 from digest.config import Settings
 from digest.errors import DigestError
-from digest.mail.mime import SplicedMessage, check_header
+from digest.mail.mime import Slots, SplicedMessage, check_header
 from digest.mail.templates import TemplateSet
 from digest.mail.text import clean, format_authors, safe_url, shorten, summarize
 from digest.mail.text import thumbnail as thumbnail_of
@@ -24,20 +28,19 @@ from digest.models import (
     Frequency,
     Message,
     SelectedPaper,
-    SelectedTheme,
     Selection,
     Subscriber,
 )
-from digest.themes.rank import select
 from digest.themes.rank import signals as rank_signals
-from digest.themes.taxonomy import load_taxonomy
 from digest.tokens import Purpose, Signer
 
-__all__ = ["Brand", "PaperView", "PreparedMessage", "Renderer", "full_selection", "select_for"]
+__all__ = [
+    "Brand",
+    "PaperView",
+    "PreparedMessage",
+    "Renderer",
+]
 
-UNSUBSCRIBE_SLOT = "DIGEST-SLOT-UNSUBSCRIBE-URL-7c1d"
-PREFERENCES_SLOT = "DIGEST-SLOT-PREFERENCES-URL-7c1d"
-SLOTS = (UNSUBSCRIBE_SLOT, PREFERENCES_SLOT)
 TITLE_CHARS = 300
 
 
@@ -89,35 +92,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-# --- selections ---------------------------------------------------------------------------
-
-
-def full_selection(edition: Edition, max_papers: int | None = None) -> Selection:
-    """Every paper of ``edition`` as one Selection, the rest past ``max_papers`` omitted.
-
-    For previews when no per-subscriber selection applies.
-    """
-    left = max_papers if max_papers is not None else len(edition.papers)
-    themes = []
-    for theme in edition.themes:
-        take = theme.papers[: max(left, 0)]
-        left -= len(take)
-        if take:
-            themes.append(SelectedTheme(theme.label, tuple(SelectedPaper(p) for p in take)))
-    shown = sum(len(t.papers) for t in themes)
-    return Selection(tuple(themes), omitted=len(edition.papers) - shown)
-
-
-def select_for(edition: Edition, subscriber: Subscriber, settings: Settings) -> Selection:
-    """What ``subscriber`` gets of ``edition`` now, as digest.themes.rank.select chooses it.
-
-    Used by previews; delivery calls digest.themes.rank itself.
-    """
-    taxonomy = load_taxonomy(settings.taxonomy_file)
-    now = datetime.now(UTC)
-    return select(edition, subscriber, taxonomy=taxonomy, default_max=settings.max_papers, now=now)
-
-
 # --- the renderer -------------------------------------------------------------------------
 
 
@@ -139,8 +113,11 @@ def _long_date(day: date) -> str:
 class PreparedMessage:
     """A digest rendered once for one Selection; finished cheaply per subscriber."""
 
-    def __init__(self, renderer: Renderer, spliced: SplicedMessage, edition: Edition) -> None:
+    def __init__(
+        self, renderer: Renderer, spliced: SplicedMessage, edition: Edition, slots: Slots
+    ) -> None:
         self._renderer = renderer
+        self._slots = slots
         self.spliced = spliced
         self.edition = edition
         self.subject = spliced.subject
@@ -150,7 +127,7 @@ class PreparedMessage:
         unsubscribe, preferences = self._renderer.links(subscriber)
         raw, text, html, headers = self.spliced.build(
             subscriber.email,
-            {UNSUBSCRIBE_SLOT: unsubscribe, PREFERENCES_SLOT: preferences},
+            self._slots.values(unsubscribe, preferences),
             {
                 "List-Unsubscribe": f"<{unsubscribe}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -213,8 +190,10 @@ class Renderer:
 
     # -- digests --
 
-    def digest_context(self, edition: Edition, selection: Selection) -> dict[str, Any]:
-        """Everything digest.mjml and digest.txt see."""
+    def digest_context(
+        self, edition: Edition, selection: Selection, slots: Slots
+    ) -> dict[str, Any]:
+        """Everything digest.mjml and digest.txt see; the links are the render's own ``slots``."""
         show = self.settings.thumbnails  # the lead paper of each theme, where the source has one
         themes = [
             {
@@ -250,8 +229,8 @@ class Renderer:
             "archive_url": archive,
             "browser_url": archive,
             "footer_reason": reason,
-            "unsubscribe_url": UNSUBSCRIBE_SLOT,
-            "preferences_url": PREFERENCES_SLOT,
+            "unsubscribe_url": slots.unsubscribe,
+            "preferences_url": slots.preferences,
         }
 
     def subject(self, edition: Edition, count: int) -> str:
@@ -278,11 +257,13 @@ class Renderer:
         self, edition: Edition, selection: Selection, *, subject_prefix: str = ""
     ) -> PreparedMessage:
         """Render ``selection`` of ``edition`` once (HTML + text), ready for any subscriber."""
-        context = self.digest_context(edition, selection)
+        slots = Slots.new()
+        context = self.digest_context(edition, selection, slots)
         html = self.templates.render("html", "digest.mjml", context)
         text = _tidy_text(self.templates.render("text", "digest.txt", context))
         subject = subject_prefix + self.subject(edition, context["count"])
-        return PreparedMessage(self, self._spliced(subject, text, html, SLOTS), edition)
+        spliced = self._spliced(subject, text, html, (slots.unsubscribe, slots.preferences))
+        return PreparedMessage(self, spliced, edition, slots)
 
     # -- confirmation and welcome --
 

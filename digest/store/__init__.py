@@ -15,6 +15,7 @@ from digest.store.deliveries import DeliveryStore
 from digest.store.failures import FailureGroup, FailureStore
 from digest.store.leases import LeaseStore, holder_is_gone, new_holder
 from digest.store.papers import PaperStore
+from digest.store.recovery import RecoveryStore
 from digest.store.runs import RunStore
 from digest.store.subscribers import SubscriberStore
 
@@ -39,6 +40,7 @@ class Store(
     SubscriberStore,
     DeliveryStore,
     FailureStore,
+    RecoveryStore,
     RunStore,
     LeaseStore,
     StoreBase,

@@ -135,8 +135,10 @@ class DeliveryStore(StoreBase):
         ]
         if not rows:
             return 0
+        # rowcount of an executemany is -1 on PostgreSQL: count the rows RETURNING gives back.
+        query = self._insert_ignore().returning(schema.deliveries.c.id)
         with self.transaction() as conn:
-            return conn.execute(self._insert_ignore(), rows).rowcount or 0
+            return len(conn.execute(query, rows).all())
 
     def deliveries(
         self, edition_id: int, statuses: Iterable[DeliveryStatus] | None = None
@@ -189,27 +191,6 @@ class DeliveryStore(StoreBase):
             query = query.where(t.c.status.in_([str(s) for s in expect]))
         with self.transaction() as conn:
             return conn.execute(query).rowcount == 1
-
-    def mark_stale_sending_unknown(
-        self, edition_id: int | None = None, older_than: datetime | None = None
-    ) -> int:
-        """After a crash: rows left in ``sending`` become ``unknown`` (never resent on their own).
-
-        ``older_than`` spares rows a live worker marked recently (PostgreSQL scale-out).
-        """
-        t = schema.deliveries
-        query = (
-            sa.update(t)
-            .where(t.c.status == str(DeliveryStatus.SENDING))
-            .values(status=str(DeliveryStatus.UNKNOWN), updated_at=utcnow(), claimed_by=None,
-                    last_error="interrupted between SENDING and the server's reply")
-        )  # fmt: skip
-        if edition_id is not None:
-            query = query.where(t.c.edition_id == edition_id)
-        if older_than is not None:
-            query = query.where(t.c.updated_at < older_than)
-        with self.transaction() as conn:
-            return conn.execute(query).rowcount or 0
 
     def delivery_counts(self, edition_id: int | None = None) -> dict[str, int]:
         """How many ledger rows are in each state (of one edition, or all)."""
@@ -305,18 +286,6 @@ class DeliveryStore(StoreBase):
             .where(t.c.edition_id == edition_id, t.c.claimed_by == worker, t.c.status.in_(_OPEN))
             .values(claimed_by=None)
         )
-        with self.transaction() as conn:
-            return conn.execute(query).rowcount or 0
-
-    def requeue_unknown(self, edition_id: int) -> int:
-        """``unknown`` rows back to ``queued``: an admin decided to resend them."""
-        t = schema.deliveries
-        query = (
-            sa.update(t)
-            .where(t.c.edition_id == edition_id, t.c.status == str(DeliveryStatus.UNKNOWN))
-            .values(status=str(DeliveryStatus.QUEUED), claimed_by=None, updated_at=utcnow(),
-                    next_attempt_at=None)
-        )  # fmt: skip
         with self.transaction() as conn:
             return conn.execute(query).rowcount or 0
 

@@ -3,15 +3,22 @@
 A lease is a row of the ``locks`` table with an expiry, taken and renewed by its holder; the
 scheduler's run lock is a PostgreSQL advisory lock, or such a lease on SQLite. Holders are
 named ``host:pid:random`` (``new_holder``) so a holder on this machine that died can be told.
+
+A run that records its holder (in ``runs`` and in the ledger rows it is sending) keeps that
+holder visibly alive with ``alive``; ``holder_gone`` tells at once when its process died: on
+PostgreSQL from a session advisory lock (the server drops it with the connection, on any
+host), on SQLite from the process id on this machine or else the holder's expired lease row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -20,7 +27,10 @@ import sqlalchemy as sa
 from digest.store import schema
 from digest.store.base import StoreBase, StoreError, advisory_key, utcnow
 
-__all__ = ["LeaseStore", "holder_is_gone", "new_holder"]
+__all__ = ["ALIVE_TTL", "LeaseStore", "holder_is_gone", "new_holder"]
+
+# How long a holder on another machine (SQLite only) counts as alive without a renewal.
+ALIVE_TTL = timedelta(minutes=2)
 
 
 def new_holder() -> str:
@@ -55,8 +65,68 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _alive_name(holder: str) -> str:
+    """The lease row (and advisory lock) name that says ``holder`` is alive; fits 64 chars."""
+    return "alive:" + hashlib.blake2b(holder.encode(), digest_size=12).hexdigest()
+
+
 class LeaseStore(StoreBase):
-    """Named leases (rows with an expiry) and the scheduler's run lock."""
+    """Named leases (rows with an expiry), the scheduler's run lock, and live holders."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        super().__init__(url, echo=echo)
+        # The holders this process keeps alive through this Store, so nested ``alive`` blocks
+        # of one holder (a scheduled run and the send inside it) share one lock or lease.
+        self._present: Counter[str] = Counter()
+        self._present_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def alive(self, holder: str) -> Iterator[None]:
+        """Keep ``holder`` visibly alive for the block, for ``holder_gone`` in other processes.
+
+        PostgreSQL: a session advisory lock on a connection held for the block. SQLite: a
+        lease row renewed by a thread. Re-entrant for the same holder on this Store.
+        """
+        with self._present_lock:
+            self._present[holder] += 1
+            outer = self._present[holder] == 1
+        name = _alive_name(holder)
+        try:
+            if not outer:
+                yield
+            elif self.dialect == "postgresql":
+                with self._advisory_lock(name, wait=True):
+                    yield
+            else:
+                with self._renewed_lease(name, holder, ALIVE_TTL):
+                    yield
+        finally:
+            with self._present_lock:
+                self._present[holder] -= 1
+                if not self._present[holder]:
+                    del self._present[holder]
+
+    def holder_gone(self, holder: str) -> bool:
+        """True when the process behind ``holder`` no longer runs (crashed or killed).
+
+        Only meaningful for holders that used ``alive``: one that never did counts as gone.
+        """
+        with self._present_lock:
+            if self._present[holder]:
+                return False
+        if self.dialect == "postgresql":
+            with self._advisory_lock(_alive_name(holder)) as taken:
+                return taken  # we could take its lock: no session holds it any more
+        if holder_is_gone(holder)[0]:
+            return True
+        t = schema.locks
+        with self.transaction() as conn:
+            expires = conn.scalar(
+                sa.select(t.c.expires_at).where(
+                    t.c.name == _alive_name(holder), t.c.holder == holder
+                )
+            )
+        return expires is None or expires < utcnow()
 
     def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
         """Take (or renew) the named lease for ``holder`` unless another holder's is unexpired.
@@ -113,13 +183,23 @@ class LeaseStore(StoreBase):
         if not self.acquire_lease(name, holder, ttl):
             yield False
             return
+        with self._renewed_lease(name, holder, ttl, taken=True):
+            yield True
+
+    @contextlib.contextmanager
+    def _renewed_lease(
+        self, name: str, holder: str, ttl: timedelta, *, taken: bool = False
+    ) -> Iterator[None]:
+        """Hold the lease ``name`` for the block, renewed every ``ttl / 3`` by a thread."""
+        if not taken:
+            self.acquire_lease(name, holder, ttl)
         stop = threading.Event()
         renewer = threading.Thread(
             target=self._renew_lease, args=(name, holder, ttl, stop), daemon=True
         )
         renewer.start()
         try:
-            yield True
+            yield
         finally:
             stop.set()
             renewer.join()
@@ -133,10 +213,12 @@ class LeaseStore(StoreBase):
                 continue
 
     @contextlib.contextmanager
-    def _advisory_lock(self, name: str) -> Iterator[bool]:
+    def _advisory_lock(self, name: str, *, wait: bool = False) -> Iterator[bool]:
+        """A PostgreSQL session advisory lock on a connection kept for the block."""
         key = advisory_key(name)
+        take = "SELECT pg_advisory_lock(:k), true" if wait else "SELECT pg_try_advisory_lock(:k)"
         with self.engine.connect() as conn:
-            taken = bool(conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
+            taken = bool(conn.execute(sa.text(take), {"k": key}).all()[0][-1])
             conn.commit()
             try:
                 yield taken

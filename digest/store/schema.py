@@ -160,7 +160,7 @@ deliveries = Table(
     Column("last_error", Text),
     Column("message_id", String(255)),
     Column("next_attempt_at", UtcDateTime),
-    Column("claimed_by", String(64)),
+    Column("claimed_by", String(128)),  # the holder (new_holder) of the run that has the row
     Column("updated_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime),
     # Why a failed row failed (a FailureKind) and the SMTP reply code ("550 5.7.1"), so that
@@ -180,8 +180,9 @@ runs = Table(
     Column("edition_key", String(64)),
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime),
-    Column("outcome", String(16), nullable=False),  # running, ok, nothing, failed, paused
+    Column("outcome", String(16), nullable=False),  # running, ok, nothing, failed, paused, crashed
     Column("detail", Text),
+    Column("holder", String(128)),  # new_holder() of the process; tells a crashed run at once
 )
 
 # Lease rows: a named lock held by one process until it expires (SQLite's stand-in for a

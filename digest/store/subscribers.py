@@ -201,6 +201,16 @@ class SubscriberStore(StoreBase):
             )
             return conn.scalar(sa.select(t.c.confirm_nonce).where(t.c.id == subscriber_id))
 
+    def confirmation_open(self, subscriber_id: int, nonce: int) -> bool:
+        """True when ``nonce`` is the subscriber's current one and they still wait to confirm."""
+        t = schema.subscribers
+        waiting = [str(SubscriberStatus.UNCONFIRMED), str(SubscriberStatus.UNSUBSCRIBED)]
+        query = sa.select(t.c.id).where(
+            t.c.id == subscriber_id, t.c.confirm_nonce == nonce, t.c.status.in_(waiting)
+        )
+        with self.transaction() as conn:
+            return conn.scalar(query) is not None
+
     def confirm_subscriber(self, subscriber_id: int, nonce: int) -> Subscriber | None:
         """Use a confirmation nonce: activate the subscriber if ``nonce`` is the current one.
 

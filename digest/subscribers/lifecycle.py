@@ -17,7 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import DigestError
 from digest.logs import event
-from digest.models import Frequency, Subscriber, SubscriberStatus
+from digest.models import Frequency, Message, Subscriber, SubscriberStatus
 from digest.store import AlreadyExists
 from digest.themes.taxonomy import load_taxonomy
 
@@ -31,6 +31,9 @@ __all__ = [
     "add",
     "can_pause",
     "can_resume",
+    "check_keywords",
+    "check_max_papers",
+    "confirmation_for",
     "delete",
     "email_hash",
     "erase",
@@ -50,6 +53,11 @@ log = logging.getLogger(__name__)
 
 # Topics and keywords in one CSV cell: "agents; robotics" or "agents|robotics".
 LIST_SEPARATORS = (";", "|")
+# Caps on what a subscriber (or an import file) can store: a keyword is a word or a phrase,
+# and each one is matched against every paper of every edition.
+MAX_KEYWORDS = 20
+MAX_KEYWORD_CHARS = 100
+MAX_PAPERS_LIMIT = 1000  # papers per email a row may ask for; DIGEST_MAX_PAPERS caps it again
 
 
 def normalize_email(raw: str) -> str:
@@ -85,6 +93,30 @@ def split_list(text: str | None) -> list[str]:
     return [part.strip() for part in text.split(LIST_SEPARATORS[0]) if part.strip()]
 
 
+def check_keywords(keywords: Iterable[str]) -> tuple[str, ...]:
+    """Keywords stripped, blanks and repeats dropped; DigestError beyond the caps.
+
+    At most MAX_KEYWORDS of at most MAX_KEYWORD_CHARS characters each: refused, not cut, so
+    nobody is left wondering why their keyword never matches.
+    """
+    kept = tuple(dict.fromkeys(k.strip() for k in keywords if k.strip()))
+    longest = max((len(k) for k in kept), default=0)
+    if longest > MAX_KEYWORD_CHARS:
+        raise DigestError(
+            f"a keyword can be at most {MAX_KEYWORD_CHARS} characters (got {longest:,})"
+        )
+    if len(kept) > MAX_KEYWORDS:
+        raise DigestError(f"at most {MAX_KEYWORDS} keywords (got {len(kept):,})")
+    return kept
+
+
+def check_max_papers(value: int | None) -> int | None:
+    """Papers per email as a subscriber asks (None: the default); DigestError past the cap."""
+    if value is not None and not 0 < value <= MAX_PAPERS_LIMIT:
+        raise DigestError(f"max_papers must be at most {MAX_PAPERS_LIMIT:,} (got {value:,})")
+    return value
+
+
 def known_topics(settings: Settings) -> list[str]:
     """The topic names subscribers can choose, from the taxonomy file."""
     return list(load_taxonomy(settings.taxonomy_file).topics)
@@ -102,9 +134,8 @@ def resolve_topics(requested: Iterable[str], known: Sequence[str]) -> tuple[str,
         elif match not in chosen:
             chosen.append(match)
     if unknown:
-        raise DigestError(
-            f"unknown topic {', '.join(map(repr, unknown))} (known: {', '.join(known) or 'none'})"
-        )
+        named = ", ".join(repr(name[:60]) for name in unknown[:3])  # never echo a huge value
+        raise DigestError(f"unknown topic {named} (known: {', '.join(known) or 'none'})")
     return tuple(chosen)
 
 
@@ -145,7 +176,7 @@ def add(
         email=address,
         status=status,
         topics=tuple(topics),
-        keywords=tuple(k.strip() for k in keywords if k.strip()),
+        keywords=check_keywords(keywords),
         frequency=frequency,
     )
     try:
@@ -192,12 +223,17 @@ def request_subscription(
     return None
 
 
+def confirmation_for(store: Store, subscriber: Subscriber, renderer: Renderer) -> Message:
+    """The confirmation email, its link carrying a fresh nonce (older links stop working)."""
+    nonce = store.next_confirm_nonce(subscriber.id)  # type: ignore[arg-type]
+    return renderer.confirmation(subscriber, nonce)
+
+
 async def send_confirmation(
     store: Store, subscriber: Subscriber, *, renderer: Renderer, transport: Transport
 ) -> None:
     """Email a confirmation link carrying a fresh nonce (older links stop working)."""
-    nonce = store.next_confirm_nonce(subscriber.id)
-    await transport.send(renderer.confirmation(subscriber, nonce))
+    await transport.send(confirmation_for(store, subscriber, renderer))
     event(log, "subscriber.confirmation_sent", subscriber=subscriber.id)
 
 

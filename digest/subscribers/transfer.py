@@ -20,6 +20,8 @@ from digest.logs import event
 from digest.models import Subscriber, SubscriberStatus
 from digest.subscribers.lifecycle import (
     LIST_SEPARATORS,
+    check_keywords,
+    check_max_papers,
     email_hash,
     normalize_email,
     parse_frequency,
@@ -171,9 +173,10 @@ def _row_to_subscriber(entry: object, known: Sequence[str], double_opt_in: bool)
         email=normalize_email(_scalar(entry, "email")),
         status=_import_status(_scalar(entry, "status"), double_opt_in),
         topics=resolve_topics(_names(entry, "topics"), known),
-        keywords=tuple(_names(entry, "keywords")),
+        keywords=check_keywords(_names(entry, "keywords")),
         frequency=parse_frequency(_scalar(entry, "frequency")),
-        max_papers=int(max_papers) if max_papers else None,  # 0: the site-wide default
+        # 0: the site-wide default
+        max_papers=check_max_papers(int(max_papers)) if max_papers else None,
         min_score=_number(entry, "min_score", float),
         created_at=_moment(entry, "created_at"),
         confirmed_at=_moment(entry, "confirmed_at"),

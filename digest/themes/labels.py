@@ -17,9 +17,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from digest.models import Paper
@@ -34,6 +36,8 @@ MIN_COVERAGE = 1 / 3
 # "X and Y" only when each part is in this share of the papers; else the better part alone.
 PAIR_COVERAGE = 1 / 2
 
+# Hash slots for counting in how many papers a phrase occurs (4 Mi: 16 MB, few collisions).
+_HASH_SLOTS = 1 << 22
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z][A-Za-z0-9]*")
 # Words that describe how a paper is written, not what it is about: never a label on their own.
 _GENERIC = frozenset(
@@ -131,19 +135,48 @@ class _Phrases:
 def _phrases(papers: list[Paper]) -> _Phrases:
     weights: list[dict[tuple[str, ...], float]] = []
     surface: dict[tuple[str, ...], Counter] = defaultdict(Counter)
+    repeated = _in_two_papers(papers)
+    # One tuple per distinct phrase, shared by every paper holding it: a new tuple per
+    # occurrence was most of the memory of labelling 10,000 papers.
+    canonical: dict[tuple[str, ...], tuple[str, ...]] = {}
     for paper in papers:
         found: dict[tuple[str, ...], float] = {}
-        for text, weight in (
-            (paper.abstract, 0.5),
-            (" ; ".join(paper.keywords), 1.0),
-            (paper.title, 1.0),
-        ):
-            for key, words in _ngrams(text):
-                found[key] = max(found.get(key, 0.0), weight)
-                # Prose shows a word's true case ("LLMs", "Gaussian"); Title Case does not.
-                surface[key][" ".join(words)] += 1.0 if weight < 1 else 0.01
+        for fresh, words, weight in _paper_ngrams(paper):
+            if not repeated(fresh):
+                continue  # in one paper only: it can never be what two papers share
+            key = canonical.setdefault(fresh, fresh)
+            found[key] = max(found.get(key, 0.0), weight)
+            # Prose shows a word's true case ("LLMs", "Gaussian"); Title Case does not.
+            surface[key][" ".join(words)] += 1.0 if weight < 1 else 0.01
         weights.append(found)
     return _Phrases(weights, surface)
+
+
+def _paper_ngrams(paper: Paper) -> Iterator[tuple[tuple[str, ...], list[str], float]]:
+    """(key, surface words, weight) of each phrase of a paper: 1 in title or keywords, 0.5 else."""
+    for text, weight in (
+        (paper.abstract, 0.5),
+        (" ; ".join(paper.keywords), 1.0),
+        (paper.title, 1.0),
+    ):
+        for key, words in _ngrams(text):
+            yield key, words, weight
+
+
+def _in_two_papers(papers: list[Paper]) -> Callable[[tuple[str, ...]], bool]:
+    """A test that passes every phrase found in at least two papers (and a few hash twins).
+
+    Most phrases of a batch occur in one paper only; only shared ones can label a theme. A
+    first pass counts papers per phrase in a fixed table of hash slots, so those phrases are
+    never stored: at 10,000 papers storing every phrase took ~250 MB. A slot shared by two
+    phrases only lets an extra one through, which changes nothing.
+    """
+    slots = np.zeros(_HASH_SLOTS, dtype=np.uint32)
+    for paper in papers:
+        seen = {hash(key) % _HASH_SLOTS for key, _, _ in _paper_ngrams(paper)}
+        slots[np.fromiter(seen, dtype=np.int64, count=len(seen))] += 1
+    repeated = (slots >= 2).tobytes()  # 4 MB of flags; the counts are let go
+    return lambda key: repeated[hash(key) % _HASH_SLOTS] == 1
 
 
 _BREAK = re.compile(r"[.,;:!?()\[\]{}\"]|\s-\s")
@@ -187,7 +220,6 @@ def label_clusters(
     """
     phrases = _phrases(papers)
     index = {id(p): i for i, p in enumerate(papers)}
-    words = [frozenset(analyze(_text(p))) for p in papers]
     everywhere: Counter = Counter()
     for found in phrases.weights:
         everywhere.update(found.keys())
@@ -208,7 +240,9 @@ def label_clusters(
         if not shared:
             labels.append(None)
             continue
-        cover = {key: coverage(key, [words[r] for r in rows]) for key in shared}
+        # Each paper is in one cluster: its words are needed once, here, and then let go.
+        words = [frozenset(analyze(_text(p))) for p in members]
+        cover = {key: coverage(key, words) for key in shared}
         # Coverage counts twice (weighted: a title counts more than an abstract): a phrase in
         # most papers beats a sharper one in a third ("Optimization" over "Differential privacy").
         base = {

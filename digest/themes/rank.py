@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
+from digest.config import Settings
 from digest.models import (
     REMAINDER_LABEL,
     Edition,
@@ -31,9 +32,11 @@ from digest.models import (
     Subscriber,
     Theme,
 )
-from digest.themes.taxonomy import Taxonomy, keyword_pattern
+from digest.themes.taxonomy import Taxonomy, keyword_pattern, load_taxonomy
 
 __all__ = [
+    "full_selection",
+    "select_for",
     "HALF_LIFE_DAYS",
     "MAX_AGE_DAYS",
     "signals",
@@ -200,3 +203,29 @@ def _why(paper: Paper, reasons: list[str]) -> str:
 def _count(n: int, noun: str) -> str:
     shown = f"{n / 1000:.1f}k".replace(".0k", "k") if n >= 1000 else str(n)
     return f"{shown} {noun}{'' if n == 1 else 's'}"
+
+
+def full_selection(edition: Edition, max_papers: int | None = None) -> Selection:
+    """Every paper of ``edition`` as one Selection, the rest past ``max_papers`` omitted.
+
+    For previews when no per-subscriber selection applies.
+    """
+    left = max_papers if max_papers is not None else len(edition.papers)
+    themes = []
+    for theme in edition.themes:
+        take = theme.papers[: max(left, 0)]
+        left -= len(take)
+        if take:
+            themes.append(SelectedTheme(theme.label, tuple(SelectedPaper(p) for p in take)))
+    shown = sum(len(t.papers) for t in themes)
+    return Selection(tuple(themes), omitted=len(edition.papers) - shown)
+
+
+def select_for(edition: Edition, subscriber: Subscriber, settings: Settings) -> Selection:
+    """What ``subscriber`` gets of ``edition`` now, as `select` chooses it.
+
+    Used by previews; delivery calls `select` itself.
+    """
+    taxonomy = load_taxonomy(settings.taxonomy_file)
+    now = datetime.now(UTC)
+    return select(edition, subscriber, taxonomy=taxonomy, default_max=settings.max_papers, now=now)

@@ -25,7 +25,7 @@ from digest.mail.render import Renderer
 from digest.mail.templates import PageTemplates
 from digest.store import Store
 from digest.tokens import Signer, require_secret
-from digest.web import archive, subscription
+from digest.web import archive, optin, subscription
 from digest.web.context import WebContext, context_of
 from digest.web.guard import CONFIRMATIONS_PER_DAY, ClientLimiter, CsrfGuard, GuardMiddleware
 
@@ -110,10 +110,11 @@ def create_app(
             await ctx.transport.aclose()
 
     routes = [
-        Route("/", subscription.home, methods=["GET"]),
-        Route("/subscribe", subscription.subscribe, methods=["POST"]),
+        Route("/", optin.home, methods=["GET"]),
+        Route("/subscribe", optin.subscribe, methods=["POST"]),
         Route("/subscribe", lambda request: RedirectResponse("/", 303), methods=["GET"]),
-        Route("/confirm/{token}", subscription.confirm, methods=["GET"]),
+        Route("/confirm/{token}", optin.confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", optin.confirm, methods=["POST"]),
         Route("/preferences/{token}", subscription.preferences, methods=["GET"]),
         Route("/preferences/{token}", subscription.update_preferences, methods=["POST"]),
         Route("/unsubscribe/{token}", subscription.unsubscribe_page, methods=["GET"]),

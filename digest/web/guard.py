@@ -28,9 +28,11 @@ __all__ = [
     "CSRF_COOKIE",
     "HONEYPOT",
     "PAGE_CSP",
+    "SUBSCRIBE_ANSWER_AFTER",
     "CsrfGuard",
     "GuardMiddleware",
     "ClientLimiter",
+    "JobBacklog",
 ]
 
 # The web app's records keep the logger name "digest.web" wherever the code lives, so log
@@ -44,6 +46,9 @@ RATE_WINDOW = 600.0  # settings.subscribe_rate requests per client per 10 minute
 # At most this many confirmation emails per address per day, whatever the number of clients
 # asking: the form must not become a way to flood someone's inbox.
 CONFIRMATIONS_PER_DAY = 3
+# The subscribe answer goes out this many seconds after the request came in, never sooner, so
+# its time cannot tell a new address from a deleted one (the lookup runs after answering).
+SUBSCRIBE_ANSWER_AFTER = 0.05
 # Our own pages load nothing but our stylesheet and the papers' thumbnails, from the hosts
 # the sources keep them on; tokens in URLs never leak through Referer.
 PAGE_CSP = (
@@ -81,6 +86,29 @@ class ClientLimiter:
             return hits[0] + self.window - now
         hits.append(now)
         return 0.0
+
+
+class JobBacklog:
+    """A bound on work left running after the answer (subscribe's lookup and email).
+
+    Answering first keeps every subscribe answer alike in time; the bound keeps a flood of
+    requests from many clients from piling up unbounded work behind the answers.
+    """
+
+    def __init__(self, limit: int = 100) -> None:
+        self.limit = limit
+        self.pending = 0
+
+    def enter(self) -> bool:
+        """Take a place for one job; False when the backlog is full (the job is dropped)."""
+        if self.pending >= self.limit:
+            return False
+        self.pending += 1
+        return True
+
+    def leave(self) -> None:
+        """Give the place back when the job is done."""
+        self.pending -= 1
 
 
 class CsrfGuard:

@@ -86,17 +86,22 @@ def make_server(
     The port is bound now, so a busy one stops the command before anything starts.
     ``handle_signals=False`` when another loop owns SIGTERM (the daemon). Our middleware logs
     requests with the tokens redacted, so uvicorn's own access log is off; ``log_config=None``
-    lets our handler format and redact uvicorn's other records too.
+    lets our handler format and redact uvicorn's other records too. ``port=0`` picks a free
+    port. X-Forwarded-For and -Proto are believed only from DIGEST_TRUSTED_PROXIES: anyone
+    else could rotate the header to dodge the per-client subscribe limit.
     """
-    host, port = host or settings.web_host, port or settings.web_port
+    host = host or settings.web_host
+    port = settings.web_port if port is None else port
     sock = listen(host, port)
+    trusted = settings.trusted_proxies
     config = uvicorn.Config(
         create_app(settings, store),
         host=host,
-        port=port,
+        port=sock.getsockname()[1],
         access_log=False,
         log_config=None,
-        proxy_headers=True,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=list(trusted) or None,
         lifespan="auto",
     )
     return WebServer(config, sock, handle_signals)

@@ -1,34 +1,27 @@
-"""The subscription pages of `digest web`: subscribe, confirm, preferences, unsubscribe.
+"""The pages of an existing subscription in `digest web`: preferences and unsubscribe.
 
 Links in emails carry signed, purpose-bound tokens (digest.tokens); forms carry a CSRF token
 (digest.web.guard); the one-click unsubscribe POST (RFC 8058) needs neither cookie nor CSRF
-token. The handlers are mounted by `digest.web.create_app`.
+token. Subscribing and confirming are in digest.web.optin. The handlers are mounted by
+`digest.web.create_app`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from digest import subscribers as subs
 from digest.errors import DigestError
 from digest.logs import event, mask_email
 from digest.models import Frequency, Subscriber, SubscriberStatus
-from digest.store import StoreError
-from digest.tokens import Purpose, TokenData, TokenError, TokenExpired
-from digest.web.context import WebContext, context_of
-from digest.web.guard import HONEYPOT
+from digest.tokens import Purpose
+from digest.web.context import context_of, sentence
 
 __all__ = [
-    "confirm",
-    "home",
     "preferences",
-    "subscribe",
     "unsubscribe",
     "unsubscribe_page",
     "update_preferences",
@@ -42,172 +35,6 @@ PREFERENCE_NOTICES = {
     "resumed": "Welcome back: your emails start with the next edition.",
     "unchanged": "Nothing changed.",
 }
-
-
-def _forbidden(ctx: WebContext) -> HTMLResponse:
-    return ctx.notice(
-        "This form has expired",
-        "For your safety the form must come from this site and be recent. "
-        "Please go back, reload the page and try again.",
-        status=403,
-    )
-
-
-def _in_background(
-    ctx: WebContext, job: Callable[[], Awaitable[None]], what: str, sid: int
-) -> BackgroundTask:
-    """Run an email send after the response, so every answer takes the same time."""
-
-    async def run() -> None:
-        try:
-            await job()
-        except Exception as exc:  # the visitor already has their answer
-            event(log, f"web.{what}_failed", level=logging.ERROR, subscriber=sid, error=str(exc))
-
-    return BackgroundTask(run)
-
-
-# --- subscribe -----------------------------------------------------------------------------------
-
-
-def _subscribe_form(
-    request: Request, *, status: int = 200, error: str = "", email: str = "", **values: Any
-) -> Response:
-    ctx = context_of(request)
-    return ctx.form_page(
-        request,
-        "subscribe.html",
-        status,
-        honeypot=HONEYPOT,
-        topics=ctx.topics,
-        chosen=set(values.get("chosen", ())),
-        frequency=values.get("frequency", Frequency.DAILY),
-        email=email,
-        error=error,
-    )
-
-
-async def home(request: Request) -> Response:
-    """GET /: the subscribe form."""
-    return _subscribe_form(request)
-
-
-async def subscribe(request: Request) -> Response:
-    """POST /subscribe: ask for a confirmation email; the same answer whatever the address."""
-    ctx = context_of(request)
-    client = request.client.host if request.client else "unknown"
-    wait = ctx.limiter.hit(client)
-    if wait:
-        response = ctx.notice(
-            "Too many requests",
-            "Please wait a few minutes before trying again.",
-            status=429,
-        )
-        response.headers["retry-after"] = str(int(wait) + 1)
-        return response
-    form = await request.form()
-    if not ctx.csrf.check(request, form):
-        return _forbidden(ctx)
-    checking = ctx.notice(
-        "Check your inbox",
-        "If the address can receive our emails, a confirmation link is on its way. "
-        "Click it within 48 hours to start your subscription.",
-    )
-    if form.get(HONEYPOT):
-        event(log, "web.subscribe_honeypot")
-        return checking
-    raw_email = str(form.get("email") or "")
-    chosen = [t for t in form.getlist("topic") if t in ctx.topics]
-    frequency = Frequency.WEEKLY if form.get("frequency") == "weekly" else Frequency.DAILY
-    try:
-        subscriber = subs.request_subscription(
-            ctx.store,
-            ctx.settings.secret_key,
-            raw_email,
-            topics=chosen,
-            frequency=frequency,
-        )
-    except StoreError:
-        raise  # the database's trouble is the operator's, not a message for the visitor
-    except DigestError as exc:
-        return _subscribe_form(
-            request,
-            status=400,
-            error=_sentence(str(exc)),
-            email=raw_email[:320],
-            chosen=chosen,
-            frequency=frequency,
-        )
-    if subscriber is not None and not ctx.confirmations.hit(str(subscriber.id)):
-
-        async def send() -> None:
-            await subs.send_confirmation(
-                ctx.store, subscriber, renderer=ctx.renderer, transport=ctx.transport
-            )
-
-        checking.background = _in_background(ctx, send, "confirmation", subscriber.id)
-    return checking
-
-
-def _sentence(text: str) -> str:
-    """``not valid: x`` -> ``Not valid: x.``"""
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith(".") else text + "."
-
-
-# --- confirm -------------------------------------------------------------------------------------
-
-
-def _verify(
-    ctx: WebContext, token: str, purpose: Purpose
-) -> tuple[TokenData | None, Response | None]:
-    """(what the token says, None) for a good token, else (None, the error page)."""
-    try:
-        data = ctx.signer.verify(token, purpose)
-    except TokenExpired:
-        return None, ctx.notice(
-            "This link has expired",
-            "Confirmation links work for 48 hours. Subscribe again to get a new one.",
-            status=410,
-            link=("/", "Subscribe again"),
-        )
-    except TokenError:
-        return None, ctx.notice(
-            "This link is not valid",
-            "Please use the complete link from your email.",
-            status=400,
-        )
-    return data, None
-
-
-async def confirm(request: Request) -> Response:
-    """GET /confirm/{token}: activate the subscription (the link works once), then welcome."""
-    ctx = context_of(request)
-    data, error = _verify(ctx, request.path_params["token"], Purpose.CONFIRM)
-    if error is not None:
-        return error
-    sid = data.subscriber_id
-    subscriber = ctx.store.confirm_subscriber(sid, data.nonce)
-    if subscriber is None:
-        return ctx.notice(
-            "This link was already used",
-            "Each confirmation link works once. If you already confirmed, you are subscribed; "
-            "otherwise subscribe again for a new link.",
-            status=410,
-            link=("/", "Subscribe"),
-        )
-    event(log, "web.confirmed", subscriber=sid)
-    response = ctx.page(
-        "welcome.html",
-        subscriber=subscriber,
-        preferences=f"/preferences/{ctx.signer.make(Purpose.PREFERENCES, sid)}",
-    )
-
-    async def send() -> None:
-        await ctx.transport.send(ctx.renderer.welcome(subscriber))
-
-    response.background = _in_background(ctx, send, "welcome", sid)
-    return response
 
 
 # --- preferences ---------------------------------------------------------------------------------
@@ -242,7 +69,7 @@ def _subscriber_for(
     request: Request, purpose: Purpose
 ) -> tuple[Subscriber | None, Response | None]:
     ctx = context_of(request)
-    data, error = _verify(ctx, request.path_params["token"], purpose)
+    data, error = ctx.verify(request.path_params["token"], purpose)
     if error is not None:
         return None, error
     subscriber = ctx.store.get_subscriber(data.subscriber_id)
@@ -285,7 +112,7 @@ async def update_preferences(request: Request) -> Response:
         return error
     form = await request.form()
     if not ctx.csrf.check(request, form):
-        return _forbidden(ctx)
+        return ctx.forbidden()
     action = form.get("action")
     sid = subscriber.id
     if action == "delete":
@@ -309,12 +136,16 @@ async def update_preferences(request: Request) -> Response:
     elif action == "save":
         try:
             max_papers = _parse_max(str(form.get("max_papers") or ""), ctx.settings.max_papers)
+            topics = subs.resolve_topics([str(t) for t in form.getlist("topic")], ctx.topics)
+            keywords = subs.check_keywords(
+                subs.split_list(str(form.get("keywords") or "").replace(",", ";"))
+            )
         except DigestError as exc:
-            return _preferences_page(request, subscriber, status=400, error=str(exc))
+            return _preferences_page(request, subscriber, status=400, error=sentence(str(exc)))
         ctx.store.update_preferences(
             sid,
-            topics=[t for t in form.getlist("topic") if t in ctx.topics],
-            keywords=subs.split_list(str(form.get("keywords") or "").replace(",", ";"))[:20],
+            topics=topics,
+            keywords=keywords,
             frequency=Frequency.WEEKLY if form.get("frequency") == "weekly" else Frequency.DAILY,
             max_papers=max_papers,
         )
@@ -330,7 +161,7 @@ async def update_preferences(request: Request) -> Response:
 async def unsubscribe_page(request: Request) -> Response:
     """GET /unsubscribe/{token}: a page with a button; changes nothing (link scanners GET)."""
     ctx = context_of(request)
-    data, error = _verify(ctx, request.path_params["token"], Purpose.UNSUBSCRIBE)
+    data, error = ctx.verify(request.path_params["token"], Purpose.UNSUBSCRIBE)
     if error is not None:
         return error
     subscriber = ctx.store.get_subscriber(data.subscriber_id)
@@ -348,7 +179,7 @@ async def unsubscribe(request: Request) -> Response:
     check; the signed token is the authority. Repeating it is harmless.
     """
     ctx = context_of(request)
-    data, error = _verify(ctx, request.path_params["token"], Purpose.UNSUBSCRIBE)
+    data, error = ctx.verify(request.path_params["token"], Purpose.UNSUBSCRIBE)
     if error is not None:
         return error
     subscriber = ctx.store.get_subscriber(data.subscriber_id)
