@@ -116,6 +116,9 @@ class SmtpTransport:
         self._local_hostname = local_hostname
         self._pool: asyncio.Queue[aiosmtplib.SMTP] | None = None
         self._clients: list[aiosmtplib.SMTP] = []
+        # The server refused our login once: the same password will not do better on the
+        # other connections, so they fail at once instead of knocking again.
+        self._login_refused: ConnectionFailure | None = None
         self._tls: ssl.SSLContext | None = None
         if security != "none":  # a bad CA file is a start-up error, not a failed message
             try:
@@ -164,13 +167,18 @@ class SmtpTransport:
 
     async def _connect(self, client: aiosmtplib.SMTP) -> None:
         """Connect, secure and log in, or raise ConnectionFailure."""
+        if self._login_refused is not None:
+            raise self._login_refused
         try:
             await client.connect()
             if self._username:
                 await client.login(self._username, self._password)
         except aiosmtplib.SMTPAuthenticationError as exc:
             client.close()
-            raise classify_reply(exc.code, exc.message, stage="auth") from None
+            refused = classify_reply(exc.code, exc.message, stage="auth")
+            if isinstance(refused, ConnectionFailure):
+                self._login_refused = refused
+            raise refused from None
         except aiosmtplib.SMTPResponseException as exc:
             client.close()
             raise ConnectionFailure(
