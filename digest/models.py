@@ -246,6 +246,16 @@ class Subscriber:
     min_score: float | None = None
     created_at: datetime | None = None
     confirmed_at: datetime | None = None
+    # The reader's own profile (issues 14 and 16). Stored by the store; read by selection.
+    likes: tuple[str, ...] = ()  # arXiv ids the subscriber liked ("more like this")
+    dislikes: tuple[str, ...] = ()  # arXiv ids they disliked ("less like this")
+    blend: float | None = None  # 0 trending .. 1 "for me"; None: the default for their likes
+    follow_authors: tuple[str, ...] = ()  # names as the reader typed them
+    follow_orgs: tuple[str, ...] = ()
+    timezone: str | None = None  # IANA name; None: DIGEST_TIMEZONE
+    send_hour: int | None = None  # 0-23 local; None: the hour of DIGEST_SCHEDULE
+    empty_days: str = "skip"  # "skip" a day with nothing new, or "roll" it into the next email
+    followups: bool = True  # the "Since you last saw it" section
 
 
 @dataclass(frozen=True, slots=True)

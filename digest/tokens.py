@@ -46,6 +46,7 @@ from digest.errors import DigestError
 
 __all__ = [
     "DEMO_SECRET_KEY",
+    "FeedbackData",
     "LEGACY_SHA1_UNTIL",
     "LINK_KEY_META",
     "MAX_AGE",
@@ -76,6 +77,7 @@ class Purpose(enum.StrEnum):
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
+    FEEDBACK = "feedback"
 
 
 # How long a token of each purpose stays valid (None: forever). Unsubscribe links must keep
@@ -84,10 +86,14 @@ MAX_AGE: dict[Purpose, int | None] = {
     Purpose.CONFIRM: 48 * 3600,
     Purpose.UNSUBSCRIBE: None,
     Purpose.PREFERENCES: None,
+    Purpose.FEEDBACK: None,
 }
 
 # A subscriber id, then an optional nonce; ids are database keys (at most 18 digits).
 _PAYLOAD = re.compile(rb"(\d{1,18})(?:\.(\d{1,18}))?")
+# A feedback token's payload: subscriber id, "~", the paper's arXiv id with "/" as "_" (old
+# ids such as hep-th/9901001 carry a slash, which a URL path segment cannot).
+_FEEDBACK = re.compile(rb"(\d{1,18})~([A-Za-z0-9.\-_]{1,64})")
 
 
 class TokenError(DigestError):
@@ -104,6 +110,14 @@ class TokenData:
 
     subscriber_id: int
     nonce: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackData:
+    """What a verified feedback token says: this subscriber, about this paper."""
+
+    subscriber_id: int
+    arxiv_id: str
 
 
 def generate_secret() -> str:
@@ -177,6 +191,27 @@ class Signer:
         """A URL-safe token letting its bearer do ``purpose`` for this subscriber."""
         payload = f"{subscriber_id}.{nonce}" if nonce else str(subscriber_id)
         return self._signers[purpose].sign(payload).decode("ascii")
+
+    def make_feedback(self, subscriber_id: int, arxiv_id: str) -> str:
+        """A token for one subscriber's "more/less like this" on one paper (never expires).
+
+        Bound to both: it cannot rate another paper or speak for another subscriber. The
+        choice itself is not signed; the bearer may make either choice, and undo it.
+        """
+        payload = f"{subscriber_id}~{arxiv_id.replace('/', '_')}"
+        return self._signers[Purpose.FEEDBACK].sign(payload).decode("ascii")
+
+    def verify_feedback(self, token: str) -> FeedbackData:
+        """Check a feedback token; TokenError when it is malformed, forged or for another use."""
+        invalid = TokenError("this feedback link is not valid")
+        try:
+            value = self._signers[Purpose.FEEDBACK].unsign(token)
+        except BadSignature:
+            raise invalid from None
+        match = _FEEDBACK.fullmatch(value)
+        if match is None:
+            raise invalid
+        return FeedbackData(int(match[1]), match[2].decode("ascii").replace("_", "/"))
 
     def verify(self, token: str, purpose: Purpose, *, max_age: int | None = None) -> TokenData:
         """Check ``token`` for ``purpose``; raise TokenExpired or TokenError when it fails."""

@@ -151,3 +151,20 @@ def test_old_sha1_tokens_keep_their_purpose_and_subscriber() -> None:
 def test_the_readme_states_the_end_of_the_transition() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert re.search(rf"keep working until\s+{LEGACY_SHA1_UNTIL.date().isoformat()}", readme)
+
+
+def test_feedback_token_binds_subscriber_and_paper_and_nothing_else():
+    """A "more like this" link names one subscriber and one paper; it opens nothing else."""
+    signer = Signer("k" * 40)
+    token = signer.make_feedback(7, "hep-th/9901001")
+    assert "/" not in token  # one URL path segment
+    data = signer.verify_feedback(token)
+    assert (data.subscriber_id, data.arxiv_id) == (7, "hep-th/9901001")
+    with pytest.raises(TokenError):
+        signer.verify(token, Purpose.PREFERENCES)
+    with pytest.raises(TokenError):
+        signer.verify_feedback(signer.make(Purpose.PREFERENCES, 7))
+    with pytest.raises(TokenError):
+        signer.verify_feedback(token.replace("~hep", "~hap"))
+    with pytest.raises(TokenError):
+        Signer("j" * 40).verify_feedback(token)
