@@ -15,6 +15,7 @@ from digest.store.deliveries import DeliveryStore
 from digest.store.failures import FailureGroup, FailureStore
 from digest.store.leases import LeaseStore, holder_is_gone, new_holder
 from digest.store.papers import PaperStore
+from digest.store.ratings import RatingStore
 from digest.store.recovery import RecoveryStore
 from digest.store.runs import RunStore
 from digest.store.subscribers import SubscriberStore
@@ -38,6 +39,7 @@ class Store(
     PaperStore,
     ArchiveStore,
     SubscriberStore,
+    RatingStore,
     DeliveryStore,
     FailureStore,
     RecoveryStore,

@@ -18,7 +18,7 @@ from digest.models import (
 )
 from digest.store import schema
 from digest.store.base import StoreBase, StoreError, utcnow
-from digest.store.subscribers import _row_to_subscriber
+from digest.store.subscribers import _with_ratings
 
 __all__ = ["Claim", "DeliveryStore", "SendLedger"]
 
@@ -248,12 +248,10 @@ class DeliveryStore(StoreBase):
             rows = sorted(conn.execute(query).all())
             if not rows:
                 return []
-            subs = {
-                r["id"]: _row_to_subscriber(r)
-                for r in conn.execute(
-                    sa.select(s).where(s.c.id.in_([r.subscriber_id for r in rows]))
-                ).mappings()
-            }
+            found = conn.execute(
+                sa.select(s).where(s.c.id.in_([r.subscriber_id for r in rows]))
+            ).mappings()
+            subs = {sub.id: sub for sub in _with_ratings(conn, found.all())}
         return [
             Claim(r.id, subs[r.subscriber_id], r.attempts) for r in rows if r.subscriber_id in subs
         ]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -134,8 +136,33 @@ subscribers = Table(
     Column("unsubscribed_at", UtcDateTime),
     # Bumped when a confirmation is used or a new one is sent: makes confirm tokens single-use.
     Column("confirm_nonce", Integer, nullable=False, default=0),
+    # The reader's own profile (revision 0005): "Trending" (0) to "For me" (1), whom they follow,
+    # their own hour, and what an empty day does.
+    Column("blend", Float),
+    Column("follow_authors", JSON, nullable=False, default=list),
+    Column("follow_orgs", JSON, nullable=False, default=list),
+    Column("timezone", String(64)),
+    Column("send_hour", Integer),
+    Column("empty_days", String(8), nullable=False, default="skip"),
+    Column("followups", Boolean, nullable=False, default=True),
 )
 Index("ix_subscribers_status", subscribers.c.status)
+
+# A subscriber's likes (+1) and dislikes (-1), by arXiv id: the paper may not be stored (yet).
+# Per subscriber only; deleted with them.
+ratings = Table(
+    "ratings",
+    metadata,
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("arxiv_id", String(64), primary_key=True),
+    Column("value", SmallInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
 
 # Deleted or hard-bounced addresses, kept only as a salted hash so they stay suppressed.
 suppressions = Table(

@@ -18,7 +18,8 @@ __all__ = ["SubscriberStore"]
 _UNSET = object()  # "leave this column alone" where None is a real value
 
 
-def _row_to_subscriber(row: sa.RowMapping) -> Subscriber:
+def _row_to_subscriber(row: sa.RowMapping, ratings: dict[str, int] | None = None) -> Subscriber:
+    rated = ratings or {}
     return Subscriber(
         email=row["email"],
         id=row["id"],
@@ -30,7 +31,51 @@ def _row_to_subscriber(row: sa.RowMapping) -> Subscriber:
         min_score=row["min_score"],
         created_at=row["created_at"],
         confirmed_at=row["confirmed_at"],
+        likes=tuple(a for a, v in rated.items() if v > 0),
+        dislikes=tuple(a for a, v in rated.items() if v < 0),
+        blend=row["blend"],
+        follow_authors=tuple(row["follow_authors"] or ()),
+        follow_orgs=tuple(row["follow_orgs"] or ()),
+        timezone=row["timezone"],
+        send_hour=row["send_hour"],
+        empty_days=row["empty_days"] or "skip",
+        followups=bool(row["followups"]),
     )
+
+
+def _with_ratings(conn: Connection, rows: Sequence[sa.RowMapping]) -> list[Subscriber]:
+    """Subscribers of ``rows`` with their likes and dislikes, in one query per chunk."""
+    rated: dict[int, dict[str, int]] = {}
+    t = schema.ratings
+    for chunk in in_chunks([r["id"] for r in rows]):
+        query = (
+            sa.select(t.c.subscriber_id, t.c.arxiv_id, t.c.value)
+            .where(t.c.subscriber_id.in_(chunk))
+            .order_by(t.c.subscriber_id, t.c.created_at, t.c.arxiv_id)
+        )
+        for sid, arxiv_id, value in conn.execute(query):
+            rated.setdefault(sid, {})[arxiv_id] = value
+    return [_row_to_subscriber(r, rated.get(r["id"])) for r in rows]
+
+
+# Subscriber fields kept as columns of its row (revision 0005); likes live in `ratings`.
+_PROFILE_FIELDS = (
+    "blend",
+    "follow_authors",
+    "follow_orgs",
+    "timezone",
+    "send_hour",
+    "empty_days",
+    "followups",
+)
+
+
+def _profile_values(subscriber: Subscriber) -> dict:
+    """The profile columns of a subscriber row, as stored."""
+    values = {name: getattr(subscriber, name) for name in _PROFILE_FIELDS}
+    values["follow_authors"] = list(subscriber.follow_authors)
+    values["follow_orgs"] = list(subscriber.follow_orgs)
+    return values
 
 
 def _insert(conn: Connection, subscriber: Subscriber, now: datetime) -> Subscriber:
@@ -51,8 +96,18 @@ def _insert(conn: Connection, subscriber: Subscriber, now: datetime) -> Subscrib
             created_at=created,
             confirmed_at=confirmed,
             confirm_nonce=0,
+            **_profile_values(subscriber),
         )
     ).inserted_primary_key[0]
+    ratings = [(a, 1) for a in subscriber.likes] + [(a, -1) for a in subscriber.dislikes]
+    if ratings:
+        conn.execute(
+            sa.insert(schema.ratings),
+            [
+                {"subscriber_id": new_id, "arxiv_id": a, "value": v, "created_at": now}
+                for a, v in dict(ratings).items()
+            ],
+        )
     return dataclasses.replace(subscriber, id=new_id, created_at=created, confirmed_at=confirmed)
 
 
@@ -72,14 +127,14 @@ class SubscriberStore(StoreBase):
         t = schema.subscribers
         with self.transaction() as conn:
             row = conn.execute(sa.select(t).where(t.c.id == subscriber_id)).mappings().first()
-        return _row_to_subscriber(row) if row else None
+            return _with_ratings(conn, [row])[0] if row else None
 
     def find_subscriber(self, email: str) -> Subscriber | None:
         """The subscriber with this (normalised) address, or None."""
         t = schema.subscribers
         with self.transaction() as conn:
             row = conn.execute(sa.select(t).where(t.c.email == email)).mappings().first()
-        return _row_to_subscriber(row) if row else None
+            return _with_ratings(conn, [row])[0] if row else None
 
     def list_subscribers(self, status: SubscriberStatus | None = None) -> list[Subscriber]:
         """Every subscriber (of ``status`` when given), oldest first."""
@@ -88,7 +143,7 @@ class SubscriberStore(StoreBase):
         if status is not None:
             query = query.where(t.c.status == str(status))
         with self.transaction() as conn:
-            return [_row_to_subscriber(r) for r in conn.execute(query).mappings()]
+            return _with_ratings(conn, conn.execute(query).mappings().all())
 
     def iter_active_subscribers(
         self, frequency: Frequency | None = None, batch_size: int = 1000
@@ -106,7 +161,7 @@ class SubscriberStore(StoreBase):
             if frequency is not None:
                 query = query.where(t.c.frequency == str(frequency))
             with self.transaction() as conn:
-                batch = [_row_to_subscriber(r) for r in conn.execute(query).mappings()]
+                batch = _with_ratings(conn, conn.execute(query).mappings().all())
             if not batch:
                 return
             yield from batch
@@ -170,9 +225,19 @@ class SubscriberStore(StoreBase):
         keywords: Sequence[str] | None = None,
         frequency: Frequency | None = None,
         max_papers: int | None | object = _UNSET,
+        **profile: object,
     ) -> Subscriber | None:
-        """Change what a subscriber receives (only the arguments given); returns the new row."""
-        values: dict = {}
+        """Change what a subscriber receives (only the arguments given); returns the new row.
+
+        ``profile`` takes the profile fields of Subscriber by name (blend, follow_authors,
+        follow_orgs, timezone, send_hour, empty_days, followups); likes go through set_rating.
+        """
+        unknown = set(profile) - set(_PROFILE_FIELDS)
+        if unknown:
+            raise TypeError(f"not a profile field: {', '.join(sorted(unknown))}")
+        values: dict = {
+            k: list(v) if isinstance(v, tuple | list) else v for k, v in profile.items()
+        }
         if topics is not None:
             values["topics"] = list(topics)
         if keywords is not None:
