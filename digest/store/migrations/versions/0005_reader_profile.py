@@ -14,20 +14,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("subscribers") as batch:
-        batch.add_column(sa.Column("blend", sa.Float(), nullable=True))
-        batch.add_column(
-            sa.Column("follow_authors", sa.JSON(), nullable=False, server_default="[]")
-        )
-        batch.add_column(sa.Column("follow_orgs", sa.JSON(), nullable=False, server_default="[]"))
-        batch.add_column(sa.Column("timezone", sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column("send_hour", sa.Integer(), nullable=True))
-        batch.add_column(
-            sa.Column("empty_days", sa.String(length=8), nullable=False, server_default="skip")
-        )
-        batch.add_column(
-            sa.Column("followups", sa.Boolean(), nullable=False, server_default=sa.true())
-        )
+    # Plain ADD COLUMN, never a batch "move and copy": on SQLite that recreates the table, and
+    # dropping the old subscribers table would cascade-delete every delivery row.
+    columns = [
+        sa.Column("blend", sa.Float(), nullable=True),
+        sa.Column("follow_authors", sa.JSON(), nullable=False, server_default="[]"),
+        sa.Column("follow_orgs", sa.JSON(), nullable=False, server_default="[]"),
+        sa.Column("timezone", sa.String(length=64), nullable=True),
+        sa.Column("send_hour", sa.Integer(), nullable=True),
+        sa.Column("empty_days", sa.String(length=8), nullable=False, server_default="skip"),
+        sa.Column("followups", sa.Boolean(), nullable=False, server_default=sa.true()),
+    ]
+    for column in columns:
+        op.add_column("subscribers", column)
     op.create_table(
         "ratings",
         sa.Column("subscriber_id", sa.Integer(), nullable=False),
