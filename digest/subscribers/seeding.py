@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import bibtexparser
+from bibtexparser.model import Entry
 
 from digest.config import Settings
 from digest.errors import DigestError
@@ -138,12 +139,17 @@ def _bibtex_id(fields: dict[str, str]) -> str | None:
 def ids_in_bibtex(text: str, what: str = "the file") -> Found:
     """Ids from a BibTeX (or BibLaTeX) file: one per entry that names an arXiv paper."""
     library = bibtexparser.parse_string(text)
+    entries = list(library.entries)
     found = Found()
-    for entry in library.entries:
-        found.add(_bibtex_id({f.key.lower(): str(f.value) for f in entry.fields}))
     for block in library.failed_blocks:
-        reason = str(getattr(block, "error", "") or "syntax error").splitlines()[0]
-        found.unreadable.append(f"line {block.start_line + 1}: {reason[:120]}")
+        if isinstance(getattr(block, "ignore_error_block", None), Entry):
+            entries.append(block.ignore_error_block)  # a repeated key: still a paper
+            continue
+        error = getattr(block, "error", None)
+        reason = getattr(error, "abort_reason", "") or str(error or "") or "cannot be read"
+        found.unreadable.append(f"line {block.start_line + 1}: {reason.strip()[:120]}")
+    for entry in entries:
+        found.add(_bibtex_id({f.key.lower(): str(f.value).strip("{}") for f in entry.fields}))
     return _checked(found, what)
 
 
