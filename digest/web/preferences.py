@@ -197,6 +197,8 @@ async def _seed(request: Request, subscriber: Subscriber, form: FormData) -> Res
     try:
         if isinstance(upload, UploadFile) and upload.filename:
             data = await upload.read(seeding.MAX_UPLOAD_BYTES + 1)
+            if len(data) > seeding.MAX_UPLOAD_BYTES:
+                return _page(request, subscriber, status=413, error=_too_big())
             found = seeding.ids_in_library(data, upload.filename)
         else:
             found = seeding.ids_in_paste(pasted)
