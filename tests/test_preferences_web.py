@@ -182,18 +182,18 @@ def test_pasted_ids_and_urls_are_liked_and_a_bad_paste_is_kept_for_fixing(
         (
             "zotero.bib",
             ("2104.12255", "1111.2011", "2410.17243"),
-            "Liked 3 papers; 1 entries without an arXiv id.",
+            "Liked 3 papers; 1 entry without an arXiv id.",
         ),
         (
             "arxiv.bib",
             ("2410.17243", "2104.12255", "1111.2011"),
-            "Liked 3 papers; 1 entries without an arXiv id; 1 entries unreadable (line 35: "
+            "Liked 3 papers; 1 entry without an arXiv id; 1 entry unreadable (line 35: "
             "Unexpected block start: `@book`. Was still looking for field-value closing `}`).",
         ),
         (
             "zotero-csl.json",
             ("2104.12255", "1111.2011", "2410.16251"),
-            "Liked 3 papers; 1 entries without an arXiv id.",
+            "Liked 3 papers; 1 entry without an arXiv id.",
         ),
     ],
 )

@@ -134,7 +134,7 @@ def test_files_and_pastes_without_ids_are_one_line_errors() -> None:
         (lambda: seeding.ids_in_library(b"[" * 100_000, "a.json"), "'a.json' is not valid JSON"),
         (
             lambda: seeding.ids_in_library(b"@book{k, title={A}}", "b.bib"),
-            "no arXiv ids found in 'b.bib' (1 entries, none naming an arXiv paper)",
+            "no arXiv ids found in 'b.bib' (1 entry, none naming an arXiv paper)",
         ),
         (
             lambda: seeding.ids_in_library(b"x" * 2_000_001, "big.bib"),

@@ -102,7 +102,8 @@ def _id_in(value: object) -> str | None:
 
 def _checked(found: Found, what: str) -> Found:
     if not found.ids:
-        detail = f" ({found.entries} entries, none naming an arXiv paper)" if found.entries else ""
+        entries = f"{found.entries} entr{'y' if found.entries == 1 else 'ies'}"
+        detail = f" ({entries}, none naming an arXiv paper)" if found.entries else ""
         raise SeedError(f"no arXiv ids found in {what}{detail}")
     if len(found.ids) > MAX_SEED_IDS:
         raise SeedError(f"{what} names {len(found.ids):,} arXiv papers; at most {MAX_SEED_IDS}")

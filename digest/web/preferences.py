@@ -214,9 +214,13 @@ async def _seed(request: Request, subscriber: Subscriber, form: FormData) -> Res
     return _page(request, fresh, notice=_seed_summary(found, report))
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _seed_summary(found: seeding.Found, report: seeding.SeedReport) -> str:
     """One sentence for the page: what was liked and what was passed over, and why."""
-    parts = [f"Liked {len(report.liked)} paper{'s' if len(report.liked) != 1 else ''}"]
+    parts = [f"Liked {_count(len(report.liked), 'paper', 'papers')}"]
     if report.already:
         parts.append(f"{report.already} already in your profile")
     if report.not_found:
@@ -226,7 +230,8 @@ def _seed_summary(found: seeding.Found, report: seeding.SeedReport) -> str:
     if report.over_cap:
         parts.append(f"{report.over_cap} left out (at most {seeding.MAX_RATINGS:,} in a profile)")
     if found.without_id:
-        parts.append(f"{found.without_id} entries without an arXiv id")
+        parts.append(f"{_count(found.without_id, 'entry', 'entries')} without an arXiv id")
     if found.unreadable:
-        parts.append(f"{len(found.unreadable)} entries unreadable ({found.unreadable[0]})")
+        unread = _count(len(found.unreadable), "entry", "entries")
+        parts.append(f"{unread} unreadable ({found.unreadable[0]})")
     return "; ".join(parts) + "."
