@@ -102,6 +102,8 @@ def test_forged_links_and_forms_record_nothing(store: Store, db_url: str, tmp_pa
             assert posted.status == 400
         stranger = WebClient(base)  # a form from elsewhere: no CSRF cookie of ours
         assert stranger.post(f"/feedback/{real}", {"csrf": csrf, "choice": "more"}).status == 403
+        padded = person.post(f"/feedback/{real}", {"csrf": csrf, "choice": "more", "x": "y" * 5000})
+        assert padded.status == 413
         odd = person.post(f"/feedback/{real}", {"csrf": csrf, "choice": "all"})
         assert odd.status == 400 and "Choose more or less" in odd.text
         assert check.rating(ada.id, "2410.17243") is None

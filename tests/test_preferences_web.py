@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import http.client
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,7 +23,7 @@ from digest.subscribers import seeding
 from digest.web.context import SEEDS_PER_SUBSCRIBER
 from tests.httpserver import ReplayServer
 from tests.test_seeding import LIBRARY, STORED, arxiv  # noqa: F401 - a fixture
-from tests.webclient import WebClient, served
+from tests.webclient import WebClient, multipart, served
 
 OTHER = Paper(arxiv_id="2410.16251", title="Can Knowledge Editing Really Correct Hallucinations?")
 
@@ -223,6 +225,14 @@ def test_uploads_and_seeding_are_capped(site: str, settings: Settings, store: St
         path, {"csrf": page.csrf(), "action": "seed"}, files={"library": ("h.bib", big * 3)}
     )
     assert huge.status == 413 and huge.alerts() == ["A file to upload can be at most 2 MB."]
+    body, kind = multipart({"csrf": page.csrf(), "action": "seed"}, {"library": ("c.bib", big)})
+    chunked = http.client.HTTPConnection(urlsplit(site).hostname, urlsplit(site).port, timeout=60)
+    chunked.request(  # no Content-Length: its size is unknown until read, so it is not read
+        "POST", path, body=iter([body]), encode_chunked=True,
+        headers={"Content-Type": kind, "Cookie": browser.cookie},
+    )  # fmt: skip
+    assert chunked.getresponse().status == 413
+    chunked.close()
     near = b"@misc{a, eprint={2410.17243}, archivePrefix={arXiv}}\n" + b"%" * 1_999_000
     fits = browser.post(
         path, {"csrf": page.csrf(), "action": "seed"}, files={"library": ("near.bib", near)}

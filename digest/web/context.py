@@ -23,7 +23,14 @@ FEEDBACK_PER_CLIENT = 120
 # Library uploads and pastes per subscriber per 10 minutes: each may ask the arXiv API.
 SEEDS_PER_SUBSCRIBER = 10
 
-__all__ = ["FEEDBACK_PER_CLIENT", "SEEDS_PER_SUBSCRIBER", "WebContext", "context_of", "sentence"]
+__all__ = [
+    "FEEDBACK_PER_CLIENT",
+    "SEEDS_PER_SUBSCRIBER",
+    "WebContext",
+    "body_too_big",
+    "context_of",
+    "sentence",
+]
 
 
 @dataclass
@@ -123,6 +130,16 @@ class WebContext:
                 "Please use the complete link from your email.",
                 status=400,
             )
+
+
+def body_too_big(request: Request, limit: int) -> bool:
+    """True when a request body is over ``limit`` bytes or of unknown length.
+
+    Browsers send a Content-Length with every form, and the server reads no more than it
+    says; Starlette would otherwise spool an uploaded file of any size to disk.
+    """
+    length = request.headers.get("content-length", "")
+    return not length.isdigit() or int(length) > limit
 
 
 def sentence(text: str) -> str:

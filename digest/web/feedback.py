@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from digest.logs import event
 from digest.models import Paper
 from digest.tokens import FeedbackData, Purpose, TokenError
-from digest.web.context import WebContext, context_of
+from digest.web.context import WebContext, body_too_big, context_of
 
 __all__ = ["CHOICES", "feedback", "feedback_page"]
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 CHOICES: dict[str, int | None] = {"more": 1, "less": -1, "undo": None}
 _RATED = {1: "more", -1: "less"}
 AUTHORS_SHOWN = 6  # then "et al."
+FORM_BYTES = 4096  # the feedback form: a CSRF token and a choice
 
 
 def _verified(ctx: WebContext, token: str) -> tuple[FeedbackData | None, Response | None]:
@@ -82,6 +83,8 @@ async def feedback(request: Request) -> Response:
     wait = ctx.feedback_limiter.hit(client)
     if wait:
         return ctx.too_many(wait)
+    if body_too_big(request, FORM_BYTES):
+        return ctx.notice("Too large", "This form sends a few hundred bytes.", status=413)
     form = await request.form()
     if not ctx.csrf.check(request, form):
         return ctx.forbidden()

@@ -25,7 +25,7 @@ from digest.models import Frequency, Paper, Subscriber
 from digest.subscribers import seeding
 from digest.subscribers.profile import parse_arxiv_id
 from digest.tokens import Purpose
-from digest.web.context import context_of, sentence
+from digest.web.context import WebContext, body_too_big, context_of, sentence
 from digest.web.profile_form import profile_fields, read_profile
 
 __all__ = ["RATED_SHOWN", "preferences", "update_preferences"]
@@ -45,7 +45,7 @@ RATED_SHOWN = 50  # the newest likes (and dislikes) the page lists, each with it
 MAX_BODY = seeding.MAX_UPLOAD_BYTES + seeding.MAX_PASTE_CHARS * 4 + 64_000
 
 
-def _rated(ctx: Any, ids: tuple[str, ...]) -> list[tuple[str, Paper | None]]:
+def _rated(ctx: WebContext, ids: tuple[str, ...]) -> list[tuple[str, Paper | None]]:
     """The newest RATED_SHOWN of ``ids`` with their stored papers (None when not stored)."""
     return [(i, ctx.store.get_paper(i)) for i in reversed(ids[-RATED_SHOWN:])]
 
@@ -141,7 +141,7 @@ async def update_preferences(request: Request) -> Response:
     subscriber, error = ctx.subscriber_for(request.path_params["token"], Purpose.PREFERENCES)
     if error is not None:
         return error
-    if int(request.headers.get("content-length") or 0) > MAX_BODY:
+    if body_too_big(request, MAX_BODY):
         return _page(request, subscriber, status=413, error=_too_big())
     form = await request.form(max_part_size=seeding.MAX_UPLOAD_BYTES + 1)
     if not ctx.csrf.check(request, form):
