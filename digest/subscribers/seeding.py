@@ -78,6 +78,7 @@ class Found:
     entries: int = 0  # entries (or words) read
     without_id: int = 0  # entries naming no arXiv paper (a journal article, a book)
     unreadable: list[str] = field(default_factory=list)  # one line per entry not read
+    left_out: int = 0  # ids past MAX_SEED_IDS
 
     def add(self, arxiv_id: str | None) -> None:
         """Count one entry and keep its id (once)."""
@@ -105,8 +106,8 @@ def _checked(found: Found, what: str) -> Found:
         entries = f"{found.entries} entr{'y' if found.entries == 1 else 'ies'}"
         detail = f" ({entries}, none naming an arXiv paper)" if found.entries else ""
         raise SeedError(f"no arXiv ids found in {what}{detail}")
-    if len(found.ids) > MAX_SEED_IDS:
-        raise SeedError(f"{what} names {len(found.ids):,} arXiv papers; at most {MAX_SEED_IDS}")
+    found.left_out = max(0, len(found.ids) - MAX_SEED_IDS)
+    del found.ids[MAX_SEED_IDS:]  # a big library still seeds; the page says how many were left
     return found
 
 
