@@ -48,6 +48,7 @@ def test_a_scanner_records_nothing_and_the_button_records_reverses_and_undoes(
             assert scanner.get(path).status == 200
             assert scanner.request("HEAD", path).status == 200
         assert check.rating(ada.id, STORED.arxiv_id) is None
+        assert scanner.get(more.split("?")[0] + "?done=more").notice() == ""  # claims nothing
 
         person = WebClient(base)
         page = person.get(more)

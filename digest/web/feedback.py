@@ -71,7 +71,8 @@ async def feedback_page(request: Request) -> Response:
         link=paper.url if paper else f"https://arxiv.org/abs/{data.arxiv_id}",
         asked=asked if asked in ("more", "less") else "",
         current=current,
-        done=done if done in CHOICES else "",
+        # Only what is so: a hand-made ?done= cannot claim a choice that was not recorded.
+        done=done if done == (current or "undo") else "",
         preferences=f"/preferences/{ctx.signer.make(Purpose.PREFERENCES, subscriber.id)}",
     )
 
