@@ -14,7 +14,7 @@ __all__ = ["register", "web"]
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: DIGEST_WEB_PORT).")
 @pass_app
 def web(app: App, host: str | None, port: int | None) -> None:
-    """Serve the subscribe, preferences, unsubscribe and archive pages.
+    """Serve the subscribe, preferences, feedback, unsubscribe and archive pages.
 
     Needs DIGEST_SECRET_KEY (32+ characters) unless `digest demo` made one.
 

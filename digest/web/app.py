@@ -1,7 +1,8 @@
 """The web app: ``create_app(settings, store)`` mounts every page of `digest web`.
 
-Pages are plain HTML and CSS (no JavaScript). The subscription pages (subscribe, confirm,
-preferences, unsubscribe) live in digest.web.subscription, the archive in digest.web.archive;
+Pages are plain HTML and CSS (no JavaScript). Subscribe and confirm live in digest.web.optin,
+preferences in digest.web.preferences, feedback links in digest.web.feedback, unsubscribe in
+digest.web.subscription, the archive in digest.web.archive;
 CSRF, honeypot, rate limits and security headers in digest.web.guard. Here: the stylesheet,
 the health check and the app itself.
 """
@@ -25,7 +26,7 @@ from digest.mail.render import Renderer
 from digest.mail.templates import PageTemplates
 from digest.store import Store
 from digest.tokens import Signer, require_secret
-from digest.web import archive, optin, subscription
+from digest.web import archive, feedback, optin, preferences, subscription
 from digest.web.context import WebContext, context_of
 from digest.web.guard import CONFIRMATIONS_PER_DAY, ClientLimiter, CsrfGuard, GuardMiddleware
 
@@ -115,8 +116,10 @@ def create_app(
         Route("/subscribe", lambda request: RedirectResponse("/", 303), methods=["GET"]),
         Route("/confirm/{token}", optin.confirm_page, methods=["GET"]),
         Route("/confirm/{token}", optin.confirm, methods=["POST"]),
-        Route("/preferences/{token}", subscription.preferences, methods=["GET"]),
-        Route("/preferences/{token}", subscription.update_preferences, methods=["POST"]),
+        Route("/preferences/{token}", preferences.preferences, methods=["GET"]),
+        Route("/preferences/{token}", preferences.update_preferences, methods=["POST"]),
+        Route("/feedback/{token}", feedback.feedback_page, methods=["GET"]),
+        Route("/feedback/{token}", feedback.feedback, methods=["POST"]),
         Route("/unsubscribe/{token}", subscription.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", subscription.unsubscribe, methods=["POST"]),
         Route("/archive", archive.archive, methods=["GET"]),

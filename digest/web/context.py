@@ -12,11 +12,25 @@ from digest.config import Settings
 from digest.delivery.transports import Transport
 from digest.mail.render import Renderer
 from digest.mail.templates import PageTemplates
+from digest.models import Subscriber
 from digest.store import Store
 from digest.tokens import Purpose, Signer, TokenData, TokenError, TokenExpired
 from digest.web.guard import PAGE_CSP, ClientLimiter, CsrfGuard, JobBacklog
 
-__all__ = ["WebContext", "context_of", "sentence"]
+# Feedback presses per client per 10 minutes: a reader rating every paper of a long email,
+# and changing their mind on a few, stays well under it.
+FEEDBACK_PER_CLIENT = 120
+# Library uploads and pastes per subscriber per 10 minutes: each may ask the arXiv API.
+SEEDS_PER_SUBSCRIBER = 10
+
+__all__ = [
+    "FEEDBACK_PER_CLIENT",
+    "SEEDS_PER_SUBSCRIBER",
+    "WebContext",
+    "body_too_big",
+    "context_of",
+    "sentence",
+]
 
 
 @dataclass
@@ -35,6 +49,10 @@ class WebContext:
     topics: list[str]
     owns_transport: bool = False
     backlog: JobBacklog = field(default_factory=JobBacklog)
+    feedback_limiter: ClientLimiter = field(
+        default_factory=lambda: ClientLimiter(FEEDBACK_PER_CLIENT)
+    )
+    seed_limiter: ClientLimiter = field(default_factory=lambda: ClientLimiter(SEEDS_PER_SUBSCRIBER))
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Render one of templates/web/ with the site-wide context and safe headers."""
@@ -66,6 +84,35 @@ class WebContext:
             status=403,
         )
 
+    def too_many(self, wait: float) -> HTMLResponse:
+        """The answer past a rate limit: 429 with Retry-After."""
+        response = self.notice(
+            "Too many requests", "Please wait a few minutes before trying again.", status=429
+        )
+        response.headers["retry-after"] = str(int(wait) + 1)
+        return response
+
+    def subscriber_for(
+        self, token: str, purpose: Purpose
+    ) -> tuple[Subscriber | None, Response | None]:
+        """(the subscriber a link's token names, None), else (None, the error page)."""
+        data, error = self.verify(token, purpose)
+        if error is not None:
+            return None, error
+        return self.subscriber_or_gone(data.subscriber_id)
+
+    def subscriber_or_gone(self, sid: int) -> tuple[Subscriber | None, Response | None]:
+        """(the subscriber, None), or (None, a 404 page) when their data was deleted."""
+        subscriber = self.store.get_subscriber(sid)
+        if subscriber is None:
+            return None, self.notice(
+                "Not on the list",
+                "This address is no longer on our list; its data was deleted.",
+                status=404,
+                link=("/", "Subscribe"),
+            )
+        return subscriber, None
+
     def verify(self, token: str, purpose: Purpose) -> tuple[TokenData | None, Response | None]:
         """(what a link's token says, None) for a good token, else (None, the error page)."""
         try:
@@ -83,6 +130,16 @@ class WebContext:
                 "Please use the complete link from your email.",
                 status=400,
             )
+
+
+def body_too_big(request: Request, limit: int) -> bool:
+    """True when a request body is over ``limit`` bytes or of unknown length.
+
+    Browsers send a Content-Length with every form, and the server reads no more than it
+    says; Starlette would otherwise spool an uploaded file of any size to disk.
+    """
+    length = request.headers.get("content-length", "")
+    return not length.isdigit() or int(length) > limit
 
 
 def sentence(text: str) -> str:
