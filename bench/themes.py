@@ -56,11 +56,19 @@ from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, sil
 from digest.models import REMAINDER_LABEL, Paper, Theme
 from digest.themes import grouping as themes
 from digest.themes import labels as theme_labels
+from digest.themes import space, words
 from digest.themes.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "arxiv_topics_dev.jsonl"
-SHIPPED = ROOT / "digest" / "data" / themes.BACKGROUND_FILE
+DEFAULT_DATA = next(
+    (
+        folder / "shared" / "eval" / "arxiv_topics_dev.jsonl"
+        for folder in ROOT.parents
+        if (folder / "shared" / "eval" / "arxiv_topics_dev.jsonl").is_file()
+    ),
+    ROOT.parent / "shared" / "eval" / "arxiv_topics_dev.jsonl",
+)
+SHIPPED = ROOT / "digest" / "data" / space.BACKGROUND_FILE
 
 Row = dict
 Method = Callable[[list[Row]], Sequence[int]]
@@ -91,7 +99,14 @@ def batches(days: dict[str, list[Row]], count: int, seed: int) -> list[tuple[str
 
 def background_text(row: Row) -> str:
     """The text a background space is learned from: what group() sees of a paper."""
-    return themes._document(paper(row, categories=False))
+    return space.document(paper(row, categories=False))
+
+
+def learn(rows: list[Row], dimensions: int) -> space.Background:
+    """A grouping space learned from rows: their text and their arXiv categories."""
+    texts = [background_text(r) for r in rows]
+    categories = [r.get("categories") or [r["topic"]] for r in rows]
+    return space.Background.build(texts, dimensions, categories=categories)
 
 
 def paper(row: Row, *, categories: bool) -> Paper:
@@ -154,7 +169,7 @@ def ours(*, background, categories: bool, kept: list | None = None) -> Method:
 
 MIN_COVERAGE = 1 / 3  # below this a label describes a minority of its theme
 TAXONOMY = load_taxonomy(None)
-_GENERIC_STEMS = frozenset(theme_labels.analyze(" ".join(theme_labels._GENERIC)))
+_GENERIC_STEMS = frozenset(theme_labels.analyze(" ".join(words.GENERIC)))
 _CONJUNCTION = re.compile(r"\S\s+(?:and|&)\s+\S", re.IGNORECASE)
 
 
@@ -325,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
 
     days = load(args.data)
     if args.build_background:
-        texts = [background_text(r) for rows in days.values() for r in rows]
-        themes.Background.build(texts, args.dimensions).save(SHIPPED)
+        rows = [r for rows in days.values() for r in rows]
+        learn(rows, args.dimensions).save(SHIPPED)
+        texts = rows
         print(f"wrote {SHIPPED} from {len(texts)} papers ({SHIPPED.stat().st_size} bytes)")
         return 0
 
@@ -335,10 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     folds = [names[0::2], names[1::2]]
     spaces = {}
     for i, fold in enumerate(folds):
-        texts = [background_text(r) for d in fold for r in days[d]]
-        space = themes.Background.build(texts, args.dimensions)
+        learned = learn([r for d in fold for r in days[d]], args.dimensions)
         for day in folds[1 - i]:
-            spaces[day] = space
+            spaces[day] = learned
     by_id = {r["id"]: r["date"] for rows in days.values() for r in rows}
 
     def held_out(rows: list[Row]):
