@@ -190,7 +190,7 @@ def label_coverage(
 
     def filed(p: Paper) -> bool:  # a category or taxonomy label covers what it names
         return theme.label in _names(p, names) or (
-            theme.label in TAXONOMY.topics and theme.label in TAXONOMY.match(p)
+            theme.label in TAXONOMY.topics and theme.label in _topics(p)
         )
 
     def has_key(p: Paper) -> bool:
@@ -201,6 +201,13 @@ def label_coverage(
     anywhere = sum(has_key(p) for p in papers)
     n = len(theme.papers)
     return key_hits / n, all_hits / n, key_hits / max(1, anywhere)
+
+
+def _topics(p: Paper, known: dict[str, list[str]] = {}) -> list[str]:  # noqa: B006
+    """TAXONOMY.match, once per paper (the patterns cost about 1 ms a paper)."""
+    if p.arxiv_id not in known:
+        known[p.arxiv_id] = TAXONOMY.match(p)
+    return known[p.arxiv_id]
 
 
 def _names(p: Paper, names: dict[str, str]) -> set[str]:
@@ -240,6 +247,70 @@ def label_quality(kept: list) -> dict[str, float]:
         "and": conjunctions / n,
         "words": float(np.mean(lengths)) if lengths else 0.0,
     }
+
+
+def shape_stats(kept: list) -> dict[str, float]:
+    """The edition's shape: largest theme and remainder shares, one-paper themes, sub-themes."""
+    largest, other, singles, big = [], [], 0, []
+    for papers, result in kept:
+        n = len(papers)
+        sizes = [len(t.papers) for t in result if t.label != REMAINDER_LABEL]
+        largest.append(max(sizes, default=0) / n)
+        if n >= 20:
+            big.append(largest[-1])
+        other.append(sum(len(t.papers) for t in result if t.label == REMAINDER_LABEL) / n)
+        singles += sum(size == 1 for size in sizes)
+    return {
+        "largest": float(np.mean(largest)),
+        "largest_max": max(big, default=0.0),
+        "other": float(np.mean(other)),
+        "other_max": max(other, default=0.0),
+        "singles": singles,
+        "themes": float(np.mean([len(r) for _, r in kept])),
+    }
+
+
+def print_shapes(kept: dict[str, list]) -> None:
+    """One line per run: the issue's shape rules, measured."""
+    print(
+        f"\nshape (rules: largest <= 30% at 20+ papers, Other <= 15%, no one-paper theme)"
+        f"\n{'run':28} {'themes':>6} {'largest':>7} {'max':>6} {'Other':>6} {'max':>6} {'1-paper':>7}"
+    )
+    for name, runs in kept.items():
+        q = shape_stats(runs)
+        print(
+            f"{name:28} {q['themes']:6.1f} {q['largest']:7.1%} {q['largest_max']:6.1%} "
+            f"{q['other']:6.1%} {q['other_max']:6.1%} {q['singles']:7d}"
+        )
+
+
+HF_DAYS = [
+    ROOT / "examples" / "papers.json",
+    ROOT / "tests" / "fixtures" / "hf_daily_papers_2024-10-25.json",
+    ROOT / "tests" / "fixtures" / "hf_daily_papers_recent.json",
+]
+
+
+def hf_days(paths: list[Path]) -> None:
+    """The bundled Hugging Face days as digest groups them: shape, words per label, labels."""
+    from digest.sources.jsonfile import load_papers
+
+    for path in paths:
+        if not path.exists():
+            continue
+        papers = load_papers(path).papers
+        start = time.perf_counter()
+        result = themes.group(papers)
+        seconds = time.perf_counter() - start
+        kept = [(papers, result)]
+        q, shape = label_quality(kept), shape_stats(kept)
+        print(
+            f"\n{path.relative_to(ROOT)}: {len(papers)} papers, {len(result)} themes in "
+            f"{seconds:.2f} s; largest {shape['largest']:.0%}, Other {shape['other']:.0%}, "
+            f"one-paper themes {shape['singles']}, {q['words']:.2f} words per label, "
+            f"key-word coverage {q['coverage']:.0%}"
+        )
+        show_labels(kept, 1)
 
 
 def show_labels(kept: list, count: int) -> None:
@@ -333,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated announcement days to sample batches from (default: all)",
     )
     parser.add_argument(
+        "--digest-only", action="store_true", help="skip the baselines (faster, for tuning)"
+    )
+    parser.add_argument(
         "--show-labels", type=int, default=0, metavar="N", help="print the labels of N batches"
     )
     args = parser.parse_args(argv)
@@ -369,16 +443,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{np.mean(sizes):.0f}), seed {args.seed}, {args.data.name}; folds {folds}"
     )
     kept: dict[str, list] = {"title+abstract, cross-day": [], "+ arXiv categories": []}
-    methods: list[tuple[str, Method]] = [
+    baselines: list[tuple[str, Method]] = [
         ("baseline TF-IDF + KMeans, silhouette k", kmeans_silhouette),
         ("baseline TF-IDF + NMF, k = sqrt(n/2)", nmf_sqrt),
         ("digest, title+abstract, no background", ours(background=False, categories=False)),
+    ]
+    methods: list[tuple[str, Method]] = [
+        *([] if args.digest_only else baselines),
         (
             "digest, title+abstract, cross-day space",
             ours(background=held_out, categories=False, kept=kept["title+abstract, cross-day"]),
         ),
     ]
-    if SHIPPED.exists():
+    if SHIPPED.exists() and not args.digest_only:
         methods.append(
             ("digest, title+abstract, shipped space*", ours(background=True, categories=False))
         )
@@ -396,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         ami, ari, secs = results[name] = score(method, sample)
         print(f"{name:44} {ami:6.3f} {ari:6.3f} {secs:7.3f}", flush=True)
     head = results["digest, title+abstract, cross-day space"]
-    nmf = results["baseline TF-IDF + NMF, k = sqrt(n/2)"]
+    nmf = results.get("baseline TF-IDF + NMF, k = sqrt(n/2)", (math.nan, math.nan, 0.0))
     print(
         f"headline (title+abstract, cross-day): AMI {head[0]:.3f} ({head[0] / nmf[0]:.2f}x NMF), "
         f"ARI {head[1]:.3f} ({head[1] / nmf[1]:.2f}x NMF), {head[2]:.2f} s per 150 papers"
@@ -413,10 +490,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:28} {q['themes']:6d} {q['coverage']:8.1%} {q['all_words']:9.1%} "
             f"{q['under']:6.1%} {q['precision']:9.1%} {q['and']:7.1%} {q['words']:5.2f}"
         )
+    print_shapes(kept)
     for name, runs in kept.items():
         if args.show_labels:
             print(f"\nlabels, {name}:")
             show_labels(runs, args.show_labels)
+    print("\nthe bundled Hugging Face days (shipped space):")
+    hf_days(HF_DAYS)
     return 0
 
 

@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
+
+from digest.themes.space import WordRows
 
 __all__ = ["MAX_REMAINDER", "MAX_SHARE", "SPLIT_FROM", "Cluster", "kmeans", "shape"]
 
@@ -76,7 +77,7 @@ def _plus_plus(features, squares, k, rng) -> list[int]:
     return chosen
 
 
-def shape(features: np.ndarray, labels: np.ndarray, words: sparse.csr_matrix) -> list[Cluster]:
+def shape(features: np.ndarray, labels: np.ndarray, words: WordRows) -> list[Cluster]:
     """Clusters obeying the edition's shape rules, biggest first; rows left out are the remainder.
 
     ``features``: unit rows clustered; ``labels``: k-means' cluster per row; ``words``: unit
@@ -112,7 +113,7 @@ def _centres(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     return found, centres / np.where(norms == 0, 1.0, norms)
 
 
-def _without_loners(labels: np.ndarray, words: sparse.csr_matrix) -> np.ndarray:
+def _without_loners(labels: np.ndarray, words: WordRows) -> np.ndarray:
     """Send a paper that shares almost no words with any paper of its cluster to the remainder.
 
     k-means must put every paper somewhere; a paper on bell acoustics among galaxy papers is
@@ -122,19 +123,19 @@ def _without_loners(labels: np.ndarray, words: sparse.csr_matrix) -> np.ndarray:
     for label in np.unique(labels).tolist():
         mates = np.flatnonzero(labels == label)
         if len(mates) > 1:
-            out[mates[_best_mate(words[mates]) < LONER_SIMILARITY]] = -1
+            out[mates[_best_mate(words.dense(mates)) < LONER_SIMILARITY]] = -1
     return out
 
 
-def _best_mate(rows: sparse.csr_matrix, chunk: int = 256) -> np.ndarray:
+def _best_mate(rows: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Each row's highest cosine with another row (rows are unit length), ``chunk`` at a time.
 
-    The whole papers-by-papers matrix at once held 10,000 papers in 2.1 GB (dense float64 plus
-    the sparse product); a chunk of rows against one cluster stays a few MB.
+    The whole papers-by-papers matrix at once held 10,000 papers in 2.1 GB; a chunk of rows
+    against one cluster stays a few MB.
     """
     best = np.zeros(rows.shape[0])
     for start in range(0, rows.shape[0], chunk):
-        block = (rows[start : start + chunk] @ rows.T).toarray()
+        block = rows[start : start + chunk] @ rows.T
         own = np.arange(block.shape[0])
         block[own, start + own] = 0.0  # a paper's likeness to itself does not count
         best[start : start + chunk] = block.max(axis=1)

@@ -8,8 +8,8 @@ singular directions of a ridge regression from TF-IDF to the corpus papers' cate
 Measured on the dev file's cross-day protocol (bench/themes.py, spaces learned on other days):
 the category directions lift AMI from 0.37 to 0.52 with the same clustering.
 
-The shipped space (``data/themes_background.npz``) is read with numpy only; building one needs
-scikit-learn and happens in bench/themes.py.
+The shipped space (``data/themes_background.npz``) is read with numpy only (scipy took 0.4 s
+to import); building one needs scikit-learn and happens in bench/themes.py.
 """
 
 from __future__ import annotations
@@ -24,12 +24,18 @@ from functools import cache
 from importlib import resources
 
 import numpy as np
-from scipy import sparse
 
 from digest.models import Paper
 from digest.themes.words import analyze
 
-__all__ = ["BACKGROUND_FILE", "Background", "document", "shipped_background", "unit_rows"]
+__all__ = [
+    "BACKGROUND_FILE",
+    "Background",
+    "WordRows",
+    "document",
+    "shipped_background",
+    "unit_rows",
+]
 
 BACKGROUND_FILE = "themes_background.npz"
 LSA_WEIGHT = 0.3  # the rest is the category directions' (measured: 0.52 AMI, 0.49 at 0.5)
@@ -122,37 +128,65 @@ class Background:
                 mean,
             )
 
-    def tfidf(self, docs: Sequence[str]) -> sparse.csr_matrix:
-        """Sublinear TF-IDF rows over the space's vocabulary, unit length (zero if no word)."""
+    def tfidf(self, docs: Sequence[str]) -> WordRows:
+        """Sublinear TF-IDF rows over the space's vocabulary, unit length (empty if no word)."""
         # Compact arrays, not lists of Python numbers: at 10,000 papers the lists cost ~100 MB.
-        indptr, cols, vals = array("q", [0]), array("i"), array("d")
+        indptr, cols, vals = array("q", [0]), array("q"), array("d")
         idf = self.idf.tolist()
         vocabulary = self.vocabulary
         for doc in docs:
             counts = Counter(vocabulary[t] for t in analyze(doc) if t in vocabulary)
-            cols.extend(counts.keys())
-            vals.extend((1.0 + math.log(count)) * idf[col] for col, count in counts.items())
+            weights = [(1.0 + math.log(count)) * idf[col] for col, count in sorted(counts.items())]
+            norm = math.sqrt(sum(w * w for w in weights)) or 1.0
+            cols.extend(sorted(counts))
+            vals.extend(w / norm for w in weights)
             indptr.append(len(cols))
-        matrix = sparse.csr_matrix(
-            (
-                np.frombuffer(vals) if vals else np.zeros(0),
-                np.frombuffer(cols, dtype=np.int32) if cols else np.zeros(0, dtype=np.int32),
-                np.frombuffer(indptr, dtype=np.int64),
-            ),
-            shape=(len(docs), len(idf)),
+        return WordRows(
+            np.array(indptr, dtype=np.int64),
+            np.array(cols, dtype=np.int64),
+            np.array(vals, dtype=np.float64),
         )
-        matrix.sort_indices()  # the column order a COO build gives: the same sums, bit for bit
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-        return sparse.diags(1.0 / np.where(norms == 0, 1.0, norms)) @ matrix
 
-    def project(self, rows: sparse.csr_matrix, *, centred: bool = False) -> np.ndarray:
+    def project(self, rows: WordRows, *, centred: bool = False) -> np.ndarray:
         """TF-IDF rows in the space, unit length; ``centred`` subtracts the mean paper first."""
-        projected = np.asarray(rows @ self.components.T)
+        projected = rows.times(self.components.T)
         if centred and self.mean is not None:
             wordless = ~projected.any(axis=1)
             projected = projected - self.mean
             projected[wordless] = 0.0
         return unit_rows(projected)
+
+
+@dataclass(frozen=True)
+class WordRows:
+    """Sparse rows (CSR: row starts, columns, values) without scipy, which took 0.4 s to import."""
+
+    indptr: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def times(self, matrix: np.ndarray, chunk: int = 512) -> np.ndarray:
+        """These rows times a dense matrix (vocabulary x d), ``chunk`` rows at a time."""
+        out = np.zeros((len(self), matrix.shape[1]))
+        for start in range(0, len(self), chunk):
+            stop = min(start + chunk, len(self))
+            lo, hi = self.indptr[start], self.indptr[stop]
+            owner = np.repeat(np.arange(start, stop), np.diff(self.indptr[start : stop + 1]))
+            np.add.at(out, owner, matrix[self.cols[lo:hi]] * self.vals[lo:hi, None])
+        return out
+
+    def dense(self, rows: np.ndarray) -> np.ndarray:
+        """The given rows as a dense matrix over the columns they use (the rest are zero)."""
+        spans = [np.arange(self.indptr[r], self.indptr[r + 1]) for r in rows.tolist()]
+        where = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
+        used, local = np.unique(self.cols[where], return_inverse=True)
+        out = np.zeros((len(rows), len(used)), dtype=np.float32)
+        owner = np.repeat(np.arange(len(rows)), [len(span) for span in spans])
+        out[owner, local] = self.vals[where]
+        return out
 
 
 @cache

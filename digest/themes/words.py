@@ -48,7 +48,9 @@ GENERIC = frozenset(
     consistent substantial unified interpretable lightweight fine-grained end-to-end real-time
     large-scale long-term training trained benchmark benchmarks dataset datasets metric
     metrics strategy strategies develop develops developing developed pretrained including
-    include includes support supports""".split()
+    include includes support supports understanding feature features behavior behaviour
+    interaction interactions object objects guided aware driven enhanced enhancing adaptive
+    rethinking revisiting beyond generalization generalizable""".split()
 )
 # A phrase ending in one of these is about the paper, not its subject ("experimental results").
 GENERIC_END = frozenset(
@@ -94,7 +96,14 @@ def analyze(text: str) -> list[str]:
     Stemming folds plural and derived forms ("models"/"model", "robotic"/"robot") so one idea
     counts once; it is shared with the background space, which was built with it.
     """
-    return [stem(t) for t in TOKEN.findall(text) if t.lower() not in STOP_WORDS and len(t) > 1]
+    terms = map(_term, TOKEN.findall(text))
+    return [t for t in terms if t]
+
+
+@cache
+def _term(token: str) -> str:
+    """A token's stem, or "" for a stop word or a single letter (one cached look-up a token)."""
+    return "" if len(token) < 2 or token.lower() in STOP_WORDS else stem(token)
 
 
 @cache
