@@ -15,21 +15,23 @@ Stems make "LLM" and "LLMs" one phrase, so labels within an edition have no plur
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
-from functools import cache
 
 from digest.models import Paper
-from digest.themes.categories import CATEGORY_NAMES, category_name
+from digest.themes.categories import CATEGORY_NAMES
+from digest.themes.field_labels import (
+    MIN_COVERAGE,
+    category_label,
+    common_word,
+    free,
+    text,
+    topic_label,
+)
 from digest.themes.phrases import dangling, display, find_phrases, word_set
-from digest.themes.taxonomy import Taxonomy, Topic, load_taxonomy
-from digest.themes.words import GENERIC_STEMS, STOP_WORDS, TOKEN, analyze, stem
+from digest.themes.words import GENERIC_STEMS, STOP_WORDS, analyze, stem
 
 __all__ = ["CATEGORY_NAMES", "MIN_COVERAGE", "analyze", "coverage", "label_clusters"]
 
-# A label's every content word must be in this share of its theme's papers: below it the label
-# describes a minority ("Reasoning and lean" over seven papers of which two are about Lean).
-MIN_COVERAGE = 1 / 3
 # "X and Y" only when each part is in this share of the papers; else the better part alone.
 PAIR_COVERAGE = 1 / 2
 
@@ -43,7 +45,6 @@ PHRASE_SHARE = 0.3
 LENGTH_BONUS = {1: 1.0, 2: 1.4, 3: 1.5}
 # A word chosen alone is written as a phrase holding it that scores this share of it.
 EXTEND_SHARE = 0.5
-TOPIC_SAMPLE = 20
 
 
 def label_clusters(
@@ -106,11 +107,11 @@ def _label(
     shared = sorted(key for key in inside if sharing[key] >= 2)
     if not shared:  # no phrase in common, but maybe a field or a word
         return (
-            _category_label(members, taken)
-            or _topic_label(members, taken)
-            or _common_word(members, taken)
+            category_label(members, taken)
+            or topic_label(members, taken)
+            or common_word(members, taken)
         )
-    words = [word_set(_text(p)) for p in members]
+    words = [word_set(text(p)) for p in members]
     cover = {key: coverage(key, words) for key in shared}
     # Coverage counts twice (weighted: a title counts more than an abstract): a phrase in
     # most papers beats a sharper one in a third ("Optimization" over "Differential privacy").
@@ -124,38 +125,12 @@ def _label(
     # A word in half the papers beats a field name; a word in a third does not.
     return (
         _pick(ranked, taken, surface, cover, scores, base)
-        or _category_label(members, taken)
-        or _topic_label(members, taken)
+        or category_label(members, taken)
+        or topic_label(members, taken)
         or _single(_words(ranked, taken, surface), taken, surface, cover, scores, MIN_COVERAGE)
         or _widest(shared, cover, inside, scores, taken, surface)
-        or _common_word(members, taken)
+        or common_word(members, taken)
     )
-
-
-def _common_word(members: list[Paper], taken: list[frozenset[str]]) -> str | None:
-    """The content word most of the papers hold, if two do: the last honest label left."""
-    counts: Counter = Counter()
-    written: dict[str, Counter] = {}
-    for paper in members:
-        for token in set(TOKEN.findall(_text(paper))):
-            term = stem(token)
-            if token.lower() in STOP_WORDS or term in GENERIC_STEMS or len(token) < 3:
-                continue
-            written.setdefault(term, Counter())[token.lower()] += 1
-    for term, forms in written.items():
-        counts[term] = max(forms.values())
-    for term, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        if count < 2:
-            break
-        if _free(frozenset((term,)), taken):
-            taken.append(frozenset((term,)))
-            word = max(sorted(written[term]), key=written[term].__getitem__)
-            return word[:1].upper() + word[1:]
-    return None
-
-
-def _text(paper: Paper) -> str:
-    return " ; ".join((paper.title, *paper.keywords, paper.abstract, paper.ai_summary or ""))
 
 
 def coverage(key: tuple[str, ...], papers_words: list[frozenset[str]]) -> float:
@@ -173,24 +148,6 @@ def coverage(key: tuple[str, ...], papers_words: list[frozenset[str]]) -> float:
 def _content(key: tuple[str, ...]) -> tuple[str, ...]:
     plain = tuple(w for w in key if w not in _STOP)
     return tuple(w for w in plain if w not in GENERIC_STEMS) or plain or key
-
-
-def _free(stems: frozenset[str], taken: list[frozenset[str]]) -> bool:
-    # Equal stems are plural twins ("LLM" / "LLMs"); a phrase holding another label's words
-    # ("Large language models" after "Language models") or held by one ("Language") reads
-    # the same, and so does an acronym of a taken label ("LLMs" after "Language models").
-    mine = _canonical(stems)
-    return bool(stems) and not any(
-        mine <= other or other <= mine for other in map(_canonical, taken)
-    )
-
-
-# Acronyms that read as another label's words: "LLM" is a language model.
-_ALIASES = {"llm": ("language",), "lm": ("language",), "rl": ("reinforce",)}
-
-
-def _canonical(stems: frozenset[str]) -> frozenset[str]:
-    return frozenset(w for s in stems for w in _ALIASES.get(s, (s,)))
 
 
 def _pick(
@@ -211,7 +168,7 @@ def _pick(
     top_word = max((base[k] for _, k in words), default=0.0)
     scores = {key: score for score, key in ranked}
     for score, key in ranked:
-        if len(key) > 1 and base[key] >= PHRASE_SHARE * top_word and _free(frozenset(key), taken):
+        if len(key) > 1 and base[key] >= PHRASE_SHARE * top_word and free(frozenset(key), taken):
             longer = [k for k in scores if len(k) == len(key) + 1 and key in (k[:-1], k[1:])]
             better = [k for k in longer if scores[k] >= 0.7 * score]
             if better:  # "Active galactic" -> "Active galactic nuclei"
@@ -226,7 +183,7 @@ def _pick(
         # Join only when the first word alone leaves much of the theme out and both cover half.
         both = cover[first] < 2 / 3 and min(cover[first], cover[second]) >= PAIR_COVERAGE
         apart = not (first[0].startswith(second[0]) or second[0].startswith(first[0]))
-        if both and apart and _free(stems, taken):
+        if both and apart and free(stems, taken):
             taken.append(stems)
             tail = display(second, surface[second])
             tail = tail if _acronym(second, surface) else tail.lower()
@@ -248,9 +205,7 @@ def _single(
 
 def _words(ranked: list, taken: list, surface: dict) -> list:
     """The free single words of ``ranked``, those that do not hang ("Galactic") first."""
-    words = [
-        (score, key) for score, key in ranked if len(key) == 1 and _free(frozenset(key), taken)
-    ]
+    words = [(score, key) for score, key in ranked if len(key) == 1 and free(frozenset(key), taken)]
     return [w for w in words if not dangling(w[1], surface)] or words
 
 
@@ -274,7 +229,7 @@ def _completed(
         if 1 < len(k) <= 3
         and key[0] in k
         and not dangling(k, surface)
-        and _free(frozenset(k), taken)
+        and free(frozenset(k), taken)
     ]
     saying_more = [
         k
@@ -287,87 +242,6 @@ def _completed(
         return key
     hanging = [k for k in longer if len(k) == 2 and k[0] == key[0]]
     return max(hanging, key=lambda k: (scores[k], k)) if hanging else None
-
-
-def _category_label(members: list[Paper], taken: list[frozenset[str]]) -> str | None:
-    """The readable name of the arXiv category most of the papers carry, if it covers them.
-
-    Primary categories count first: a paper filed under cs.RO is about robotics, while cs.LG
-    as a secondary category is added to half of all papers.
-    """
-    primary: Counter = Counter()
-    carried: Counter = Counter()
-    for paper in members:
-        names = {category_name(c) for c in paper.categories} - {None}
-        carried.update(names)
-        if paper.categories and (first := category_name(paper.categories[0])):
-            primary[first] += 1
-    ranked = sorted(carried, key=lambda name: (-primary[name], -carried[name], name))
-    return _first_free(
-        (name for name in ranked if carried[name] >= max(2, MIN_COVERAGE * len(members))),
-        taken,
-    )
-
-
-def _topic_label(members: list[Paper], taken: list[frozenset[str]]) -> str | None:
-    """The shipped taxonomy topic ("Language models", "Robotics") most of the papers match."""
-    # A share read from 20 papers: the topic patterns cost about 1 ms a paper.
-    members = members[:: max(1, len(members) // TOPIC_SAMPLE)]
-    counts: Counter = Counter()
-    for paper in members:
-        counts.update(_topics_of(paper))
-    order = {name: i for i, name in enumerate(_default_taxonomy().topics)}
-    ranked = sorted(counts, key=lambda name: (-counts[name], order[name]))
-    return _first_free(
-        (name for name in ranked if counts[name] >= MIN_COVERAGE * len(members)), taken
-    )
-
-
-@cache
-def _default_taxonomy() -> Taxonomy:
-    return load_taxonomy(None)
-
-
-def _topics_of(paper: Paper) -> list[str]:
-    """Taxonomy.match(paper), without running a topic's patterns where they cannot match.
-
-    A keyword pattern matches only where the keyword's first word is: a topic whose first
-    words are in neither the title nor the keywords, and occur fewer than twice (the rule
-    for prose) in the whole text, cannot match by keywords. Counting substrings is cheap;
-    the patterns took about 1 ms a paper, most of labelling 1,000 papers.
-    """
-    strong = " ".join((paper.title, *paper.keywords)).lower()
-    text = _text(paper).lower()
-    carried = set(paper.categories)
-    return [
-        topic.name
-        for topic, firsts in _first_words()
-        if carried.intersection(topic.categories)
-        or (
-            (any(w in strong for w in firsts) or sum(text.count(w) for w in firsts) >= 2)
-            and topic.matches(paper)
-        )
-    ]
-
-
-@cache
-def _first_words() -> list[tuple[Topic, tuple[str, ...]]]:
-    return [
-        (
-            topic,
-            tuple(re.split(r"[\s\-]+", k.strip().rstrip("*"))[0].lower() for k in topic.keywords),
-        )
-        for topic in _default_taxonomy().entries
-    ]
-
-
-def _first_free(names, taken: list[frozenset[str]]) -> str | None:
-    for name in names:
-        stems = frozenset(analyze(name))
-        if _free(stems, taken):
-            taken.append(stems)
-            return name
-    return None
 
 
 def _widest(
@@ -384,12 +258,12 @@ def _widest(
     the titles share beats the abstracts' filler.
     """
     ranked = sorted(shared, key=lambda key: (-weight[key], -cover[key], key))
-    free = [key for key in ranked if _free(frozenset(key), taken)]
-    whole = [k for k in (_completed(key, scores, surface, taken) for key in free) if k]
-    if not (whole or free):
+    open_ = [key for key in ranked if free(frozenset(key), taken)]
+    whole = [k for k in (_completed(key, scores, surface, taken) for key in open_) if k]
+    if not (whole or open_):
         return None
     # A phrase left hanging ("Active galactic") only when nothing else is left.
-    key = (whole or free)[0]
+    key = (whole or open_)[0]
     taken.append(frozenset(key))
     return display(key, surface[key])
 
