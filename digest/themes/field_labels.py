@@ -142,7 +142,7 @@ def common_word(members: list[Paper], taken: list[frozenset[str]]) -> str | None
     for term, forms in written.items():
         counts[term] = max(forms.values())
     for term, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        if count < 2:
+        if count < max(2, MIN_COVERAGE * len(members)):
             break
         if free(frozenset((term,)), taken):
             taken.append(frozenset((term,)))

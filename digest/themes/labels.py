@@ -45,6 +45,8 @@ PHRASE_SHARE = 0.3
 LENGTH_BONUS = {1: 1.0, 2: 1.4, 3: 1.5}
 # A word chosen alone is written as a phrase holding it that scores this share of it.
 EXTEND_SHARE = 0.5
+# "X and Y": the second part must be in this share of the papers.
+JOIN_COVERAGE = 0.4
 
 
 def label_clusters(
@@ -127,7 +129,7 @@ def _label(
         _pick(ranked, taken, surface, cover, scores, base)
         or category_label(members, taken)
         or topic_label(members, taken)
-        or _single(_words(ranked, taken, surface), taken, surface, cover, scores, MIN_COVERAGE)
+        or _single(ranked, taken, surface, cover, scores)
         or _widest(shared, cover, inside, scores, taken, surface)
         or common_word(members, taken)
     )
@@ -160,46 +162,75 @@ def _pick(
 ) -> str | None:
     """The label for one cluster from its ranked covering phrases, avoiding other labels.
 
-    A single word only when it is in half the papers; None leaves the choice to the fallbacks.
+    The best phrase nearly as distinctive as the best word, else a word in half the papers
+    (written as a covering phrase holding it if there is one); joined by "and" with a second
+    one when the first leaves much of the theme out. None leaves the choice to the fallbacks.
     """
     words = _words(ranked, taken, surface)
     # Phrase against word on distinctiveness alone: a phrase that covers the theme (checked
     # already) reads better than a bare word even when the word is in a few more papers.
     top_word = max((base[k] for _, k in words), default=0.0)
     scores = {key: score for score, key in ranked}
+    first = None
     for score, key in ranked:
         if len(key) > 1 and base[key] >= PHRASE_SHARE * top_word and free(frozenset(key), taken):
             longer = [k for k in scores if len(k) == len(key) + 1 and key in (k[:-1], k[1:])]
             better = [k for k in longer if scores[k] >= 0.7 * score]
             if better:  # "Active galactic" -> "Active galactic nuclei"
                 key = max(better, key=lambda k: (scores[k], k))
-            if dangling(key, surface):
-                continue
-            taken.append(frozenset(key))
-            return display(key, surface[key])
-    if len(words) >= 2:
-        first, second = words[0][1], words[1][1]
-        stems = frozenset(first + second)
-        # Join only when the first word alone leaves much of the theme out and both cover half.
-        both = cover[first] < 2 / 3 and min(cover[first], cover[second]) >= PAIR_COVERAGE
-        apart = not (first[0].startswith(second[0]) or second[0].startswith(first[0]))
-        if both and apart and free(stems, taken):
-            taken.append(stems)
-            tail = display(second, surface[second])
-            tail = tail if _acronym(second, surface) else tail.lower()
-            return f"{display(first, surface[first])} and {tail}"
-    return _single(words, taken, surface, cover, scores_all, PAIR_COVERAGE)
+            if not dangling(key, surface):
+                first = key
+                break
+    for _, key in words if first is None else ():
+        if cover[key] >= PAIR_COVERAGE:
+            first = _completed(key, scores_all, surface, taken, cover)
+            if first is not None:
+                break
+    if first is None:
+        return None
+    return _joined(first, ranked, cover, taken, surface)
 
 
-def _single(
-    words: list, taken: list, surface: dict, cover: dict, scores_all: dict, least: float
-) -> str | None:
-    """The best single word (completed if it hangs) in at least ``least`` of the papers."""
-    for _, key in words:
-        whole = _completed(key, scores_all, surface, taken, cover) if cover[key] >= least else None
+def _joined(first: tuple, ranked: list, cover: dict, taken: list, surface: dict) -> str:
+    """``first``, or "First and second" when first leaves a third of the theme out.
+
+    The second is the best covering phrase sharing no word with the first, in at least
+    JOIN_COVERAGE of the papers, the whole at most four words ("Galaxies and star formation").
+    """
+    label = display(first, surface[first])
+    second = None
+    if cover[first] < 2 / 3:
+        second = next(
+            (
+                key
+                for _, key in ranked
+                if len(first) + len(key) <= 3
+                and cover[key] >= JOIN_COVERAGE
+                and _apart(first, key)
+                and not dangling(key, surface)
+                and free(frozenset(first + key), taken)
+            ),
+            None,
+        )
+    if second is None:
+        taken.append(frozenset(first))
+        return label
+    taken.append(frozenset(first + second))
+    tail = display(second, surface[second])
+    return f"{label} and {tail if _acronym(second, surface) else tail[:1].lower() + tail[1:]}"
+
+
+def _apart(first: tuple, second: tuple) -> bool:
+    """No word of one is a word, or the start of a word, of the other ("LLM" / "LLMs")."""
+    return not any(a.startswith(b) or b.startswith(a) for a in first for b in second)
+
+
+def _single(ranked: list, taken: list, surface: dict, cover: dict, scores_all: dict) -> str | None:
+    """The best word in a third of the papers, as a phrase if one covers them, maybe joined."""
+    for _, key in _words(ranked, taken, surface):
+        whole = _completed(key, scores_all, surface, taken, cover)
         if whole is not None:
-            taken.append(frozenset(whole))
-            return display(whole, surface[whole])
+            return _joined(whole, ranked, cover, taken, surface)
     return None
 
 
