@@ -21,7 +21,7 @@ __all__ = ["MIN_COVERAGE", "category_label", "common_word", "free", "text", "top
 # A label's every content word must be in this share of its theme's papers: below it the label
 # describes a minority ("Reasoning and lean" over seven papers of which two are about Lean).
 MIN_COVERAGE = 1 / 3
-TOPIC_SAMPLE = 20
+TOPIC_SAMPLE = 12
 
 
 def text(paper: Paper) -> str:
@@ -70,7 +70,7 @@ def category_label(members: list[Paper], taken: list[frozenset[str]]) -> str | N
 
 def topic_label(members: list[Paper], taken: list[frozenset[str]]) -> str | None:
     """The shipped taxonomy topic ("Language models", "Robotics") most of the papers match."""
-    # A share read from 20 papers: the topic patterns cost about 1 ms a paper.
+    # A share read from 12 papers: the topic patterns cost about 1 ms a paper.
     members = members[:: max(1, len(members) // TOPIC_SAMPLE)]
     counts: Counter = Counter()
     for paper in members:

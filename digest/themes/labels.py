@@ -37,8 +37,8 @@ PAIR_COVERAGE = 1 / 2
 
 _STOP = STOP_WORDS
 # At most this many papers of a theme are read for its label (evenly spread over the theme):
-# shares and scores of 40 papers name a theme of 400 as well, in a tenth of the time.
-SAMPLE = 40
+# shares and scores of 30 papers name a theme of 300 as well, in a tenth of the time.
+SAMPLE = 30
 # A phrase beats a single word when it is this distinctive relative to it (a bare word such
 # as "Reasoning" tells a reader of a Hugging Face day little), and phrases score this bonus.
 PHRASE_SHARE = 0.3
