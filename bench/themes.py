@@ -56,11 +56,19 @@ from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, sil
 from digest.models import REMAINDER_LABEL, Paper, Theme
 from digest.themes import grouping as themes
 from digest.themes import labels as theme_labels
+from digest.themes import space, words
 from digest.themes.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "arxiv_topics_dev.jsonl"
-SHIPPED = ROOT / "digest" / "data" / themes.BACKGROUND_FILE
+DEFAULT_DATA = next(
+    (
+        folder / "shared" / "eval" / "arxiv_topics_dev.jsonl"
+        for folder in ROOT.parents
+        if (folder / "shared" / "eval" / "arxiv_topics_dev.jsonl").is_file()
+    ),
+    ROOT.parent / "shared" / "eval" / "arxiv_topics_dev.jsonl",
+)
+SHIPPED = ROOT / "digest" / "data" / space.BACKGROUND_FILE
 
 Row = dict
 Method = Callable[[list[Row]], Sequence[int]]
@@ -91,7 +99,14 @@ def batches(days: dict[str, list[Row]], count: int, seed: int) -> list[tuple[str
 
 def background_text(row: Row) -> str:
     """The text a background space is learned from: what group() sees of a paper."""
-    return themes._document(paper(row, categories=False))
+    return space.document(paper(row, categories=False))
+
+
+def learn(rows: list[Row], dimensions: int) -> space.Background:
+    """A grouping space learned from rows: their text and their arXiv categories."""
+    texts = [background_text(r) for r in rows]
+    categories = [r.get("categories") or [r["topic"]] for r in rows]
+    return space.Background.build(texts, dimensions, categories=categories)
 
 
 def paper(row: Row, *, categories: bool) -> Paper:
@@ -154,7 +169,7 @@ def ours(*, background, categories: bool, kept: list | None = None) -> Method:
 
 MIN_COVERAGE = 1 / 3  # below this a label describes a minority of its theme
 TAXONOMY = load_taxonomy(None)
-_GENERIC_STEMS = frozenset(theme_labels.analyze(" ".join(theme_labels._GENERIC)))
+_GENERIC_STEMS = frozenset(theme_labels.analyze(" ".join(words.GENERIC)))
 _CONJUNCTION = re.compile(r"\S\s+(?:and|&)\s+\S", re.IGNORECASE)
 
 
@@ -175,7 +190,7 @@ def label_coverage(
 
     def filed(p: Paper) -> bool:  # a category or taxonomy label covers what it names
         return theme.label in _names(p, names) or (
-            theme.label in TAXONOMY.topics and theme.label in TAXONOMY.match(p)
+            theme.label in TAXONOMY.topics and theme.label in _topics(p)
         )
 
     def has_key(p: Paper) -> bool:
@@ -186,6 +201,13 @@ def label_coverage(
     anywhere = sum(has_key(p) for p in papers)
     n = len(theme.papers)
     return key_hits / n, all_hits / n, key_hits / max(1, anywhere)
+
+
+def _topics(p: Paper, known: dict[str, list[str]] = {}) -> list[str]:  # noqa: B006
+    """TAXONOMY.match, once per paper (the patterns cost about 1 ms a paper)."""
+    if p.arxiv_id not in known:
+        known[p.arxiv_id] = TAXONOMY.match(p)
+    return known[p.arxiv_id]
 
 
 def _names(p: Paper, names: dict[str, str]) -> set[str]:
@@ -225,6 +247,70 @@ def label_quality(kept: list) -> dict[str, float]:
         "and": conjunctions / n,
         "words": float(np.mean(lengths)) if lengths else 0.0,
     }
+
+
+def shape_stats(kept: list) -> dict[str, float]:
+    """The edition's shape: largest theme and remainder shares, one-paper themes, sub-themes."""
+    largest, other, singles, big = [], [], 0, []
+    for papers, result in kept:
+        n = len(papers)
+        sizes = [len(t.papers) for t in result if t.label != REMAINDER_LABEL]
+        largest.append(max(sizes, default=0) / n)
+        if n >= 20:
+            big.append(largest[-1])
+        other.append(sum(len(t.papers) for t in result if t.label == REMAINDER_LABEL) / n)
+        singles += sum(size == 1 for size in sizes)
+    return {
+        "largest": float(np.mean(largest)),
+        "largest_max": max(big, default=0.0),
+        "other": float(np.mean(other)),
+        "other_max": max(other, default=0.0),
+        "singles": singles,
+        "themes": float(np.mean([len(r) for _, r in kept])),
+    }
+
+
+def print_shapes(kept: dict[str, list]) -> None:
+    """One line per run: the issue's shape rules, measured."""
+    print(
+        f"\nshape (rules: largest <= 30% at 20+ papers, Other <= 15%, no one-paper theme)"
+        f"\n{'run':28} {'themes':>6} {'largest':>7} {'max':>6} {'Other':>6} {'max':>6} {'1-paper':>7}"
+    )
+    for name, runs in kept.items():
+        q = shape_stats(runs)
+        print(
+            f"{name:28} {q['themes']:6.1f} {q['largest']:7.1%} {q['largest_max']:6.1%} "
+            f"{q['other']:6.1%} {q['other_max']:6.1%} {q['singles']:7d}"
+        )
+
+
+HF_DAYS = [
+    ROOT / "examples" / "papers.json",
+    ROOT / "tests" / "fixtures" / "hf_daily_papers_2024-10-25.json",
+    ROOT / "tests" / "fixtures" / "hf_daily_papers_recent.json",
+]
+
+
+def hf_days(paths: list[Path]) -> None:
+    """The bundled Hugging Face days as digest groups them: shape, words per label, labels."""
+    from digest.sources.jsonfile import load_papers
+
+    for path in paths:
+        if not path.exists():
+            continue
+        papers = load_papers(path).papers
+        start = time.perf_counter()
+        result = themes.group(papers)
+        seconds = time.perf_counter() - start
+        kept = [(papers, result)]
+        q, shape = label_quality(kept), shape_stats(kept)
+        print(
+            f"\n{path.relative_to(ROOT)}: {len(papers)} papers, {len(result)} themes in "
+            f"{seconds:.2f} s; largest {shape['largest']:.0%}, Other {shape['other']:.0%}, "
+            f"one-paper themes {shape['singles']}, {q['words']:.2f} words per label, "
+            f"key-word coverage {q['coverage']:.0%}"
+        )
+        show_labels(kept, 1)
 
 
 def show_labels(kept: list, count: int) -> None:
@@ -318,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated announcement days to sample batches from (default: all)",
     )
     parser.add_argument(
+        "--digest-only", action="store_true", help="skip the baselines (faster, for tuning)"
+    )
+    parser.add_argument(
         "--show-labels", type=int, default=0, metavar="N", help="print the labels of N batches"
     )
     args = parser.parse_args(argv)
@@ -325,8 +414,9 @@ def main(argv: list[str] | None = None) -> int:
 
     days = load(args.data)
     if args.build_background:
-        texts = [background_text(r) for rows in days.values() for r in rows]
-        themes.Background.build(texts, args.dimensions).save(SHIPPED)
+        rows = [r for rows in days.values() for r in rows]
+        learn(rows, args.dimensions).save(SHIPPED)
+        texts = rows
         print(f"wrote {SHIPPED} from {len(texts)} papers ({SHIPPED.stat().st_size} bytes)")
         return 0
 
@@ -335,10 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     folds = [names[0::2], names[1::2]]
     spaces = {}
     for i, fold in enumerate(folds):
-        texts = [background_text(r) for d in fold for r in days[d]]
-        space = themes.Background.build(texts, args.dimensions)
+        learned = learn([r for d in fold for r in days[d]], args.dimensions)
         for day in folds[1 - i]:
-            spaces[day] = space
+            spaces[day] = learned
     by_id = {r["id"]: r["date"] for rows in days.values() for r in rows}
 
     def held_out(rows: list[Row]):
@@ -354,16 +443,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{np.mean(sizes):.0f}), seed {args.seed}, {args.data.name}; folds {folds}"
     )
     kept: dict[str, list] = {"title+abstract, cross-day": [], "+ arXiv categories": []}
-    methods: list[tuple[str, Method]] = [
+    baselines: list[tuple[str, Method]] = [
         ("baseline TF-IDF + KMeans, silhouette k", kmeans_silhouette),
         ("baseline TF-IDF + NMF, k = sqrt(n/2)", nmf_sqrt),
         ("digest, title+abstract, no background", ours(background=False, categories=False)),
+    ]
+    methods: list[tuple[str, Method]] = [
+        *([] if args.digest_only else baselines),
         (
             "digest, title+abstract, cross-day space",
             ours(background=held_out, categories=False, kept=kept["title+abstract, cross-day"]),
         ),
     ]
-    if SHIPPED.exists():
+    if SHIPPED.exists() and not args.digest_only:
         methods.append(
             ("digest, title+abstract, shipped space*", ours(background=True, categories=False))
         )
@@ -381,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         ami, ari, secs = results[name] = score(method, sample)
         print(f"{name:44} {ami:6.3f} {ari:6.3f} {secs:7.3f}", flush=True)
     head = results["digest, title+abstract, cross-day space"]
-    nmf = results["baseline TF-IDF + NMF, k = sqrt(n/2)"]
+    nmf = results.get("baseline TF-IDF + NMF, k = sqrt(n/2)", (math.nan, math.nan, 0.0))
     print(
         f"headline (title+abstract, cross-day): AMI {head[0]:.3f} ({head[0] / nmf[0]:.2f}x NMF), "
         f"ARI {head[1]:.3f} ({head[1] / nmf[1]:.2f}x NMF), {head[2]:.2f} s per 150 papers"
@@ -398,10 +490,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:28} {q['themes']:6d} {q['coverage']:8.1%} {q['all_words']:9.1%} "
             f"{q['under']:6.1%} {q['precision']:9.1%} {q['and']:7.1%} {q['words']:5.2f}"
         )
+    print_shapes(kept)
     for name, runs in kept.items():
         if args.show_labels:
             print(f"\nlabels, {name}:")
             show_labels(runs, args.show_labels)
+    print("\nthe bundled Hugging Face days (shipped space):")
+    hf_days(HF_DAYS)
     return 0
 
 

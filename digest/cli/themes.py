@@ -33,9 +33,7 @@ def themes(app: App, path: Path, as_json: bool) -> None:
 
     Example: digest themes examples/papers.json --json
     """
-    from digest.themes.grouping import (
-        group,  # scikit-learn is slow to import; only this command needs it
-    )
+    from digest.themes.grouping import group  # numpy and the space: only this command
 
     result = load_papers(path)
     for skip in result.skipped[:SHOWN_SKIPS]:

@@ -1,40 +1,29 @@
-"""Group an edition's papers into a handful of themes with labels a researcher would write.
+"""Group an edition's papers into themes at the grain a reader wants, with labels a researcher would write.
 
-How: every paper becomes a TF-IDF vector over (lightly stemmed) words of its title (counted
-twice), Hugging Face keywords and abstract. When the shipped background space
-(``data/themes_background.npz``, a latent semantic space learned once from a few thousand
-arXiv abstracts) is present, vectors are projected into it, which lets "robot" and "grasping"
-meet even when one day's 40 papers never use both; papers are then clustered with k-means,
-k ~ sqrt(n/2) bounded to 4..12. Without the background, per-batch NMF topics decide. arXiv
-categories, when a source gives them, are added as extra features. Clusters too small to be a
-theme go to the remainder theme, "Other papers". Labels come from each cluster's most
-distinctive phrases (digest.theme_labels).
+How: every paper becomes a point of the shipped grouping space (digest.themes.space: TF-IDF
+of its title, Hugging Face keywords and summary and abstract, projected onto directions
+that tell topics and arXiv categories apart); its own arXiv categories, when a source gives
+them, are added as extra features, and with the embeddings extra its MiniLM sentence
+embedding too. k-means finds about 1.5 sqrt(n/2) clusters (4..12); then the edition's shape
+rules hold (digest.themes.clusters): a cluster over 30% of 20 or more papers is split into
+sub-themes ("Language models: long context"), papers that fit nowhere go to "Other papers"
+(at most 15%), and no theme has one paper. Labels come from digest.themes.labels.
 
-Pure and deterministic: the same papers, in any order, give the same themes.
+Pure and deterministic: the same papers, in any order, give the same themes. numpy only at
+run time: scikit-learn and scipy took 1.4 s to import, more than grouping 150 papers.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import warnings
-from array import array
-from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 
 import numpy as np
-from scipy import sparse
-from sklearn.cluster import AgglomerativeClustering, KMeans
-from sklearn.decomposition import NMF, TruncatedSVD
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 from digest.models import REMAINDER_LABEL, Paper, Theme
+from digest.themes.clusters import Cluster, kmeans, shape
 from digest.themes.labels import analyze, label_clusters
+from digest.themes.space import Background, document, shipped_background, unit_rows
 
 __all__ = [
     "ALL_PAPERS_LABEL",
@@ -48,22 +37,24 @@ __all__ = [
 
 ALL_PAPERS_LABEL = "All papers"
 MIN_THEMES, MAX_THEMES = 4, 12
+# Measured (bench/themes.py, cross-day): 1.5 sqrt(n/2) clusters 0.52 AMI, sqrt(n/2) 0.49;
+# the shape rules then merge the smallest and split the biggest.
+THEME_FACTOR = 1.5
 TINY = 8  # fewer papers than this are shown as one theme: there is nothing to group
 CATEGORY_WEIGHT = 0.5  # how much arXiv categories pull, relative to the text (unit vectors)
-BACKGROUND_FILE = "themes_background.npz"
-# With embeddings: the background space weighs as much as the sentence embedding (cosine of the
-# joined vector = mean of the two cosines), and average linkage over about 2 sqrt(n/2) clusters.
-EMBEDDING_BACKGROUND_WEIGHT = 1.0
-EMBEDDING_THEME_FACTOR = 2.0
-LONER_SIMILARITY = 0.05  # cosine of TF-IDF vectors below which a paper shares nothing
+# The space beside the sentence embedding counts this much. Measured (bench/themes.py, 40
+# cross-day batches): 1.0 gave AMI 0.489 / ARI 0.412, 2.0 0.502 / 0.425, 3.0 0.498 / 0.425;
+# the space alone 0.504 / 0.427: its category directions already hold what MiniLM adds.
+EMBEDDING_WEIGHT = 2.0
 
 
 def theme_count(n: int) -> int:
-    """How many themes ``n`` papers get: about sqrt(n/2), at least 4 and at most 12.
+    """How many clusters ``n`` papers start from: about 1.5 sqrt(n/2), at least 4, at most 12.
 
-    sqrt(n/2) is the usual rule of thumb for document clusters and keeps an email scannable.
+    sqrt(n/2) is the usual rule of thumb for document clusters; the half more measured better
+    (topics of a day are uneven) and keeps an email scannable once tiny clusters are merged.
     """
-    return max(MIN_THEMES, min(MAX_THEMES, round(math.sqrt(n / 2))))
+    return max(MIN_THEMES, min(MAX_THEMES, round(THEME_FACTOR * math.sqrt(n / 2))))
 
 
 def group(
@@ -74,116 +65,51 @@ def group(
 ) -> list[Theme]:
     """Group papers into labelled themes: every paper in exactly one, the remainder last.
 
-    ``background``: None or True uses the shipped space; False uses per-batch topics only; a
+    ``background``: None or True uses the shipped space; False uses per-batch TF-IDF only; a
     Background uses that space (the benchmark compares them this way). ``embed`` (see
-    digest.embeddings) adds sentence embeddings, clustered by average linkage on cosine.
+    digest.themes.embeddings) adds sentence embeddings beside the space.
     """
     if not papers:
         return []
     ordered = sorted(papers, key=lambda p: (p.arxiv_id, p.title))  # input order must not matter
-    wordless = not any(analyze(_document(p)) for p in ordered)  # e.g. titles only of stop words
+    docs = [document(p) for p in ordered]
+    wordless = not any(analyze(doc) for doc in docs)  # e.g. titles only of stop words
     if len(ordered) < TINY or wordless:
         return [Theme(ALL_PAPERS_LABEL, tuple(_in_input_order(ordered, papers)))]
-    labels = _cluster(ordered, _use_background(background), embed)
-    return _themes(ordered, labels, papers)
+    space = _use_background(background) or _batch_space(docs)
+    words = space.tfidf(docs)
+    features = _features(ordered, space, words, embed)
+    clusters = shape(features, kmeans(features, theme_count(len(ordered))), words)
+    return _themes(ordered, clusters, papers)
 
 
 def _use_background(choice: Background | bool | None) -> Background | None:
     if isinstance(choice, Background):
         return choice
-    return _shipped_background() if choice is None or choice else None
+    return shipped_background() if choice is None or choice else None
 
 
-def _document(paper: Paper) -> str:
-    # The title says what the paper is about most densely: count it twice.
-    return " . ".join((paper.title, paper.title, " ; ".join(paper.keywords), paper.abstract))
+def _batch_space(docs: list[str]) -> Background:
+    """A space of the batch alone: its words in two or more papers, identity directions."""
+    seen: dict[str, int] = {}
+    for doc in docs:
+        for word in set(analyze(doc)):
+            seen[word] = seen.get(word, 0) + 1
+    shared = sorted(w for w, count in seen.items() if count >= 2) or sorted(seen)
+    idf = np.array([math.log((1 + len(docs)) / (1 + seen[w])) + 1.0 for w in shared])
+    return Background({w: i for i, w in enumerate(shared)}, idf, np.eye(len(shared)))
 
 
-def _cluster(papers: list[Paper], background: Background | None, embed=None) -> np.ndarray:
-    """Cluster index per paper; -1 means the remainder."""
-    n = len(papers)
-    k = theme_count(n)
-    docs = [_document(p) for p in papers]
+def _features(papers: list[Paper], space: Background, words, embed) -> np.ndarray:
+    """Unit rows to cluster: the space (centred), categories and embeddings beside it."""
+    features = space.project(words, centred=True)
     if embed is not None:
-        # Measured (bench/themes.py): MiniLM alone 0.43 AMI; with the background space beside
-        # it at equal weight, average linkage on cosine and ~2 sqrt(n/2) clusters, 0.46 on the
-        # tuning days and 0.49 on held-out days. Average linkage leaves misfits as singletons,
-        # which the remainder takes, so the word-overlap loner test is not needed (it cost AMI).
-        k = max(MIN_THEMES, min(MAX_THEMES, round(EMBEDDING_THEME_FACTOR * math.sqrt(n / 2))))
-        features = normalize(embed([f"{p.title}. {p.abstract}" for p in papers]))
-        if background is not None:
-            features = np.hstack(
-                [features, EMBEDDING_BACKGROUND_WEIGHT * _project(docs, background)]
-            )
-    elif background is not None:
-        features = _project(docs, background)
-    else:
-        features = _batch_topics(docs, k)
+        vectors = unit_rows(np.asarray(embed([f"{p.title}. {p.abstract}" for p in papers])))
+        features = np.hstack([vectors, EMBEDDING_WEIGHT * features])
     categories = _category_features(papers)
     if categories is not None:
         features = np.hstack([features, CATEGORY_WEIGHT * categories])
-    distinct = len(np.unique(features.round(6), axis=0))  # identical papers cannot split
-    k = min(k, distinct)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a good-enough fit is fine here
-        if embed is not None:
-            labels = AgglomerativeClustering(k, metric="cosine", linkage="average").fit_predict(
-                features
-            )
-        else:
-            labels = _without_loners(
-                KMeans(k, n_init=10, random_state=0).fit_predict(features), docs
-            )
-    return _with_remainder(labels, n)
-
-
-def _without_loners(labels: np.ndarray, docs: list[str]) -> np.ndarray:
-    """Send a paper that shares almost no words with any paper of its cluster to the remainder.
-
-    k-means must put every paper somewhere; a paper on bell acoustics among galaxy papers is
-    a misfit, and naming the theme after the galaxies would mislead its reader.
-    """
-    if LONER_SIMILARITY <= 0:
-        return labels
-    try:
-        matrix = TfidfVectorizer(analyzer=analyze, sublinear_tf=True).fit_transform(docs)
-    except ValueError:  # no words at all: nothing to compare
-        return labels
-    out = labels.copy()
-    for label in np.unique(labels).tolist():
-        mates = np.flatnonzero(labels == label)
-        if len(mates) > 1:
-            out[mates[_best_mate(matrix[mates]) < LONER_SIMILARITY]] = -1
-    return out
-
-
-def _best_mate(rows: sparse.csr_matrix, chunk: int = 256) -> np.ndarray:
-    """Each row's highest cosine with another row (rows are L2-normalised), ``chunk`` at a time.
-
-    The whole papers-by-papers matrix at once held 10,000 papers in 2.1 GB (dense float64 plus
-    the sparse product); a chunk of rows against one cluster stays a few MB.
-    """
-    best = np.zeros(rows.shape[0])
-    for start in range(0, rows.shape[0], chunk):
-        block = (rows[start : start + chunk] @ rows.T).toarray()
-        own = np.arange(block.shape[0])
-        block[own, start + own] = 0.0  # a paper's likeness to itself does not count
-        best[start : start + chunk] = block.max(axis=1)
-    return best
-
-
-def _batch_topics(docs: list[str], k: int) -> np.ndarray:
-    """Per-batch NMF topic weights: the best we measured without background knowledge."""
-    vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, min_df=2)
-    try:
-        matrix = vectorizer.fit_transform(docs)
-    except ValueError:  # no word occurs twice: nothing to share
-        matrix = TfidfVectorizer(analyzer=analyze, sublinear_tf=True).fit_transform(docs)
-    k = min(k, *matrix.shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        weights = NMF(k, init="nndsvd", random_state=0, max_iter=400).fit_transform(matrix)
-    return normalize(weights)
+    return unit_rows(features)
 
 
 def _category_features(papers: list[Paper]) -> np.ndarray | None:
@@ -196,112 +122,66 @@ def _category_features(papers: list[Paper]) -> np.ndarray | None:
     for row, paper in enumerate(papers):
         for pos, cat in enumerate(paper.categories):
             out[row, index[cat]] += 2.0 if pos == 0 else 1.0
-    return normalize(out)
-
-
-def _with_remainder(labels: np.ndarray, n: int) -> np.ndarray:
-    """Send clusters too small to read as a theme to the remainder (-1)."""
-    min_size = max(2, math.ceil(n / 40))
-    sizes = Counter(labels.tolist())
-    return np.array([lab if sizes[lab] >= min_size else -1 for lab in labels.tolist()])
-
-
-@dataclass(frozen=True)
-class Background:
-    """A latent semantic space (TF-IDF + truncated SVD) learned once from many abstracts."""
-
-    vocabulary: dict[str, int]
-    idf: np.ndarray
-    components: np.ndarray  # (dimensions, vocabulary)
-
-    @classmethod
-    def build(cls, texts: Sequence[str], dimensions: int = 20) -> Background:
-        """Learn the space from texts (title twice, then abstract); used by bench/themes.py."""
-        vectorizer = TfidfVectorizer(
-            analyzer=analyze, sublinear_tf=True, min_df=3, max_df=0.3, max_features=8000
-        )
-        matrix = vectorizer.fit_transform(texts)
-        svd = TruncatedSVD(dimensions, random_state=0).fit(matrix)
-        return cls(dict(vectorizer.vocabulary_), vectorizer.idf_, svd.components_)
-
-    def save(self, path: os.PathLike | str) -> None:
-        """Write the space as a compressed .npz (float32 is plenty for cosine geometry)."""
-        words = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
-        np.savez_compressed(
-            path,
-            vocabulary=np.array("\n".join(words)),
-            idf=self.idf.astype(np.float32),
-            components=self.components.astype(np.float32),
-        )
-
-    @classmethod
-    def load(cls, handle) -> Background:
-        """Read a space written by ``save`` from a path or binary file."""
-        with np.load(handle) as data:
-            words = str(data["vocabulary"]).split("\n")
-            return cls(
-                {w: i for i, w in enumerate(words)},
-                data["idf"].astype(np.float64),
-                data["components"].astype(np.float64),
-            )
-
-
-@cache
-def _shipped_background() -> Background | None:
-    """The shipped latent space, or None if the file is absent (then per-batch topics are used)."""
-    source = resources.files("digest.data").joinpath(BACKGROUND_FILE)
-    if not source.is_file():
-        return None
-    with source.open("rb") as handle:
-        return Background.load(handle)
-
-
-def _project(docs: list[str], bg: Background) -> np.ndarray:
-    """Sublinear TF-IDF with the background's idf, projected into its space, unit length."""
-    # Compact arrays, not lists of Python numbers: at 10,000 papers the lists cost ~100 MB.
-    indptr, cols, vals = array("q", [0]), array("i"), array("d")
-    idf = bg.idf.tolist()
-    for doc in docs:
-        counts = Counter(bg.vocabulary[t] for t in analyze(doc) if t in bg.vocabulary)
-        cols.extend(counts.keys())
-        vals.extend((1.0 + math.log(count)) * idf[col] for col, count in counts.items())
-        indptr.append(len(cols))
-    matrix = sparse.csr_matrix(
-        (
-            np.frombuffer(vals),
-            np.frombuffer(cols, dtype=np.int32),
-            np.frombuffer(indptr, dtype=np.int64),
-        ),
-        shape=(len(docs), len(idf)),
-    )
-    matrix.sort_indices()  # the column order a COO build gives: the same sums, bit for bit
-    return normalize(np.asarray(normalize(matrix) @ bg.components.T))
+    return unit_rows(out)
 
 
 def text_vectors(papers: Sequence[Paper], background: Background) -> np.ndarray:
-    """Unit vectors of papers in a background space, from the same text grouping reads.
+    """Unit vectors of papers in a background space (not centred), from the text grouping reads.
 
     digest.themes.relevance scores papers for each subscriber in this space.
     """
-    return _project([_document(p) for p in papers], background)
+    return background.project(background.tfidf([document(p) for p in papers]))
 
 
-def _themes(papers: list[Paper], labels: np.ndarray, original: Sequence[Paper]) -> list[Theme]:
-    members: dict[int, list[Paper]] = defaultdict(list)
-    for paper, lab in zip(papers, labels.tolist(), strict=True):
-        members[lab].append(paper)
-    clusters = sorted((c for c in members if c != -1), key=lambda c: (-len(members[c]), c))
-    names = label_clusters([members[c] for c in clusters], papers, REMAINDER_LABEL)
-    themes = []
-    rest = list(members.get(-1, []))
-    for cluster, name in zip(clusters, names, strict=True):
-        if name is None:  # nothing in common to name: these papers are misfits
-            rest.extend(members[cluster])
+def _themes(papers: list[Paper], clusters: list[Cluster], original: Sequence[Paper]) -> list[Theme]:
+    """Label the clusters (a split one as "Parent: sub-theme"); unnamed ones join the remainder."""
+    units: list[list[Cluster]] = []
+    for cluster in clusters:
+        if cluster.parent is not None and units and units[-1][0].parent == cluster.parent:
+            units[-1].append(cluster)
         else:
-            themes.append(Theme(name, tuple(_in_input_order(members[cluster], original))))
+            units.append([cluster])
+    members = [[papers[r] for c in unit for r in c.rows] for unit in units]
+    order = sorted(range(len(units)), key=lambda i: (-len(members[i]), i))
+    names = label_clusters([members[i] for i in order], papers, REMAINDER_LABEL)
+    themes: list[Theme] = []
+    rest = set(range(len(papers))) - {r for c in clusters for r in c.rows}
+    for i, name in zip(order, names, strict=True):
+        if name is None:  # nothing in common to name: these papers are misfits
+            rest.update(r for c in units[i] for r in c.rows)
+        elif len(units[i]) == 1:
+            themes.append(_theme(name, [papers[r] for r in units[i][0].rows], original))
+        else:
+            themes.extend(_sub_themes(name, units[i], papers, original))
     if rest:
-        themes.append(Theme(REMAINDER_LABEL, tuple(_in_input_order(rest, original))))
+        themes.append(_theme(REMAINDER_LABEL, [papers[r] for r in sorted(rest)], original))
     return themes
+
+
+def _sub_themes(parent: str, parts: list[Cluster], papers: list[Paper], original) -> list[Theme]:
+    """The parts of a split theme, each "Parent: what sets it apart from its siblings"."""
+    groups = [[papers[r] for r in part.rows] for part in parts]
+    inside = [p for g in groups for p in g]
+    names = label_clusters(groups, inside, parent)
+    out = []
+    for number, (name, group_) in enumerate(zip(names, groups, strict=True), start=1):
+        sub = name if name is not None else f"part {number}"
+        out.append(
+            _theme(
+                f"{parent}: {sub[:1].lower() + sub[1:] if _plain(sub) else sub}", group_, original
+            )
+        )
+    return out
+
+
+def _plain(text: str) -> bool:
+    """True when the first word is an ordinary word (not an acronym or a name) to lower-case."""
+    first = text.split()[0]
+    return first[1:] == first[1:].lower() and not any(c.isdigit() for c in first)
+
+
+def _theme(label: str, members: list[Paper], original: Sequence[Paper]) -> Theme:
+    return Theme(label, tuple(_in_input_order(members, original)))
 
 
 def _in_input_order(subset: list[Paper], original: Sequence[Paper]) -> list[Paper]:
