@@ -97,12 +97,19 @@ class Slots:
 
     unsubscribe: str
     preferences: str
+    nonce: str = ""
 
     @classmethod
     def new(cls) -> Slots:
         """Fresh placeholders for one render."""
         nonce = secrets.token_hex(16)
-        return cls(f"DIGEST-SLOT-UNSUBSCRIBE-{nonce}", f"DIGEST-SLOT-PREFERENCES-{nonce}")
+        return cls(
+            f"DIGEST-SLOT-UNSUBSCRIBE-{nonce}", f"DIGEST-SLOT-PREFERENCES-{nonce}", nonce
+        )
+
+    def feedback(self, n: int) -> str:
+        """The placeholder of the ``n``-th paper's feedback token (ends in "-": never a prefix)."""
+        return f"DIGEST-SLOT-FEEDBACK-{self.nonce}-{n}-"
 
     def values(self, unsubscribe: str, preferences: str) -> dict[str, str]:
         """The splice map: each placeholder to its subscriber's URL."""

@@ -56,12 +56,17 @@ class PaperView:
     links: tuple[tuple[str, str], ...]
     why: str = ""
     thumbnail: str | None = None
+    more_url: str = ""  # "More like this" (issue 14): a slot filled per subscriber
+    less_url: str = ""
 
     @classmethod
-    def of(cls, selected: SelectedPaper, *, thumbnail: bool = False) -> PaperView:
+    def of(
+        cls, selected: SelectedPaper, *, thumbnail: bool = False, feedback: str = ""
+    ) -> PaperView:
         """Shape a selected paper for display (escaping is the template's job).
 
         ``thumbnail``: show the source's thumbnail of the paper, if it has one on a known host.
+        ``feedback``: the URL of the paper's feedback page, without ``?choice=``.
         """
         paper = selected.paper
         byline = format_authors(paper.authors)
@@ -85,6 +90,8 @@ class PaperView:
             links=tuple(links),
             why=shorten(clean(selected.why), 200),
             thumbnail=thumbnail_of(paper.thumbnail_url) if thumbnail else None,
+            more_url=f"{feedback}?choice=more" if feedback else "",
+            less_url=f"{feedback}?choice=less" if feedback else "",
         )
 
 
@@ -114,10 +121,16 @@ class PreparedMessage:
     """A digest rendered once for one Selection; finished cheaply per subscriber."""
 
     def __init__(
-        self, renderer: Renderer, spliced: SplicedMessage, edition: Edition, slots: Slots
+        self,
+        renderer: Renderer,
+        spliced: SplicedMessage,
+        edition: Edition,
+        slots: Slots,
+        papers: tuple[str, ...] = (),
     ) -> None:
         self._renderer = renderer
         self._slots = slots
+        self._papers = papers  # arXiv ids in the order of their feedback slots
         self.spliced = spliced
         self.edition = edition
         self.subject = spliced.subject
@@ -125,9 +138,13 @@ class PreparedMessage:
     def for_subscriber(self, subscriber: Subscriber) -> Message:
         """The finished email for ``subscriber``: recipient, signed links, headers, bytes."""
         unsubscribe, preferences = self._renderer.links(subscriber)
+        values = self._slots.values(unsubscribe, preferences)
+        sid, sign = self._renderer._id(subscriber), self._renderer.signer.make_feedback
+        for i, arxiv_id in enumerate(self._papers):
+            values[self._slots.feedback(i)] = sign(sid, arxiv_id)
         raw, text, html, headers = self.spliced.build(
             subscriber.email,
-            self._slots.values(unsubscribe, preferences),
+            values,
             {
                 "List-Unsubscribe": f"<{unsubscribe}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -184,6 +201,10 @@ class Renderer:
             f"{self.base_url}/preferences/{self.signer.make(Purpose.PREFERENCES, sid)}",
         )
 
+    def feedback_url(self, token: str) -> str:
+        """The page of one paper's "More / Less like this" (``?choice=`` added by the caller)."""
+        return f"{self.base_url}/feedback/{token}"
+
     def archive_url(self, edition: Edition) -> str:
         """Where the edition's web page lives."""
         return f"{self.base_url}/archive/{edition.key}"
@@ -195,43 +216,54 @@ class Renderer:
     ) -> dict[str, Any]:
         """Everything digest.mjml and digest.txt see; the links are the render's own ``slots``."""
         show = self.settings.thumbnails  # the lead paper of each theme, where the source has one
-        themes = [
-            {
-                "label": clean(t.label) or "Papers",
-                "papers": [
-                    PaperView.of(p, thumbnail=show and i == 0) for i, p in enumerate(t.papers)
-                ],
-            }
-            for t in selection.themes
-            if t.papers
-        ]
+        themes, n = [], 0
+        for t in selection.themes:
+            if not t.papers:
+                continue
+            views = []
+            for i, p in enumerate(t.papers):
+                feedback = self.feedback_url(slots.feedback(n))
+                views.append(PaperView.of(p, thumbnail=show and i == 0, feedback=feedback))
+                n += 1
+            themes.append({"label": clean(t.label) or "Papers", "papers": views})
         count = sum(len(t["papers"]) for t in themes)
-        when = _long_date(edition.date)
-        if edition.frequency == Frequency.WEEKLY:
-            when = f"Week of {edition.date.day} {edition.date:%B %Y}"
-        papers = _plural(count, "paper")
-        heading = f"{when} · {papers} in {_plural(len(themes), 'theme')}"
+        heading = self.heading(edition, count, len(themes))
         titles = [p.title for t in themes for p in t["papers"]][:3]
         preheader = shorten("Top papers: " + "; ".join(titles), 140) if titles else heading
-        archive = self.archive_url(edition)
-        reason = (
-            f"You receive this email because you subscribed to the {edition.frequency} "
-            f"edition of {self.brand.name}."
-        )
         return {
-            "brand": self.brand,
-            "title": f"{self.brand.name}: {when}",
+            **self.edition_context(edition),
             "heading": heading,
             "preheader": preheader,
             "themes": themes,
             "count": count,
             "omitted": selection.omitted,
-            "archive_url": archive,
-            "browser_url": archive,
-            "footer_reason": reason,
             "unsubscribe_url": slots.unsubscribe,
             "preferences_url": slots.preferences,
         }
+
+    def edition_context(self, edition: Edition) -> dict[str, Any]:
+        """What digest.mjml and digest.txt see that is the same in every email of ``edition``."""
+        archive = self.archive_url(edition)
+        return {
+            "brand": self.brand,
+            "title": f"{self.brand.name}: {self.when(edition)}",
+            "archive_url": archive,
+            "browser_url": archive,
+            "footer_reason": (
+                f"You receive this email because you subscribed to the {edition.frequency} "
+                f"edition of {self.brand.name}."
+            ),
+        }
+
+    def when(self, edition: Edition) -> str:
+        """The edition's date as its emails say it."""
+        if edition.frequency == Frequency.WEEKLY:
+            return f"Week of {edition.date.day} {edition.date:%B %Y}"
+        return _long_date(edition.date)
+
+    def heading(self, edition: Edition, papers: int, themes: int) -> str:
+        """The line under the name: date, papers and themes."""
+        return f"{self.when(edition)} · {_plural(papers, 'paper')} in {_plural(themes, 'theme')}"
 
     def subject(self, edition: Edition, count: int) -> str:
         """The digest's subject line: name, paper count and date."""
@@ -262,8 +294,10 @@ class Renderer:
         html = self.templates.render("html", "digest.mjml", context)
         text = _tidy_text(self.templates.render("text", "digest.txt", context))
         subject = subject_prefix + self.subject(edition, context["count"])
-        spliced = self._spliced(subject, text, html, (slots.unsubscribe, slots.preferences))
-        return PreparedMessage(self, spliced, edition, slots)
+        papers = tuple(p.paper.arxiv_id for t in selection.themes for p in t.papers)
+        keys = (slots.unsubscribe, slots.preferences, *map(slots.feedback, range(len(papers))))
+        spliced = self._spliced(subject, text, html, keys)
+        return PreparedMessage(self, spliced, edition, slots, papers)
 
     # -- confirmation and welcome --
 
