@@ -53,26 +53,14 @@ def test_the_matrix_selects_what_select_selects(edition: Edition) -> None:
     index = EditionIndex(edition, taxonomy, NOW)
     rng = random.Random(17)
     topics = list(taxonomy.topics)
-    for i in range(600):
+    reasons: set[str] = set()
+    for i in range(150):
         sub = random_subscriber(rng, topics, i)
         slow = rank.select(edition, sub, taxonomy=taxonomy, default_max=30, now=NOW)
         fast = rank.select(edition, sub, taxonomy=taxonomy, default_max=30, now=NOW, index=index)
         assert fast == slow, sub
-    assert any(  # the comparison covered emails with reasons in their why lines
-        "matches" in p.why
-        for t in fast.themes
-        for p in t.papers
-        for fast in [
-            rank.select(
-                edition,
-                Subscriber("a@b.c", topics=(topics[0],)),
-                taxonomy=taxonomy,
-                default_max=30,
-                now=NOW,
-                index=index,
-            )
-        ]
-    )
+        reasons |= {p.why.split(" · ")[-1][:5] for t in fast.themes for p in t.papers}
+    assert {"match", "menti"} <= reasons  # the comparison covered why lines with reasons
 
 
 def test_subscribers_with_likes_take_the_full_path(edition: Edition) -> None:

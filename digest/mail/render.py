@@ -11,7 +11,6 @@ cannot know the nonce, and so never receives a subscriber's token.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -21,7 +20,15 @@ from digest.config import Settings
 from digest.errors import DigestError
 from digest.mail.mime import Slots, SplicedMessage, check_header
 from digest.mail.templates import TemplateSet
-from digest.mail.text import clean, format_authors, safe_url, shorten, summarize
+from digest.mail.text import (
+    clean,
+    format_authors,
+    list_phrase,
+    safe_url,
+    shorten,
+    summarize,
+    tidy_text,
+)
 from digest.mail.text import thumbnail as thumbnail_of
 from digest.models import (
     Edition,
@@ -282,7 +289,7 @@ class Renderer:
             html=html,
             placeholders=slots,
             reply_to=self.settings.reply_to,
-            headers={"List-Id": f"{_list_phrase(self.brand.name)}<digest.{self._list_host}>"},
+            headers={"List-Id": f"{list_phrase(self.brand.name)}<digest.{self._list_host}>"},
         )
 
     def prepare_digest(
@@ -292,7 +299,7 @@ class Renderer:
         slots = Slots.new()
         context = self.digest_context(edition, selection, slots)
         html = self.templates.render("html", "digest.mjml", context)
-        text = _tidy_text(self.templates.render("text", "digest.txt", context))
+        text = tidy_text(self.templates.render("text", "digest.txt", context))
         subject = subject_prefix + self.subject(edition, context["count"])
         papers = tuple(p.paper.arxiv_id for t in selection.themes for p in t.papers)
         keys = (slots.unsubscribe, slots.preferences, *map(slots.feedback, range(len(papers))))
@@ -320,7 +327,7 @@ class Renderer:
             **context,
         }
         html = self.templates.render("html", f"{name}.mjml", context)
-        text = _tidy_text(self.templates.render("text", f"{name}.txt", context))
+        text = tidy_text(self.templates.render("text", f"{name}.txt", context))
         headers = {}
         if listed:
             unsubscribe = context["unsubscribe_url"]
@@ -391,16 +398,3 @@ class Renderer:
         }
         stranger = Subscriber(email=recipient, id=0)  # id 0: no link is made for it
         return self._simple("confirm", stranger, subject, context, listed=False)
-
-
-def _list_phrase(name: str) -> str:
-    """The optional display phrase of List-Id: kept only when it is plain ASCII."""
-    if name.isascii() and re.fullmatch(r"[\w .-]+", name):
-        return f"{name} "
-    return ""
-
-
-def _tidy_text(text: str) -> str:
-    """Collapse runs of blank lines in the text part and strip trailing spaces."""
-    lines = [line.rstrip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from digest.config import Settings
 from digest.models import (
@@ -35,12 +35,21 @@ from digest.models import (
 )
 from digest.themes.taxonomy import Taxonomy, keyword_pattern, load_taxonomy
 
-if TYPE_CHECKING:
-    from digest.themes.matching import EditionIndex
+
+class SelectionIndex(Protocol):
+    """An edition's matches worked out once (digest.themes.matching.EditionIndex)."""
+
+    def handles(self, subscriber: Subscriber) -> bool:
+        """Whether it can answer for ``subscriber``."""
+
+    def select(self, subscriber: Subscriber, default_max: int) -> Selection:
+        """What `select` gives ``subscriber``."""
+
 
 __all__ = [
     "full_selection",
     "select_for",
+    "SelectionIndex",
     "HALF_LIFE_DAYS",
     "MAX_AGE_DAYS",
     "signals",
@@ -123,7 +132,7 @@ def select(
     taxonomy: Taxonomy,
     default_max: int,
     now: datetime,
-    index: EditionIndex | None = None,
+    index: SelectionIndex | None = None,
 ) -> Selection:
     """The papers of ``edition`` one subscriber gets, grouped as the edition groups them.
 
