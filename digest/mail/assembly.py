@@ -115,7 +115,7 @@ class _Part:
 
     def block(self, name: str, key: tuple, variables: dict[str, Any]) -> Piece:
         """Block ``name`` rendered with ``variables``, remembered under ``key``."""
-        memo_key = (name, *key)
+        memo_key = (name, key)
         piece = self.memo.get(memo_key)
         if piece is None:
             ctx = self.template.new_context({**self.assembly.edition_vars, **variables})
@@ -180,21 +180,24 @@ class Assembly:
         sid = r._id(subscriber)
         unsubscribe, preferences = r.links(subscriber)
         sign = r.signer.make_feedback
-        values = {self.slots.unsubscribe: unsubscribe, self.slots.preferences: preferences}
-        labels = [clean(t.label) or "Papers" for t in themes]
-        views = [[self._view(p, self.thumbnails and i == 0) for i, p in enumerate(t.papers)]
-                 for t in themes]  # fmt: skip
-        count = sum(map(len, views))
-        titles = [v.title for vs in views for v in vs][:3]
-        heading = r.heading(self.edition, count, len(themes))
-        preheader = shorten("Top papers: " + "; ".join(titles), 140)
-        content = {self.heading_marker: heading, self.preheader_marker: preheader}
-        tokens = [sign(sid, p.paper.arxiv_id) for t in themes for p in t.papers]
-        parts = {}
-        for kind, part in self.parts.items():
-            parts[kind] = self._join(
-                part, labels, views, selection.omitted, content, values, tokens
-            )
+        shown = []  # per theme: its dict for the templates, and per paper (view, key, token)
+        for t in themes:
+            label = clean(t.label) or "Papers"
+            papers = [
+                (view, (view.url, view.why, view.thumbnail, label), sign(sid, p.paper.arxiv_id))
+                for i, p in enumerate(t.papers)
+                for view in (self._view(p, self.thumbnails and i == 0),)
+            ]
+            shown.append(({"label": label, "papers": [v for v, _, _ in papers]}, papers))
+        count = sum(len(papers) for _, papers in shown)
+        titles = [v.title for _, papers in shown for v, _, _ in papers[:3]][:3]
+        content = {
+            self.heading_marker: r.heading(self.edition, count, len(themes)),
+            self.preheader_marker: shorten("Top papers: " + "; ".join(titles), 140),
+        }
+        values = {"s0": unsubscribe, "s1": preferences}  # the order of self.slot_names
+        text_bytes, text = self._join(self.parts["text"], shown, selection.omitted, content, values)
+        html_bytes, html = self._join(self.parts["html"], shown, selection.omitted, content, values)
         subject = r.subject(self.edition, count)
         envelope = self._envelopes.get(subject)
         if envelope is None:
@@ -203,42 +206,41 @@ class Assembly:
             "List-Unsubscribe": f"<{unsubscribe}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
-        (text_bytes, text), (html_bytes, html) = parts["text"], parts["html"]
         raw, headers = envelope.wrap(subscriber.email, text_bytes, html_bytes, unsubscribe_headers)
         return Message(sender=envelope.sender, recipient=subscriber.email, subject=subject,
                        text=text, html=html, headers=headers, raw=raw)  # fmt: skip
 
-    def _join(self, part: _Part, labels, views, omitted, content, values, tokens):
-        seg = part.segments
+    def _join(
+        self, part: _Part, shown: list, omitted: int, content: dict, values: dict
+    ) -> tuple[bytes, str]:
+        """One part of one email: the skeleton's segments around the remembered blocks."""
+        seg, block = part.segments, part.block
         out = PartBuilder(part.finisher, content, part.escape)
-        out.add(seg["start"], values)
-        theme_list = [
-            {"label": label, "papers": vs} for label, vs in zip(labels, views, strict=True)
-        ]
-        key = tuple((label, len(vs)) for label, vs in zip(labels, views, strict=True))
-        out.add(part.block("contents", key, {"themes": theme_list, "count": _SENTINEL}), values)
-        out.add(seg["contents_theme"], values)
-        n = 0
-        for ti, theme in enumerate(theme_list):
+        add = out.add
+        add(seg["start"], values)
+        key = tuple((theme["label"], len(papers)) for theme, papers in shown)
+        add(block("contents", key, {"themes": [t for t, _ in shown], "count": _SENTINEL}), values)
+        add(seg["contents_theme"], values)
+        theme_loop, paper_loop = part.loops["theme"], part.loops["paper"]
+        between_papers, theme_paper = seg["paper_paper"], seg["theme_paper"]
+        for ti, (theme, papers) in enumerate(shown):
             if ti:
-                out.add(seg["paper_theme"], values)
-            tkey = (theme["label"], len(theme["papers"]), ti + 1 if part.loops["theme"] else 0)
-            out.add(part.block("theme", tkey, {"theme": theme, "loop": _Loop(ti + 1)}), values)
-            out.add(seg["theme_paper"], values)
-            for pi, view in enumerate(theme["papers"]):
+                add(seg["paper_theme"], values)
+            tkey = (theme["label"], len(papers), ti + 1 if theme_loop else 0)
+            add(block("theme", tkey, {"theme": theme, "loop": _Loop(ti + 1)}), values)
+            add(theme_paper, values)
+            for pi, (view, pkey, token) in enumerate(papers):
                 if pi:
-                    out.add(seg["paper_paper"], values)
-                index = pi + 1 if part.loops["paper"] else 0
-                pkey = (view.url, view.why, view.thumbnail, theme["label"], index)
-                piece = part.block(
-                    "paper", pkey, {"p": view, "theme": theme, "loop": _Loop(pi + 1)}
+                    add(between_papers, values)
+                at = pi + 1 if paper_loop else 0
+                piece = block(
+                    "paper", (pkey, at), {"p": view, "theme": theme, "loop": _Loop(pi + 1)}
                 )
-                values[self.feedback_slot] = tokens[n]
-                out.add(piece, values)
-                n += 1
-        out.add(seg["paper_more"], values)
-        out.add(part.block("more", (omitted,), {"omitted": omitted}), values)
-        out.add(seg["end"], values)
+                values["s2"] = token
+                add(piece, values)
+        add(seg["paper_more"], values)
+        add(block("more", (omitted,), {"omitted": omitted}), values)
+        add(seg["end"], values)
         return out.finish(values)
 
 

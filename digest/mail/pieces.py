@@ -31,9 +31,9 @@ class _Static:
 
 @dataclass(frozen=True, slots=True)
 class _Slotted:
-    """One finished line with link slots: text between slots, and slot names (odd places)."""
+    """One finished line with link slots, as a format string: ``{s0}`` where slot 0 goes."""
 
-    parts: tuple[str, ...]
+    format: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,7 @@ class Piece:
     body: tuple[Chunk, ...]
     tail: str | None
     tail_done: tuple[Chunk, ...]
+    opening: tuple[Chunk, ...] = ()  # head_done + body: the piece when it starts a line
 
 
 class Finisher:
@@ -69,7 +70,18 @@ class Finisher:
     def __init__(self, kind: str, slots: Sequence[str], content: Sequence[str]) -> None:
         self.html = kind == "html"
         self._slots = re.compile("(" + "|".join(map(re.escape, slots)) + ")")
+        self._slot_keys = {slot: f"s{i}" for i, slot in enumerate(slots)}
         self._content = tuple(content)
+        self._lines: dict[str, tuple[Chunk, ...]] = {}
+
+    def line(self, line: str) -> tuple[Chunk, ...]:
+        """Finished chunks of one line, remembered: joins and headings repeat across emails."""
+        done = self._lines.get(line)
+        if done is None:
+            if len(self._lines) >= 20_000:
+                self._lines.clear()
+            done = self._lines[line] = self.lines([line])
+        return done
 
     def piece(self, text: str) -> Piece:
         """``text`` as a Piece (line breaks inside it are finished now)."""
@@ -79,7 +91,8 @@ class Finisher:
         head, _, rest = text.partition("\n")
         middle, _, tail = rest.rpartition("\n")
         body = self.lines(middle.split("\n")) if _ else ()
-        return Piece(head, self.lines([head]), body, tail, self.lines([tail]))
+        head_done = self.lines([head])
+        return Piece(head, head_done, body, tail, self.lines([tail]), head_done + body)
 
     def lines(self, lines: Sequence[str]) -> tuple[Chunk, ...]:
         """Finished chunks of whole ``lines``; lines with per-subscriber values stay raw."""
@@ -129,7 +142,11 @@ class Finisher:
             if static:
                 chunks.append(_Static(encode(CRLF.join(static) + CRLF), "\n".join(static)))
                 static = []
-            chunks.append(_Slotted(tuple(parts)))
+            keys = self._slot_keys
+            chunks.append(_Slotted("".join(
+                "{" + keys[p] + "}" if i % 2 else p.replace("{", "{{").replace("}", "}}")
+                for i, p in enumerate(parts)
+            )))  # fmt: skip
         if static:
             chunks.append(_Static(encode(CRLF.join(static) + CRLF), "\n".join(static)))
         return chunks
@@ -155,7 +172,7 @@ class PartBuilder:
         self._pending_done: tuple[Chunk, ...] | None = None
 
     def add(self, piece: Piece, values: Mapping[str, str]) -> None:
-        """Append ``piece``, its slots filled from ``values``."""
+        """Append ``piece``, slot ``i`` (of the Finisher's slots) filled from ``values["si"]``."""
         if piece.tail is None:
             if self._pending is None:
                 self._pending, self._pending_done = piece.head, piece.head_done
@@ -163,12 +180,13 @@ class PartBuilder:
                 self._pending, self._pending_done = self._pending + piece.head, None
             return
         if self._pending is None:
-            self._put(piece.head_done, values)
-        elif not piece.head and self._pending_done is not None:
-            self._put(self._pending_done, values)
+            self._put(piece.opening, values)
         else:
-            self._put(self._finisher.lines([self._pending + piece.head]), values)
-        self._put(piece.body, values)
+            if not piece.head and self._pending_done is not None:
+                self._put(self._pending_done, values)
+            else:
+                self._put(self._finisher.line(self._pending + piece.head), values)
+            self._put(piece.body, values)
         self._pending, self._pending_done = piece.tail, piece.tail_done
         if not piece.tail:
             self._pending = self._pending_done = None
@@ -177,7 +195,7 @@ class PartBuilder:
         """The part's encoded bytes and its text."""
         if self._pending is not None:
             done = self._pending_done
-            self._put(done if done is not None else self._finisher.lines([self._pending]), values)
+            self._put(done if done is not None else self._finisher.line(self._pending), values)
         if not self._html and self._blank and self.text:
             self.encoded.pop()  # a text part ends without blank lines
             self.text.pop()
@@ -185,25 +203,25 @@ class PartBuilder:
         return b"".join(self.encoded), text if self._html else text + "\n"
 
     def _put(self, chunks: Sequence[Chunk], values: Mapping[str, str]) -> None:
+        encoded, text = self.encoded, self.text
         for chunk in chunks:
-            if chunk is _BLANK and not self._html:
-                if not self._blank:
-                    self.encoded.append(chunk.encoded)
-                    self.text.append("")
+            kind = chunk.__class__
+            if kind is _Static:
+                if chunk is _BLANK and not self._html:
+                    if self._blank:
+                        continue
                     self._blank = True
-                continue
-            if chunk.__class__ is _Static:
-                self.encoded.append(chunk.encoded)  # type: ignore[union-attr]
-                self.text.append(chunk.text)  # type: ignore[union-attr]
-            elif chunk.__class__ is _Slotted:
-                parts = chunk.parts  # type: ignore[union-attr]
-                line = "".join(values[p] if i % 2 else p for i, p in enumerate(parts))
-                self.encoded.append(self._encode(line + CRLF))
-                self.text.append(line)
+                else:
+                    self._blank = False
+                encoded.append(chunk.encoded)  # type: ignore[union-attr]
+                text.append(chunk.text)  # type: ignore[union-attr]
+            elif kind is _Slotted:
+                line = chunk.format.format_map(values)  # type: ignore[union-attr]
+                encoded.append(self._encode(line + CRLF))
+                text.append(line)
+                self._blank = False
             else:
                 line = chunk.line  # type: ignore[union-attr]
                 for marker, value in self._content.items():
                     line = line.replace(marker, value)
-                self._put(self._finisher.lines([line]), values)
-                continue
-            self._blank = False
+                self._put(self._finisher.line(line), values)
