@@ -148,7 +148,7 @@ def test_an_old_override_without_blocks_is_rendered_whole(tmp_path: Path, editio
     folder.mkdir()
     shipped = resources.files("digest.templates")
     html = shipped.joinpath("digest.mjml").read_text("utf-8")
-    for name in ("contents", "theme scoped", "paper scoped", "more"):
+    for name in ("contents", "extra", "theme scoped", "paper scoped", "more"):
         html = html.replace("{% block " + name + " %}", "")
     html = html.replace("{% endblock %}", "").replace("Why:", "Because:")
     (folder / "digest.mjml").write_text(html, "utf-8")
@@ -157,3 +157,42 @@ def test_an_old_override_without_blocks_is_rendered_whole(tmp_path: Path, editio
     assert assembly_for(Renderer(settings), edition) is None
     message = Contents(edition, settings).message(Subscriber("a@example.org", id=9))
     assert "Because:" in message.html and "More like this" in message.html
+
+
+def test_a_per_subscriber_extra_section_is_assembled_alike(
+    tmp_path: Path, edition: Edition
+) -> None:
+    """The hook for a section of each subscriber's own (e.g. "Since you last saw it"): the
+    templates' ``extra`` block, given what ``Contents.message(subscriber, extra=...)`` passes."""
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    shipped = resources.files("digest.templates")
+    section = (
+        '{% block extra %}{% if extra %}<mj-section css-class="cd" background-color="#ffffff">'
+        "<mj-column><mj-text>Since you last saw it: {{ extra|join(', ') }}</mj-text></mj-column>"
+        "</mj-section>{% endif %}{% endblock %}"
+    )
+    html = shipped.joinpath("digest.mjml").read_text("utf-8")
+    (folder / "digest.mjml").write_text(html.replace("{% block extra %}{% endblock %}", section))
+    text = shipped.joinpath("digest.txt").read_text("utf-8")
+    text = text.replace(
+        "{% block extra %}{% endblock %}",
+        "{% block extra %}{% if extra %}\nSince you last saw it: {{ extra|join(', ') }}\n"
+        "{% endif %}{% endblock %}",
+    )
+    (folder / "digest.txt").write_text(text, "utf-8")
+    settings = settings_for(tmp_path, templates_dir=folder)
+    renderer = Renderer(settings)
+    assembly = assembly_for(renderer, edition)
+    assert assembly is not None
+    contents = Contents(edition, settings, renderer)
+    for i, extra in enumerate([None, ["Paper <A> & B", "Paper C"], ["Paper D"]]):
+        sub = Subscriber(f"r{i}@example.org", id=i + 1, max_papers=3 + i)
+        selection = contents.selection(sub)
+        assembled = assembly.message(sub, selection, extra)
+        whole = renderer.prepare_digest(edition, selection, extra=extra).for_subscriber(sub)
+        assert (assembled.text, assembled.html) == (whole.text, whole.html)
+        assert ("Since you last saw it" in assembled.text) is (extra is not None)
+    assert "Paper &lt;A&gt; &amp; B" in assembled.html or "Paper D" in assembled.html
+    message = contents.message(Subscriber("z@example.org", id=99), extra=["Paper E"])
+    assert "Since you last saw it: Paper E" in message.text

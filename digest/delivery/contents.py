@@ -85,17 +85,21 @@ class Contents:
             default_max=self.settings.max_papers, now=self.now, index=self.index,
         )  # fmt: skip
 
-    def message(self, subscriber: Subscriber) -> Message | None:
-        """The subscriber's email, or None when their selection is empty and empties are skipped."""
+    def message(self, subscriber: Subscriber, extra: Any = None) -> Message | None:
+        """The subscriber's email, or None when their selection is empty and empties are skipped.
+
+        ``extra``: what the templates' ``extra`` block shows this subscriber (the hook for a
+        per-subscriber section such as papers from their earlier emails); None: nothing.
+        """
         selection = self.selection(subscriber)
         message = None
         assembly = self.assembly() if selection.count else None
         if assembly is not None:
-            message = assembly.message(subscriber, selection)
+            message = assembly.message(subscriber, selection, extra)
             if message is not None and self.checked < CHECKED:
-                message = self._checked(subscriber, selection, message)
+                message = self._checked(subscriber, selection, message, extra)
         if message is None:
-            message = self._whole(subscriber, selection)
+            message = self._whole(subscriber, selection, extra)
             if message is None:
                 return None
         if EDITION_HEADER not in message.headers:
@@ -103,10 +107,12 @@ class Contents:
             message = dataclasses.replace(message, headers=headers)
         return message
 
-    def _checked(self, subscriber: Subscriber, selection: Selection, message: Message) -> Message:
+    def _checked(
+        self, subscriber: Subscriber, selection: Selection, message: Message, extra: Any
+    ) -> Message:
         """``message`` if a whole render shows the same; else the whole render, from now on."""
         self.checked += 1
-        whole = self._whole(subscriber, selection)
+        whole = self._whole(subscriber, selection, extra)
         if whole is not None and same_parts(message, whole):
             return message
         event(log, "send.rendered_per_selection", level=logging.WARNING,
@@ -114,9 +120,13 @@ class Contents:
         self._assembly = None
         return whole  # type: ignore[return-value]
 
-    def _whole(self, subscriber: Subscriber, selection: Selection) -> Message | None:
+    def _whole(self, subscriber: Subscriber, selection: Selection, extra: Any) -> Message | None:
         """Render the selection whole (once per distinct selection key, in a small LRU)."""
         key = rank.selection_key(subscriber) if selection.count else ("empty", selection.omitted)
+        if extra is not None:  # the subscriber's own section: nothing to share
+            return self.renderer.prepare_digest(
+                self.edition, selection, extra=extra
+            ).for_subscriber(subscriber)
         if key in self._cache:
             self._cache.move_to_end(key)
             prepared = self._cache[key]

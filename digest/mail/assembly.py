@@ -80,11 +80,12 @@ class _Part:
 
     def _skeleton(self) -> dict[str, Piece]:
         """Render the template once with a marker for each block; cut it at the markers."""
-        marks = {name: f"\x00{name}\x00" for name in BLOCKS}
+        self.extra = "extra" in self.template.blocks
+        marks = {name: f"\x00{name}\x00" for name in (*BLOCKS, "extra")}
         a = self.assembly
         context = {
             **a.edition_vars, "heading": a.heading_marker, "preheader": a.preheader_marker,
-            "count": _SENTINEL, "omitted": _SENTINEL,
+            "count": _SENTINEL, "omitted": _SENTINEL, "extra": None,
             "themes": [{"label": "", "papers": [None, None]} for _ in range(2)],
         }  # fmt: skip
         ctx = self.template.new_context(context)
@@ -92,6 +93,8 @@ class _Part:
             ctx.blocks[name] = [lambda _ctx, mark=mark: iter((mark,))]
         out = "".join(self.template.root_render_func(ctx))
         order = "contents theme paper paper theme paper paper more".split()
+        if self.extra:
+            order.insert(1, "extra")
         cuts, at = [], 0
         for name in order:
             found = out.find(marks[name], at)
@@ -104,13 +107,14 @@ class _Part:
         texts = [out[: cuts[0][0]]]
         texts += [out[cuts[i][1] : cuts[i + 1][0]] for i in range(len(cuts) - 1)]
         texts.append(out[cuts[-1][1] :])
+        c_e = texts.pop(1) if self.extra else ""  # between contents and extra; then extra-theme
         start, c_t, t_p, p_p, p_t, t_p2, p_p2, p_m, end = texts
         if (t_p, p_p) != (t_p2, p_p2):
             raise _Unfit("themes or papers are not laid out alike")
         end = end.rstrip("\n") if self.kind == "html" else end
-        names = ("start", "contents_theme", "theme_paper", "paper_paper", "paper_theme",
-                 "paper_more", "end")  # fmt: skip
-        texts = (start, c_t, t_p, p_p, p_t, p_m, end)
+        names = ("start", "contents_extra", "contents_theme", "theme_paper", "paper_paper",
+                 "paper_theme", "paper_more", "end")  # fmt: skip
+        texts = (start, c_e, c_t, t_p, p_p, p_t, p_m, end)
         return {n: self.finisher.piece(t) for n, t in zip(names, texts, strict=True)}
 
     def block(self, name: str, key: tuple, variables: dict[str, Any]) -> Piece:
@@ -171,8 +175,14 @@ class Assembly:
             self._views[key] = view
         return view
 
-    def message(self, subscriber: Subscriber, selection: Selection) -> Message | None:
-        """The subscriber's email of ``selection``; None when it has no papers (render it alone)."""
+    def message(
+        self, subscriber: Subscriber, selection: Selection, extra: Any = None
+    ) -> Message | None:
+        """The subscriber's email of ``selection``; None when it has no papers (render it alone).
+
+        ``extra``: this subscriber's own section (say, papers of their earlier emails), shown
+        by the templates' optional ``extra`` block; rendered per email, None: the block empty.
+        """
         themes = [t for t in selection.themes if t.papers]
         if not themes:
             return None
@@ -196,8 +206,11 @@ class Assembly:
             self.preheader_marker: shorten("Top papers: " + "; ".join(titles), 140),
         }
         values = {"s0": unsubscribe, "s1": preferences}  # the order of self.slot_names
-        text_bytes, text = self._join(self.parts["text"], shown, selection.omitted, content, values)
-        html_bytes, html = self._join(self.parts["html"], shown, selection.omitted, content, values)
+        joined = {
+            kind: self._join(part, shown, selection.omitted, content, values, extra)
+            for kind, part in self.parts.items()
+        }
+        (text_bytes, text), (html_bytes, html) = joined["text"], joined["html"]
         subject = r.subject(self.edition, count)
         envelope = self._envelopes.get(subject)
         if envelope is None:
@@ -211,7 +224,7 @@ class Assembly:
                        text=text, html=html, headers=headers, raw=raw)  # fmt: skip
 
     def _join(
-        self, part: _Part, shown: list, omitted: int, content: dict, values: dict
+        self, part: _Part, shown: list, omitted: int, content: dict, values: dict, extra: Any
     ) -> tuple[bytes, str]:
         """One part of one email: the skeleton's segments around the remembered blocks."""
         seg, block = part.segments, part.block
@@ -220,6 +233,13 @@ class Assembly:
         add(seg["start"], values)
         key = tuple((theme["label"], len(papers)) for theme, papers in shown)
         add(block("contents", key, {"themes": [t for t, _ in shown], "count": _SENTINEL}), values)
+        if part.extra:
+            add(seg["contents_extra"], values)
+            if extra is None:
+                add(block("extra", (), {"extra": None}), values)
+            else:  # each subscriber's own: not remembered
+                ctx = part.template.new_context({**self.edition_vars, "extra": extra})
+                add(part.finisher.piece("".join(part.template.blocks["extra"](ctx))), values)
         add(seg["contents_theme"], values)
         theme_loop, paper_loop = part.loops["theme"], part.loops["paper"]
         between_papers, theme_paper = seg["paper_paper"], seg["theme_paper"]

@@ -12,7 +12,6 @@ cannot know the nonce, and so never receives a subscriber's token.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +23,8 @@ from digest.mail.text import (
     clean,
     format_authors,
     list_phrase,
+    long_date,
+    plural,
     safe_url,
     shorten,
     summarize,
@@ -102,10 +103,6 @@ class PaperView:
         )
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
 # --- the renderer -------------------------------------------------------------------------
 
 
@@ -118,10 +115,6 @@ class Brand:
     logo_url: str | None
     contact: str
     base_url: str
-
-
-def _long_date(day: date) -> str:
-    return f"{day:%A}, {day.day} {day:%B %Y}"
 
 
 class PreparedMessage:
@@ -219,9 +212,12 @@ class Renderer:
     # -- digests --
 
     def digest_context(
-        self, edition: Edition, selection: Selection, slots: Slots
+        self, edition: Edition, selection: Selection, slots: Slots, extra: Any = None
     ) -> dict[str, Any]:
-        """Everything digest.mjml and digest.txt see; the links are the render's own ``slots``."""
+        """Everything digest.mjml and digest.txt see; the links are the render's own ``slots``.
+
+        ``extra``: what the templates' ``extra`` block shows of this subscriber (None: nothing).
+        """
         show = self.settings.thumbnails  # the lead paper of each theme, where the source has one
         themes, n = [], 0
         for t in selection.themes:
@@ -244,6 +240,7 @@ class Renderer:
             "themes": themes,
             "count": count,
             "omitted": selection.omitted,
+            "extra": extra,
             "unsubscribe_url": slots.unsubscribe,
             "preferences_url": slots.preferences,
         }
@@ -266,18 +263,18 @@ class Renderer:
         """The edition's date as its emails say it."""
         if edition.frequency == Frequency.WEEKLY:
             return f"Week of {edition.date.day} {edition.date:%B %Y}"
-        return _long_date(edition.date)
+        return long_date(edition.date)
 
     def heading(self, edition: Edition, papers: int, themes: int) -> str:
         """The line under the name: date, papers and themes."""
-        return f"{self.when(edition)} · {_plural(papers, 'paper')} in {_plural(themes, 'theme')}"
+        return f"{self.when(edition)} · {plural(papers, 'paper')} in {plural(themes, 'theme')}"
 
     def subject(self, edition: Edition, count: int) -> str:
         """The digest's subject line: name, paper count and date."""
         day = f"{edition.date.day} {edition.date:%b %Y}"
         if edition.frequency == Frequency.WEEKLY:
             day = f"week of {day}"
-        return f"{self.brand.name}: {_plural(count, 'trending paper')}, {day}"
+        return f"{self.brand.name}: {plural(count, 'trending paper')}, {day}"
 
     def _spliced(
         self, subject: str, text: str, html: str, slots: tuple[str, ...]
@@ -293,11 +290,11 @@ class Renderer:
         )
 
     def prepare_digest(
-        self, edition: Edition, selection: Selection, *, subject_prefix: str = ""
+        self, edition: Edition, selection: Selection, *, subject_prefix: str = "", extra: Any = None
     ) -> PreparedMessage:
         """Render ``selection`` of ``edition`` once (HTML + text), ready for any subscriber."""
         slots = Slots.new()
-        context = self.digest_context(edition, selection, slots)
+        context = self.digest_context(edition, selection, slots, extra)
         html = self.templates.render("html", "digest.mjml", context)
         text = tidy_text(self.templates.render("text", "digest.txt", context))
         subject = subject_prefix + self.subject(edition, context["count"])
