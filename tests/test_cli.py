@@ -5,19 +5,22 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import cli
+from digest.cli import COMMANDS, cli, load_commands
 from digest.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    load_commands()
     found = []
     for name, command in group.commands.items():
         found.append((*prefix, name))
@@ -87,3 +90,19 @@ def test_demo_subscribers_follow_topics_the_taxonomy_has() -> None:
     topics = set(load_taxonomy(None).topics)
     for subscriber in DEMO_SUBSCRIBERS:
         assert set(subscriber.topics) <= topics
+
+
+def test_help_lists_every_command_without_importing_them() -> None:
+    """`digest --help` reads the table of commands (start-up under 0.3 s): it must agree."""
+    load_commands()
+    assert set(cli.commands) == set(COMMANDS)
+    for name, (module, short) in COMMANDS.items():
+        command = cli.commands[name]
+        assert command.get_short_help_str(200) == short, name
+        assert (command.callback.__module__ if command.callback else module).endswith(module)
+    code = "import sys; from digest.cli import main; main()"
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code, "--help"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert "send" in out.stdout and "Manage the subscriber list" in out.stdout
+    for heavy in ("sqlalchemy", "pydantic", "numpy", "jinja2", "digest.cli.send"):
+        assert f" {heavy}\n" not in out.stderr, f"`digest --help` imports {heavy}"

@@ -142,7 +142,7 @@ def test_thumbnails_that_load_keep_to_the_column(browser, settings, width, tmp_p
     edition = sample_edition(50)
     message = Renderer(settings).prepare_digest(edition, selection_of(edition, 50))
     html = message.for_subscriber(SUBSCRIBER).html
-    assert len(html.encode()) <= 95_000
+    assert len(html.encode()) <= 99_000  # with two feedback links per paper: under the 102 KB clip
     page = load(browser, html, width, thumbnail=png(1200, 630))
     page.wait_for_load_state("load")
     scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")

@@ -168,3 +168,14 @@ def test_feedback_token_binds_subscriber_and_paper_and_nothing_else():
         signer.verify_feedback(token.replace("~hep", "~hap"))
     with pytest.raises(TokenError):
         Signer("j" * 40).verify_feedback(token)
+
+
+def test_feedback_tokens_are_the_bytes_itsdangerous_signs():
+    """make_feedback's fast HMAC gives exactly the token the itsdangerous signer gives."""
+    from itsdangerous import Signer as ItsdangerousSigner
+
+    reference = ItsdangerousSigner("k" * 40, salt="digest.feedback", digest_method=hashlib.sha256)
+    signer = Signer("k" * 40)
+    for sid, arxiv_id in [(1, "2411.01234"), (123456789, "hep-th/9901001"), (0, "2411.00001v2")]:
+        payload = f"{sid}~{arxiv_id.replace('/', '_')}"
+        assert signer.make_feedback(sid, arxiv_id) == reference.sign(payload).decode()

@@ -9,26 +9,46 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from digest.config import ConfigError, Settings, load_settings, settings_warnings
 from digest.errors import DigestError
-from digest.models import Frequency
-from digest.store import Store
-from digest.tokens import DEMO_SECRET_KEY, require_secret
+
+if TYPE_CHECKING:  # pydantic and SQLAlchemy load in ~1 s: only commands that use them pay
+    from digest.config import Settings
+    from digest.store import Store
 
 __all__ = [
     "App",
+    "COMMANDS",
     "DATE_OPTION",
-    "DEMO_SECRET_KEY",
     "DigestGroup",
     "cli",
     "frequency_option",
+    "load_commands",
     "main",
     "pass_app",
 ]
+
+# Each command: the module under digest.cli that registers it, and its short help, so that
+# `digest --help` lists them without importing any (tests/test_cli.py checks they agree).
+COMMANDS = {
+    "approve": ("editions", "Release a built edition so it may be sent (for DIGEST_APPROVAL=required)."),
+    "build": ("editions", "Collect papers and build the edition without sending it, to preview and approve it."),
+    "check": ("check", "Check settings, database, secret key, templates, DKIM key, SMTP server and base URL."),
+    "collect": ("collect", "Fetch newly listed papers into the database; print per source what changed."),
+    "demo": ("core", "Run the whole job on the bundled example papers, into ./outbox."),
+    "init": ("core", "Create or upgrade the database schema."),
+    "preview": ("preview", "Render an edition's email as a subscriber gets it, to check it before sending."),
+    "run": ("core", "Collect, build the edition and send it: the one-shot for timers and cron."),
+    "send": ("send", "Send today's edition to every active subscriber of its frequency who has not had it."),
+    "serve": ("serve", "Run the scheduler: send each edition on DIGEST_SCHEDULE until SIGTERM."),
+    "status": ("status", "Show the last runs, editions, deliveries by state, the next run and what needs you."),
+    "subscribers": ("subscribers", "Manage the subscriber list: add, import, export, list, remove, delete."),
+    "themes": ("themes", "Group the papers of PATH by theme and show labels, sizes and rank signals."),
+    "web": ("web", "Serve the subscribe, preferences, unsubscribe and archive pages."),
+}  # fmt: skip
 
 
 class App:
@@ -40,11 +60,15 @@ class App:
     @cached_property
     def settings(self) -> Settings:
         """The validated settings (raises ConfigError naming the variable)."""
+        from digest.config import load_settings
+
         return load_settings(**self._overrides)
 
     @cached_property
     def store(self) -> Store:
         """The store, migrated to the newest schema on first use."""
+        from digest.store import Store
+
         store = Store(self.settings.database_url)
         store.migrate()
         return store
@@ -54,6 +78,9 @@ class App:
 
         Raises ConfigError when neither exists, since every email link must be signed.
         """
+        from digest.config import ConfigError
+        from digest.tokens import DEMO_SECRET_KEY, require_secret
+
         if self.settings.secret_key:
             require_secret(self.settings.secret_key)
             return self.settings
@@ -74,6 +101,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def frequency_option(default: str | None = None) -> Callable[[F], F]:
     """``--frequency``: the daily or the weekly edition (None: daily, or what --edition names)."""
+    from digest.models import Frequency
+
     return click.option(
         "--frequency",
         type=click.Choice([f.value for f in Frequency]),
@@ -107,7 +136,34 @@ class DigestGroup(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(DigestGroup):
+    """The top-level group: a command's module is imported when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            _load(COMMANDS[cmd_name][0])
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            if loaded is not None:
+                rows.append((name, loaded.get_short_help_str(limit)))
+            else:
+                rows.append(
+                    (name, click.Command(name, help=COMMANDS[name][1]).get_short_help_str(limit))
+                )
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(
     package_name="digest-papers", message="%(prog)s (%(package)s), version %(version)s"
 )
@@ -122,32 +178,24 @@ def cli(ctx: click.Context) -> None:
     # `digest check` reports them itself, as one of its checks (and as JSON with --json).
     asks_help = "--help" in sys.argv[1:] or "-h" in sys.argv[1:]
     if ctx.invoked_subcommand not in (None, "check") and not asks_help:
+        from digest.config import settings_warnings
+
         for warning in settings_warnings(ctx.obj.settings):
             click.echo(f"warning: {warning}", err=True)
 
 
-def _attach_commands() -> None:
-    from digest.cli import (
-        check,
-        collect,
-        core,
-        editions,
-        preview,
-        send,
-        serve,
-        status,
-        subscribers,
-        themes,
-        web,
-    )
+def _load(module: str) -> None:
+    """Import ``digest.cli.<module>`` and let it attach its commands."""
+    import importlib
 
-    for module in (
-        core, collect, editions, themes, preview, send, subscribers, web, serve, status, check,
-    ):  # fmt: skip
-        module.register(cli)
+    importlib.import_module(f"digest.cli.{module}").register(cli)
 
 
-_attach_commands()
+def load_commands() -> None:
+    """Attach every command (what `digest --help` does not need)."""
+    for module in dict.fromkeys(module for module, _ in COMMANDS.values()):
+        if not any(name in cli.commands for name, (m, _) in COMMANDS.items() if m == module):
+            _load(module)
 
 
 def main() -> None:

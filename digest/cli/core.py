@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 
 from digest import pipeline
-from digest.cli import DATE_OPTION, DEMO_SECRET_KEY, App, frequency_option, pass_app
+from digest.cli import DATE_OPTION, App, frequency_option, pass_app
 from digest.logs import setup_logging
 from digest.models import Frequency, Subscriber
 from digest.periods import local_today, zone
 from digest.store import AlreadyExists, new_holder
-from digest.tokens import generate_secret
+from digest.tokens import DEMO_SECRET_KEY, generate_secret
 
 __all__ = [
     "DEMO_SUBSCRIBERS",

@@ -1,13 +1,17 @@
-"""Each subscriber's email for one edition, rendered once per distinct selection.
+"""Each subscriber's email for one edition: their selection, assembled from pre-rendered pieces.
 
-Subscribers with equal ``rank.selection_key`` get equal selections, so the expensive part
-(``Renderer.prepare_digest``) runs once per key and only the cheap per-subscriber part
-(``PreparedMessage.for_subscriber``) runs per row. Used by the send loop and its dry run.
+Selection reads the edition's paper x topic matrix (digest.themes.matching), and the email is
+joined from blocks rendered once per edition (digest.mail.assembly), so the cost per email
+does not grow with how many selections differ. The first emails of a run are also rendered
+whole, per selection, and compared: a template override that the assembly would get wrong
+(or that lacks the blocks) is then rendered per distinct selection instead, as before, with
+an LRU of prepared digests (``Renderer.prepare_digest``). Used by the send loop and its dry run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import OrderedDict
 from collections.abc import Hashable
 from datetime import UTC, datetime
@@ -16,10 +20,16 @@ from typing import Any
 
 from digest.config import EmptyEdition, Settings
 from digest.delivery.transports import EDITION_HEADER
+from digest.logs import event
+from digest.mail.assembly import Assembly, assembly_for, same_parts
 from digest.mail.render import Renderer
-from digest.models import Edition, Message, Subscriber
+from digest.models import Edition, Message, Selection, Subscriber
 from digest.themes import rank
+from digest.themes.matching import EditionIndex
 from digest.themes.taxonomy import Taxonomy, load_taxonomy
+
+log = logging.getLogger(__name__)
+CHECKED = 3  # emails per run compared with a whole render before the assembly is trusted
 
 __all__ = ["Contents"]
 
@@ -44,25 +54,83 @@ class Contents:
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self._size = size
         self.renders = 0
+        self._index: EditionIndex | None = None
+        self._assembly: Assembly | None | bool = False  # False: not made yet
+        self.checked = 0
+
+    @property
+    def index(self) -> EditionIndex:
+        """The edition's topic and keyword matches, worked out on first use."""
+        if self._index is None:
+            self._index = EditionIndex(self.edition, self.taxonomy, self.now)
+        return self._index
+
+    def assembly(self) -> Assembly | None:
+        """The edition's pre-rendered pieces; None when the templates need whole renders."""
+        if self._assembly is False:
+            self._assembly = assembly_for(self.renderer, self.edition)
+            if self._assembly is None:
+                event(log, "send.rendered_per_selection", level=logging.WARNING,
+                      reason="digest templates without the blocks the assembly needs")  # fmt: skip
+        return self._assembly  # type: ignore[return-value]
 
     def key(self, subscriber: Subscriber) -> Hashable:
         """Which content ``subscriber`` gets: equal keys, equal emails but for their links."""
         return rank.selection_key(subscriber)
 
-    def message(self, subscriber: Subscriber) -> Message | None:
-        """The subscriber's email, or None when their selection is empty and empties are skipped."""
-        key = self.key(subscriber)
+    def selection(self, subscriber: Subscriber) -> Selection:
+        """What ``subscriber`` gets of the edition."""
+        return rank.select(
+            self.edition, subscriber, taxonomy=self.taxonomy,
+            default_max=self.settings.max_papers, now=self.now, index=self.index,
+        )  # fmt: skip
+
+    def message(self, subscriber: Subscriber, extra: Any = None) -> Message | None:
+        """The subscriber's email, or None when their selection is empty and empties are skipped.
+
+        ``extra``: what the templates' ``extra`` block shows this subscriber (the hook for a
+        per-subscriber section such as papers from their earlier emails); None: nothing.
+        """
+        selection = self.selection(subscriber)
+        message = None
+        assembly = self.assembly() if selection.count else None
+        if assembly is not None:
+            message = assembly.message(subscriber, selection, extra)
+            if message is not None and self.checked < CHECKED:
+                message = self._checked(subscriber, selection, message, extra)
+        if message is None:
+            message = self._whole(subscriber, selection, extra)
+            if message is None:
+                return None
+        if EDITION_HEADER not in message.headers:
+            headers = {**message.headers, EDITION_HEADER: self.edition.key}
+            message = dataclasses.replace(message, headers=headers)
+        return message
+
+    def _checked(
+        self, subscriber: Subscriber, selection: Selection, message: Message, extra: Any
+    ) -> Message:
+        """``message`` if a whole render shows the same; else the whole render, from now on."""
+        self.checked += 1
+        whole = self._whole(subscriber, selection, extra)
+        if whole is not None and same_parts(message, whole):
+            return message
+        event(log, "send.rendered_per_selection", level=logging.WARNING,
+              reason="the assembled email differs from the whole render")  # fmt: skip
+        self._assembly = None
+        return whole  # type: ignore[return-value]
+
+    def _whole(self, subscriber: Subscriber, selection: Selection, extra: Any) -> Message | None:
+        """Render the selection whole (once per distinct selection key, in a small LRU)."""
+        key = rank.selection_key(subscriber) if selection.count else ("empty", selection.omitted)
+        if extra is not None:  # the subscriber's own section: nothing to share
+            return self.renderer.prepare_digest(
+                self.edition, selection, extra=extra
+            ).for_subscriber(subscriber)
         if key in self._cache:
             self._cache.move_to_end(key)
             prepared = self._cache[key]
         else:
-            selection = rank.select(
-                self.edition,
-                subscriber,
-                taxonomy=self.taxonomy,
-                default_max=self.settings.max_papers,
-                now=self.now,
-            )
             prepared = None
             if selection.count or self.settings.empty_edition is EmptyEdition.SEND:
                 prepared = self.renderer.prepare_digest(self.edition, selection)
@@ -72,8 +140,4 @@ class Contents:
                 self._cache.popitem(last=False)
         if prepared is None:
             return None
-        message = prepared.for_subscriber(subscriber)
-        if EDITION_HEADER not in message.headers:
-            headers = {**message.headers, EDITION_HEADER: self.edition.key}
-            message = dataclasses.replace(message, headers=headers)
-        return message
+        return prepared.for_subscriber(subscriber)

@@ -21,6 +21,7 @@ from typing import Any
 from digest.config import Settings
 from digest.delivery.contents import Contents
 from digest.delivery.failures import failure_of
+from digest.delivery.ledger import LedgerWriter
 from digest.delivery.recovery import recover_crashed
 from digest.delivery.report import DeliveryReport, Progress
 from digest.delivery.throttle import throttle_for
@@ -43,7 +44,7 @@ from digest.models import (
     SubscriberStatus,
 )
 from digest.store import Store, utcnow
-from digest.store.deliveries import Claim, SendLedger
+from digest.store.deliveries import Claim
 
 __all__ = ["SendOptions", "SendRun", "batched"]
 
@@ -162,7 +163,7 @@ class SendRun:
     async def _send_all(self, batch_size: int) -> None:
         """Claim batches and hand them to the senders until no row is open or the run pauses."""
         work: asyncio.Queue[Claim | None] = asyncio.Queue()
-        ledger = self.store.send_ledger()
+        ledger = LedgerWriter(self.store.send_ledger())
         senders = [asyncio.create_task(self._sender(work, ledger)) for _ in range(self.concurrency)]
         try:
             while not self.report.paused:
@@ -183,7 +184,7 @@ class SendRun:
                 if not task.done():
                     work.put_nowait(None)
             results = await asyncio.gather(*senders, return_exceptions=True)
-            ledger.close()
+            await ledger.aclose()
             self.store.release_claims(self.edition_id, self.holder)
         for result in results:
             if isinstance(result, BaseException):
@@ -200,7 +201,7 @@ class SendRun:
         await self.options.sleep(delay)
         return True
 
-    async def _sender(self, work: asyncio.Queue[Claim | None], ledger: SendLedger) -> None:
+    async def _sender(self, work: asyncio.Queue[Claim | None], ledger: LedgerWriter) -> None:
         while True:
             claim = await work.get()
             try:
@@ -221,7 +222,7 @@ class SendRun:
             self.report.skipped += 1
             self.progress.advance(DeliveryStatus.SKIPPED)
 
-    async def _send_one(self, claim: Claim, ledger: SendLedger) -> None:
+    async def _send_one(self, claim: Claim, ledger: LedgerWriter) -> None:
         sub, did = claim.subscriber, claim.delivery_id
         if sub.status is not SubscriberStatus.ACTIVE:
             self._skip(did, str(sub.status))
@@ -233,7 +234,7 @@ class SendRun:
         if self.report.paused:
             return
         # Committed before DATA; also the last check that they have not unsubscribed.
-        if not ledger.begin(did, sub.id):  # type: ignore[arg-type]
+        if not await ledger.begin(did):
             if self.store.delivery_status(did) in OPEN:
                 self._skip(did, "no longer active")
             return  # else another worker has the row

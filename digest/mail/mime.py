@@ -28,6 +28,8 @@ __all__ = [
     "check_header",
     "domain_of",
     "encode_header_text",
+    "encode_html",
+    "encode_text",
     "format_address",
     "make_message_id",
     "seven_bit_html",
@@ -97,12 +99,20 @@ class Slots:
 
     unsubscribe: str
     preferences: str
+    nonce: str = ""
 
     @classmethod
     def new(cls) -> Slots:
         """Fresh placeholders for one render."""
         nonce = secrets.token_hex(16)
-        return cls(f"DIGEST-SLOT-UNSUBSCRIBE-{nonce}", f"DIGEST-SLOT-PREFERENCES-{nonce}")
+        return cls(f"DIGEST-SLOT-UNSUBSCRIBE-{nonce}", f"DIGEST-SLOT-PREFERENCES-{nonce}", nonce)
+
+    def feedback(self, n: int | None = None) -> str:
+        """The placeholder of the ``n``-th paper's feedback token; of any paper when None.
+
+        Fixed width, so a line is wrapped the same wherever a paper sits in an email.
+        """
+        return f"DIGEST-SLOT-FEEDBACK-{self.nonce}-{'PAPR' if n is None else f'{n:04d}'}-"
 
     def values(self, unsubscribe: str, preferences: str) -> dict[str, str]:
         """The splice map: each placeholder to its subscriber's URL."""
@@ -137,11 +147,13 @@ def seven_bit_html(html: str, limit: int = WRAP_AT) -> str:
     return "\n".join(lines)
 
 
-def _qp(text: str) -> bytes:
+def encode_text(text: str) -> bytes:
+    """Lines of the text part (CRLF-ended) quoted-printable; line by line, so pieces concatenate."""
     return binascii.b2a_qp(text.encode("utf-8"))
 
 
-def _seven_bit(text: str) -> bytes:
+def encode_html(text: str) -> bytes:
+    """Lines of the 7-bit HTML part (CRLF-ended), any still past 998 bytes wrapped."""
     if any(len(line) > MAX_LINE for line in text.split(CRLF)):
         text = CRLF.join(part for line in text.split(CRLF) for part in _wrap_line(line, WRAP_AT))
     return text.encode("ascii")
@@ -209,8 +221,8 @@ class SplicedMessage:
         self.subject = subject
         self.domain = domain_of(sender)
         html = seven_bit_html(html)
-        self._text = _Part(text, placeholders, _qp)
-        self._html = _Part(html, placeholders, _seven_bit)
+        self._text = _Part(text, placeholders, encode_text)
+        self._html = _Part(html, placeholders, encode_html)
         self._boundary = "=_digest_" + secrets.token_hex(12)
         top = [("From", format_address("From", sender))]
         self._top = f"From: {top[0][1]}{CRLF}".encode()
@@ -248,6 +260,15 @@ class SplicedMessage:
         line breaks and never folded.
         """
         values = values or {}
+        raw, all_headers = self.wrap(
+            recipient, self._text.encoded(values), self._html.encoded(values), headers
+        )
+        return raw, self._text.decoded(values), self._html.decoded(values), all_headers
+
+    def wrap(
+        self, recipient: str, text: bytes, html: bytes, headers: Mapping[str, str] | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """The message bytes around encoded ``text`` and ``html`` parts, and its headers."""
         to = format_address("To", recipient)
         message_id = make_message_id(self.domain)
         date = email.utils.formatdate(usegmt=True)
@@ -265,10 +286,10 @@ class SplicedMessage:
                 (CRLF.join(extra) + CRLF).encode("utf-8"),
                 self._after,
                 self._mime,
-                self._text.encoded(values),
+                text,
                 self._middle,
-                self._html.encoded(values),
+                html,
                 self._end,
             )
         )
-        return raw, self._text.decoded(values), self._html.decoded(values), all_headers
+        return raw, all_headers

@@ -11,9 +11,7 @@ cannot know the nonce, and so never receives a subscriber's token.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +19,17 @@ from digest.config import Settings
 from digest.errors import DigestError
 from digest.mail.mime import Slots, SplicedMessage, check_header
 from digest.mail.templates import TemplateSet
-from digest.mail.text import clean, format_authors, safe_url, shorten, summarize
+from digest.mail.text import (
+    clean,
+    format_authors,
+    list_phrase,
+    long_date,
+    plural,
+    safe_url,
+    shorten,
+    summarize,
+    tidy_text,
+)
 from digest.mail.text import thumbnail as thumbnail_of
 from digest.models import (
     Edition,
@@ -56,12 +64,17 @@ class PaperView:
     links: tuple[tuple[str, str], ...]
     why: str = ""
     thumbnail: str | None = None
+    more_url: str = ""  # "More like this" (issue 14): a slot filled per subscriber
+    less_url: str = ""
 
     @classmethod
-    def of(cls, selected: SelectedPaper, *, thumbnail: bool = False) -> PaperView:
+    def of(
+        cls, selected: SelectedPaper, *, thumbnail: bool = False, feedback: str = ""
+    ) -> PaperView:
         """Shape a selected paper for display (escaping is the template's job).
 
         ``thumbnail``: show the source's thumbnail of the paper, if it has one on a known host.
+        ``feedback``: the URL of the paper's feedback page, without ``?choice=``.
         """
         paper = selected.paper
         byline = format_authors(paper.authors)
@@ -85,11 +98,9 @@ class PaperView:
             links=tuple(links),
             why=shorten(clean(selected.why), 200),
             thumbnail=thumbnail_of(paper.thumbnail_url) if thumbnail else None,
+            more_url=f"{feedback}?choice=more" if feedback else "",
+            less_url=f"{feedback}?choice=less" if feedback else "",
         )
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 # --- the renderer -------------------------------------------------------------------------
@@ -106,18 +117,20 @@ class Brand:
     base_url: str
 
 
-def _long_date(day: date) -> str:
-    return f"{day:%A}, {day.day} {day:%B %Y}"
-
-
 class PreparedMessage:
     """A digest rendered once for one Selection; finished cheaply per subscriber."""
 
     def __init__(
-        self, renderer: Renderer, spliced: SplicedMessage, edition: Edition, slots: Slots
+        self,
+        renderer: Renderer,
+        spliced: SplicedMessage,
+        edition: Edition,
+        slots: Slots,
+        papers: tuple[str, ...] = (),
     ) -> None:
         self._renderer = renderer
         self._slots = slots
+        self._papers = papers  # arXiv ids in the order of their feedback slots
         self.spliced = spliced
         self.edition = edition
         self.subject = spliced.subject
@@ -125,9 +138,13 @@ class PreparedMessage:
     def for_subscriber(self, subscriber: Subscriber) -> Message:
         """The finished email for ``subscriber``: recipient, signed links, headers, bytes."""
         unsubscribe, preferences = self._renderer.links(subscriber)
+        values = self._slots.values(unsubscribe, preferences)
+        sid, sign = self._renderer._id(subscriber), self._renderer.signer.make_feedback
+        for i, arxiv_id in enumerate(self._papers):
+            values[self._slots.feedback(i)] = sign(sid, arxiv_id)
         raw, text, html, headers = self.spliced.build(
             subscriber.email,
-            self._slots.values(unsubscribe, preferences),
+            values,
             {
                 "List-Unsubscribe": f"<{unsubscribe}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -184,6 +201,10 @@ class Renderer:
             f"{self.base_url}/preferences/{self.signer.make(Purpose.PREFERENCES, sid)}",
         )
 
+    def feedback_url(self, token: str) -> str:
+        """The page of one paper's "More / Less like this" (``?choice=`` added by the caller)."""
+        return f"{self.base_url}/feedback/{token}"
+
     def archive_url(self, edition: Edition) -> str:
         """Where the edition's web page lives."""
         return f"{self.base_url}/archive/{edition.key}"
@@ -191,54 +212,69 @@ class Renderer:
     # -- digests --
 
     def digest_context(
-        self, edition: Edition, selection: Selection, slots: Slots
+        self, edition: Edition, selection: Selection, slots: Slots, extra: Any = None
     ) -> dict[str, Any]:
-        """Everything digest.mjml and digest.txt see; the links are the render's own ``slots``."""
+        """Everything digest.mjml and digest.txt see; the links are the render's own ``slots``.
+
+        ``extra``: what the templates' ``extra`` block shows of this subscriber (None: nothing).
+        """
         show = self.settings.thumbnails  # the lead paper of each theme, where the source has one
-        themes = [
-            {
-                "label": clean(t.label) or "Papers",
-                "papers": [
-                    PaperView.of(p, thumbnail=show and i == 0) for i, p in enumerate(t.papers)
-                ],
-            }
-            for t in selection.themes
-            if t.papers
-        ]
+        themes, n = [], 0
+        for t in selection.themes:
+            if not t.papers:
+                continue
+            views = []
+            for i, p in enumerate(t.papers):
+                feedback = self.feedback_url(slots.feedback(n))
+                views.append(PaperView.of(p, thumbnail=show and i == 0, feedback=feedback))
+                n += 1
+            themes.append({"label": clean(t.label) or "Papers", "papers": views})
         count = sum(len(t["papers"]) for t in themes)
-        when = _long_date(edition.date)
-        if edition.frequency == Frequency.WEEKLY:
-            when = f"Week of {edition.date.day} {edition.date:%B %Y}"
-        papers = _plural(count, "paper")
-        heading = f"{when} · {papers} in {_plural(len(themes), 'theme')}"
+        heading = self.heading(edition, count, len(themes))
         titles = [p.title for t in themes for p in t["papers"]][:3]
         preheader = shorten("Top papers: " + "; ".join(titles), 140) if titles else heading
-        archive = self.archive_url(edition)
-        reason = (
-            f"You receive this email because you subscribed to the {edition.frequency} "
-            f"edition of {self.brand.name}."
-        )
         return {
-            "brand": self.brand,
-            "title": f"{self.brand.name}: {when}",
+            **self.edition_context(edition),
             "heading": heading,
             "preheader": preheader,
             "themes": themes,
             "count": count,
             "omitted": selection.omitted,
-            "archive_url": archive,
-            "browser_url": archive,
-            "footer_reason": reason,
+            "extra": extra,
             "unsubscribe_url": slots.unsubscribe,
             "preferences_url": slots.preferences,
         }
+
+    def edition_context(self, edition: Edition) -> dict[str, Any]:
+        """What digest.mjml and digest.txt see that is the same in every email of ``edition``."""
+        archive = self.archive_url(edition)
+        return {
+            "brand": self.brand,
+            "title": f"{self.brand.name}: {self.when(edition)}",
+            "archive_url": archive,
+            "browser_url": archive,
+            "footer_reason": (
+                f"You receive this email because you subscribed to the {edition.frequency} "
+                f"edition of {self.brand.name}."
+            ),
+        }
+
+    def when(self, edition: Edition) -> str:
+        """The edition's date as its emails say it."""
+        if edition.frequency == Frequency.WEEKLY:
+            return f"Week of {edition.date.day} {edition.date:%B %Y}"
+        return long_date(edition.date)
+
+    def heading(self, edition: Edition, papers: int, themes: int) -> str:
+        """The line under the name: date, papers and themes."""
+        return f"{self.when(edition)} · {plural(papers, 'paper')} in {plural(themes, 'theme')}"
 
     def subject(self, edition: Edition, count: int) -> str:
         """The digest's subject line: name, paper count and date."""
         day = f"{edition.date.day} {edition.date:%b %Y}"
         if edition.frequency == Frequency.WEEKLY:
             day = f"week of {day}"
-        return f"{self.brand.name}: {_plural(count, 'trending paper')}, {day}"
+        return f"{self.brand.name}: {plural(count, 'trending paper')}, {day}"
 
     def _spliced(
         self, subject: str, text: str, html: str, slots: tuple[str, ...]
@@ -250,20 +286,22 @@ class Renderer:
             html=html,
             placeholders=slots,
             reply_to=self.settings.reply_to,
-            headers={"List-Id": f"{_list_phrase(self.brand.name)}<digest.{self._list_host}>"},
+            headers={"List-Id": f"{list_phrase(self.brand.name)}<digest.{self._list_host}>"},
         )
 
     def prepare_digest(
-        self, edition: Edition, selection: Selection, *, subject_prefix: str = ""
+        self, edition: Edition, selection: Selection, *, subject_prefix: str = "", extra: Any = None
     ) -> PreparedMessage:
         """Render ``selection`` of ``edition`` once (HTML + text), ready for any subscriber."""
         slots = Slots.new()
-        context = self.digest_context(edition, selection, slots)
+        context = self.digest_context(edition, selection, slots, extra)
         html = self.templates.render("html", "digest.mjml", context)
-        text = _tidy_text(self.templates.render("text", "digest.txt", context))
+        text = tidy_text(self.templates.render("text", "digest.txt", context))
         subject = subject_prefix + self.subject(edition, context["count"])
-        spliced = self._spliced(subject, text, html, (slots.unsubscribe, slots.preferences))
-        return PreparedMessage(self, spliced, edition, slots)
+        papers = tuple(p.paper.arxiv_id for t in selection.themes for p in t.papers)
+        keys = (slots.unsubscribe, slots.preferences, *map(slots.feedback, range(len(papers))))
+        spliced = self._spliced(subject, text, html, keys)
+        return PreparedMessage(self, spliced, edition, slots, papers)
 
     # -- confirmation and welcome --
 
@@ -286,7 +324,7 @@ class Renderer:
             **context,
         }
         html = self.templates.render("html", f"{name}.mjml", context)
-        text = _tidy_text(self.templates.render("text", f"{name}.txt", context))
+        text = tidy_text(self.templates.render("text", f"{name}.txt", context))
         headers = {}
         if listed:
             unsubscribe = context["unsubscribe_url"]
@@ -357,16 +395,3 @@ class Renderer:
         }
         stranger = Subscriber(email=recipient, id=0)  # id 0: no link is made for it
         return self._simple("confirm", stranger, subject, context, listed=False)
-
-
-def _list_phrase(name: str) -> str:
-    """The optional display phrase of List-Id: kept only when it is plain ASCII."""
-    if name.isascii() and re.fullmatch(r"[\w .-]+", name):
-        return f"{name} "
-    return ""
-
-
-def _tidy_text(text: str) -> str:
-    """Collapse runs of blank lines in the text part and strip trailing spaces."""
-    lines = [line.rstrip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"

@@ -7,11 +7,16 @@ template has no control or bidi-override characters and is never cut mid-word.
 from __future__ import annotations
 
 import re
+from datetime import date
 from urllib.parse import urlsplit
 
 from digest.models import Paper
 
 __all__ = [
+    "long_date",
+    "plural",
+    "list_phrase",
+    "tidy_text",
     "SUMMARY_CHARS",
     "THUMBNAIL_HOSTS",
     "clean",
@@ -87,3 +92,26 @@ def thumbnail(url: str | None) -> str | None:
     if parts.scheme != "https" or parts.netloc not in THUMBNAIL_HOSTS:
         return None
     return found
+
+
+def list_phrase(name: str) -> str:
+    """The optional display phrase of List-Id: kept only when it is plain ASCII."""
+    if name.isascii() and re.fullmatch(r"[\w .-]+", name):
+        return f"{name} "
+    return ""
+
+
+def tidy_text(text: str) -> str:
+    """Collapse runs of blank lines in the text part and strip trailing spaces."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 paper``, ``1,234 papers``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def long_date(day: date) -> str:
+    """``Friday, 27 November 2026``."""
+    return f"{day:%A}, {day.day} {day:%B %Y}"

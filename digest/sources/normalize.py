@@ -59,7 +59,6 @@ LATEST = datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Lone UTF-16 surrogates (JSON's \ud800 escapes) are not text: UTF-8 cannot encode them.
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_SPACE = re.compile(r"\s+")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -70,8 +69,11 @@ class BadRecord(ValueError):
 
 def _strip_controls(text: str) -> str:
     # NFC so the same title typed two ways compares equal when papers merge.
-    text = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
-    return unicodedata.normalize("NFC", text)
+    if _CONTROL.search(text) is not None:
+        text = _CONTROL.sub("", text)
+    if text.isascii():  # nearly every abstract: no surrogate, already NFC
+        return text
+    return unicodedata.normalize("NFC", _SURROGATE.sub("\ufffd", text))
 
 
 def _cap(text: str, limit: int) -> str:
@@ -86,7 +88,7 @@ def _cap(text: str, limit: int) -> str:
 
 def clean_title(text: str) -> str:
     """A title on one line: controls removed, hard wraps and runs of spaces folded, capped."""
-    return _cap(_SPACE.sub(" ", _strip_controls(text)).strip(), MAX_TITLE_CHARS)
+    return _cap(" ".join(_strip_controls(text).split()), MAX_TITLE_CHARS)
 
 
 def clean_abstract(text: str, limit: int = MAX_ABSTRACT_CHARS) -> str:
@@ -94,9 +96,12 @@ def clean_abstract(text: str, limit: int = MAX_ABSTRACT_CHARS) -> str:
 
     arXiv and HF wrap abstracts at ~80 columns; a blank line is a real paragraph break.
     """
-    text = _strip_controls(text).replace("\r\n", "\n").replace("\r", "\n")
-    paragraphs = (_SPACE.sub(" ", p).strip() for p in _PARAGRAPH.split(text))
-    return _cap("\n\n".join(p for p in paragraphs if p), limit)
+    text = _strip_controls(text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # str.split() folds exactly the whitespace r"\s+" does, at a fraction of the cost.
+    parts = _PARAGRAPH.split(text) if "\n" in text else (text,)
+    return _cap("\n\n".join(p for p in (" ".join(p.split()) for p in parts) if p), limit)
 
 
 # --- typed field readers: each raises BadRecord naming the field ---

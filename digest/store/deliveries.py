@@ -50,18 +50,19 @@ def _row_to_delivery(row: sa.RowMapping) -> Delivery:
 
 
 _t, _s = schema.deliveries, schema.subscribers
-# Built once: the send loop runs these twice per message, and building a statement each time
+# Built once: the send loop runs these for every message, and building a statement each time
 # cost more than executing it.
 _BEGIN = (
     sa.update(_t)
     .where(
-        _t.c.id == sa.bindparam("did"),
+        _t.c.id.in_(sa.bindparam("dids", expanding=True)),
         _t.c.status.in_(_OPEN),
         sa.select(_s.c.id)
-        .where(_s.c.id == sa.bindparam("sid"), _s.c.status == str(SubscriberStatus.ACTIVE))
+        .where(_s.c.id == _t.c.subscriber_id, _s.c.status == str(SubscriberStatus.ACTIVE))
         .exists(),
     )
     .values(status=str(DeliveryStatus.SENDING), updated_at=sa.bindparam("now"))
+    .returning(_t.c.id)
 )
 _SENT = (
     sa.update(_t)
@@ -76,35 +77,44 @@ _SENT = (
 )
 
 
-def _begin_params(delivery_id: int, subscriber_id: int) -> dict:
-    return {"did": delivery_id, "sid": subscriber_id, "now": utcnow()}
-
-
 class SendLedger:
-    """Two ledger moves per message on one held connection, each committed at once."""
+    """The send loop's two moves per message, many in one transaction (a group commit).
+
+    One held connection, opened by the thread that first uses it (the send loop's writer
+    thread): ``sending`` marks are committed before their messages' DATA; ``sent`` marks
+    ride along with the next commit.
+    """
 
     def __init__(self, store: StoreBase) -> None:
         self._store = store
-        self._conn = store.engine.connect()
+        self._conn: sa.Connection | None = None
 
-    def _run(self, statement: sa.Update, params: dict) -> bool:
+    def commit(self, sent: Sequence[tuple[int, str | None]], begin: Sequence[int]) -> set[int]:
+        """Record ``sent`` (id, Message-ID) rows and move ``begin`` rows to ``sending``.
+
+        One transaction. A ``begin`` row moves only while it is open and its subscriber is
+        still active; returns the ids that moved.
+        """
+        if self._conn is None:
+            self._conn = self._store.engine.connect()
+        now = utcnow()
         try:
             with self._conn.begin():
-                return self._conn.execute(statement, params).rowcount == 1
+                if sent:
+                    rows = [{"did": did, "mid": mid, "now": now} for did, mid in sent]
+                    self._conn.execute(_SENT, rows)
+                if not begin:
+                    return set()
+                moved = self._conn.execute(_BEGIN, {"dids": list(begin), "now": now})
+                return {row[0] for row in moved}
         except sa.exc.OperationalError as exc:
             raise StoreError(f"database error: {exc.orig}") from exc
 
-    def begin(self, delivery_id: int, subscriber_id: int) -> bool:
-        """``begin_sending`` (committed before DATA)."""
-        return self._run(_BEGIN, _begin_params(delivery_id, subscriber_id))
-
-    def sent(self, delivery_id: int, message_id: str | None) -> bool:
-        """``sending`` -> ``sent``, with the Message-ID the server accepted."""
-        return self._run(_SENT, {"did": delivery_id, "mid": message_id, "now": utcnow()})
-
     def close(self) -> None:
-        """Give the connection back."""
-        self._conn.close()
+        """Give the connection back (from the thread that used it)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class DeliveryStore(StoreBase):
@@ -262,11 +272,13 @@ class DeliveryStore(StoreBase):
         One committed statement right before DATA: it both wins the row against other workers
         and honours an unsubscribe that happened mid-send.
         """
+        del subscriber_id  # the row names its subscriber; kept for the callers' clarity
         with self.transaction() as conn:
-            return conn.execute(_BEGIN, _begin_params(delivery_id, subscriber_id)).rowcount == 1
+            moved = conn.execute(_BEGIN, {"dids": [delivery_id], "now": utcnow()}).all()
+        return len(moved) == 1
 
     def send_ledger(self) -> SendLedger:
-        """The send loop's hot path: ``begin`` and ``sent`` on one held connection."""
+        """The send loop's hot path: ``sending`` and ``sent`` marks, group-committed."""
         return SendLedger(self)
 
     def delivery_status(self, delivery_id: int) -> DeliveryStatus | None:

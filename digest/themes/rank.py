@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from digest.config import Settings
 from digest.models import (
@@ -34,9 +35,21 @@ from digest.models import (
 )
 from digest.themes.taxonomy import Taxonomy, keyword_pattern, load_taxonomy
 
+
+class SelectionIndex(Protocol):
+    """An edition's matches worked out once (digest.themes.matching.EditionIndex)."""
+
+    def handles(self, subscriber: Subscriber) -> bool:
+        """Whether it can answer for ``subscriber``."""
+
+    def select(self, subscriber: Subscriber, default_max: int) -> Selection:
+        """What `select` gives ``subscriber``."""
+
+
 __all__ = [
     "full_selection",
     "select_for",
+    "SelectionIndex",
     "HALF_LIFE_DAYS",
     "MAX_AGE_DAYS",
     "signals",
@@ -119,6 +132,7 @@ def select(
     taxonomy: Taxonomy,
     default_max: int,
     now: datetime,
+    index: SelectionIndex | None = None,
 ) -> Selection:
     """The papers of ``edition`` one subscriber gets, grouped as the edition groups them.
 
@@ -127,7 +141,10 @@ def select(
     paper does. Papers under the subscriber's minimum score are dropped. The best-scoring
     ``max_papers`` (the subscriber's if fewer than ``default_max``) are kept; the rest count in
     ``omitted``. Themes keep the edition's order; each paper carries a one-line "why".
+    ``index``: the edition's topic and keyword matches worked out once (same result, faster).
     """
+    if index is not None and index.handles(subscriber):
+        return index.select(subscriber, default_max)
     matcher = _Matcher(subscriber, taxonomy)
     # The site-wide maximum caps everyone: it keeps an email under Gmail's clipping size.
     limit = min(subscriber.max_papers or default_max, default_max)
