@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from datetime import time as dtime
 from typing import Any
@@ -19,6 +19,7 @@ from digest.delivery.transports import EDITION_HEADER
 from digest.mail.render import Renderer
 from digest.models import Edition, Message, Subscriber
 from digest.themes import rank
+from digest.themes.foryou import Lookup
 from digest.themes.taxonomy import Taxonomy, load_taxonomy
 
 __all__ = ["Contents"]
@@ -34,6 +35,7 @@ class Contents:
         renderer: Renderer | None = None,
         taxonomy: Taxonomy | None = None,
         size: int = 256,
+        lookup: Lookup | None = None,
     ) -> None:
         renderer = renderer or Renderer(settings)
         taxonomy = taxonomy or load_taxonomy(settings.taxonomy_file)
@@ -41,9 +43,15 @@ class Contents:
         self.renderer, self.taxonomy = renderer, taxonomy
         # Selections must not depend on when (or by which worker) the row is sent.
         self.now = edition.created_at or datetime.combine(edition.date, dtime(), tzinfo=UTC)
+        # "For me": the edition scored once; ``lookup`` (the store) finds the papers readers rated.
+        self.scorer = rank.for_me(edition, self.now, lookup)
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self._size = size
         self.renders = 0
+
+    def prepare(self, subscribers: Sequence[Subscriber]) -> None:
+        """Score a batch of subscribers' likes at once (one matrix product) before their emails."""
+        self.scorer.prepare(subscribers)
 
     def key(self, subscriber: Subscriber) -> Hashable:
         """Which content ``subscriber`` gets: equal keys, equal emails but for their links."""
@@ -62,6 +70,7 @@ class Contents:
                 taxonomy=self.taxonomy,
                 default_max=self.settings.max_papers,
                 now=self.now,
+                scorer=self.scorer,
             )
             prepared = None
             if selection.count or self.settings.empty_edition is EmptyEdition.SEND:

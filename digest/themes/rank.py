@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from digest.config import Settings
@@ -32,9 +33,13 @@ from digest.models import (
     Subscriber,
     Theme,
 )
+from digest.themes.foryou import ForMe, Lookup, Scores
+from digest.themes.people import Follows
+from digest.themes.relevance import Space, liked_why
 from digest.themes.taxonomy import Taxonomy, keyword_pattern, load_taxonomy
 
 __all__ = [
+    "for_me",
     "full_selection",
     "select_for",
     "HALF_LIFE_DAYS",
@@ -102,6 +107,7 @@ def selection_key(subscriber: Subscriber) -> Hashable:
     """What a subscriber's selection depends on: equal keys get equal Selections.
 
     Lets delivery prepare each distinct digest once, however many subscribers share it.
+    Likes, dislikes, the blend and follows count too (a reader with likes rarely shares a key).
     """
     # Case is kept: a keyword in capitals ("RAG") matches differently from "rag".
     return (
@@ -109,7 +115,37 @@ def selection_key(subscriber: Subscriber) -> Hashable:
         tuple(sorted({k.strip() for k in subscriber.keywords if k.strip()})),
         subscriber.max_papers,
         subscriber.min_score,
+        tuple(sorted(subscriber.likes)),
+        tuple(sorted(subscriber.dislikes)),
+        subscriber.blend,
+        tuple(sorted(subscriber.follow_authors)),
+        tuple(sorted(subscriber.follow_orgs)),
     )
+
+
+def for_me(
+    edition: Edition, now: datetime, lookup: Lookup | None = None, space: Space | None = None
+) -> ForMe:
+    """The edition's "for me" scorer: trending computed once, rated papers through ``lookup``.
+
+    Build one per edition and pass it to every `select` of that edition.
+    """
+    papers = edition.papers
+    return ForMe(papers, [trending_score(p, now) for p in papers], lookup, space)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    column: int
+    paper: Paper
+    score: float  # trending
+    rank: float  # blended trending and relevance: what the selection orders by
+    followed: str | None  # the why phrase of a follow
+    reasons: list[str]
+
+    def order(self) -> tuple:
+        # Followed papers first; then the blend; ties keep the trending order (rank's tie-break).
+        return (self.followed is None, -self.rank, -self.score, _newest_first(self.paper.arxiv_id))
 
 
 def select(
@@ -119,41 +155,72 @@ def select(
     taxonomy: Taxonomy,
     default_max: int,
     now: datetime,
+    scorer: ForMe | None = None,
 ) -> Selection:
     """The papers of ``edition`` one subscriber gets, grouped as the edition groups them.
 
     A paper qualifies if it matches one of the subscriber's topics (via the taxonomy; a topic
     the taxonomy does not know is matched as a keyword) or keywords; with neither, every
-    paper does. Papers under the subscriber's minimum score are dropped. The best-scoring
-    ``max_papers`` (the subscriber's if fewer than ``default_max``) are kept; the rest count in
-    ``omitted``. Themes keep the edition's order; each paper carries a one-line "why".
+    paper does. Papers under the subscriber's minimum score are dropped. A paper by an author
+    or organisation the subscriber follows always qualifies, whatever the topics, minimum
+    score or blend, and comes first; a paper they liked or disliked never does. The best
+    ``max_papers`` (the subscriber's if fewer than ``default_max``) by trending blended with
+    relevance to their likes (``scorer``, see digest.themes.foryou) are kept; the rest count
+    in ``omitted``. Themes keep the edition's order; each paper carries a one-line "why".
     """
+    scorer = scorer or for_me(edition, now)
     matcher = _Matcher(subscriber, taxonomy)
+    follows = Follows(subscriber.follow_authors, subscriber.follow_orgs)
+    rated = {*subscriber.likes, *subscriber.dislikes}
+    scores = scorer.scores(subscriber)
     # The site-wide maximum caps everyone: it keeps an email under Gmail's clipping size.
-    limit = min(subscriber.max_papers or default_max, default_max)
-    candidates: list[tuple[float, Paper, list[str]]] = []
-    for paper in edition.papers:
+    limit = max(0, min(subscriber.max_papers or default_max, default_max))
+    candidates: list[_Candidate] = []
+    for column, paper in enumerate(scorer.papers):
+        if paper.arxiv_id in rated:
+            continue
+        followed = follows.match(paper) if follows else None
         reasons = matcher.reasons(paper)
-        if reasons is None:
+        score = float(scorer.trending[column])
+        if followed is None and (
+            reasons is None or (subscriber.min_score is not None and score < subscriber.min_score)
+        ):
             continue
-        score = trending_score(paper, now)
-        if subscriber.min_score is not None and score < subscriber.min_score:
-            continue
-        candidates.append((score, paper, reasons))
-    candidates.sort(key=lambda c: (-c[0], _newest_first(c[1].arxiv_id)))
-    kept = {c[1].arxiv_id: c for c in candidates[: max(0, limit)]}
+        rank = float(scores.blended[column])
+        candidates.append(_Candidate(column, paper, score, rank, followed, reasons or []))
+    candidates.sort(key=_Candidate.order)
+    kept = candidates[:limit]
+    whys = _whys(scorer, subscriber, scores, kept)
+    position = {c.paper.arxiv_id: i for i, c in enumerate(kept)}
 
     themes = []
     for theme in edition.themes:
-        picked = [kept[p.arxiv_id] for p in theme.papers if p.arxiv_id in kept]
-        picked.sort(key=lambda c: (-c[0], _newest_first(c[1].arxiv_id)))
+        picked = sorted(position[p.arxiv_id] for p in theme.papers if p.arxiv_id in position)
         if picked:
             papers = tuple(
-                SelectedPaper(paper, round(score, 3), _why(paper, reasons))
-                for score, paper, reasons in picked
+                SelectedPaper(kept[i].paper, round(kept[i].score, 3), whys[i]) for i in picked
             )
             themes.append(SelectedTheme(theme.label, papers))
-    return Selection(tuple(themes), omitted=max(0, len(candidates) - len(kept)))
+    return Selection(tuple(themes), omitted=len(candidates) - len(kept))
+
+
+def _whys(
+    scorer: ForMe, subscriber: Subscriber, scores: Scores, kept: list[_Candidate]
+) -> list[str]:
+    """The why line of each kept paper: a follow, the liked paper it resembles, signals, topics."""
+    # A paper owes something to a liked one only when the blend listens to likes and the
+    # paper stands above the edition's average relevance to them.
+    near = [None] * len(kept)
+    if scores.blend > 0 and scores.relevance is not None:
+        owed = [i for i, c in enumerate(kept) if scores.relevance[c.column] > 0]
+        for i, liked in zip(
+            owed, scorer.nearest_liked(subscriber, [kept[i].column for i in owed]), strict=True
+        ):
+            near[i] = liked
+    return [
+        _why(c.paper, c.reasons, [p for p in (c.followed, near[i] and liked_why(near[i])) if p])
+        for i, c in enumerate(kept)
+    ]
 
 
 class _Matcher:
@@ -195,9 +262,9 @@ def signals(paper: Paper) -> list[str]:
     return parts
 
 
-def _why(paper: Paper, reasons: list[str]) -> str:
-    """One short line for the email: the paper's signals (or "new"), then what it matched."""
-    return " · ".join([*(signals(paper) or ["new"]), *reasons[:2]])
+def _why(paper: Paper, reasons: list[str], personal: Sequence[str] = ()) -> str:
+    """One short line for the email: a follow or a like, the paper's signals (or "new"), topics."""
+    return " · ".join([*personal, *(signals(paper) or ["new"]), *reasons[:2]])
 
 
 def _count(n: int, noun: str) -> str:
@@ -221,11 +288,20 @@ def full_selection(edition: Edition, max_papers: int | None = None) -> Selection
     return Selection(tuple(themes), omitted=len(edition.papers) - shown)
 
 
-def select_for(edition: Edition, subscriber: Subscriber, settings: Settings) -> Selection:
+def select_for(
+    edition: Edition, subscriber: Subscriber, settings: Settings, lookup: Lookup | None = None
+) -> Selection:
     """What ``subscriber`` gets of ``edition`` now, as `select` chooses it.
 
-    Used by previews; delivery calls `select` itself.
+    Used by previews (``lookup`` finds the papers they rated); delivery calls `select` itself.
     """
     taxonomy = load_taxonomy(settings.taxonomy_file)
     now = datetime.now(UTC)
-    return select(edition, subscriber, taxonomy=taxonomy, default_max=settings.max_papers, now=now)
+    return select(
+        edition,
+        subscriber,
+        taxonomy=taxonomy,
+        default_max=settings.max_papers,
+        now=now,
+        scorer=for_me(edition, now, lookup),
+    )

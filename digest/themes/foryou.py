@@ -1,0 +1,140 @@
+""" "For me" over one edition: each reader's blended score of its papers, batch by batch.
+
+An edition is scored for many readers: its papers' vectors and trending ranks are computed
+once here, the papers readers liked or disliked are looked up (``lookup``, the store's
+``get_papers``) and turned into vectors once per edition, and ``prepare`` scores a batch of
+readers with one sparse product and one matrix product (digest.themes.relevance). The send
+calls ``prepare`` on each claimed batch; ``scores`` then hands `select` one reader's row.
+Readers with the same likes, dislikes and blend share one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from digest.models import Paper, Subscriber
+from digest.themes.relevance import (
+    Ratings,
+    Space,
+    blend_for,
+    blended,
+    paper_vectors,
+    profiles,
+    relevance,
+    standard_relevance,
+    standard_trending,
+)
+
+__all__ = ["ForMe", "Lookup", "Scores"]
+
+# arXiv ids -> the stored papers among them (missing ids are simply absent).
+Lookup = Callable[[Collection[str]], Mapping[str, Paper]]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One reader's view of the edition: the blend used, and per paper blended and relevance."""
+
+    blend: float
+    blended: np.ndarray  # (papers,) what selection orders by
+    relevance: np.ndarray | None  # (papers,) z-scores; None when the reader rated nothing known
+
+
+def _key(subscriber: Subscriber) -> Hashable:
+    return (subscriber.likes, subscriber.dislikes, subscriber.blend)
+
+
+class ForMe:
+    """The papers of one edition in the text space, and readers' scores over them."""
+
+    def __init__(
+        self,
+        papers: Sequence[Paper],
+        trending: Sequence[float],
+        lookup: Lookup | None = None,
+        space: Space | None = None,
+    ) -> None:
+        self.papers = tuple(papers)
+        self.columns = {p.arxiv_id: i for i, p in enumerate(self.papers)}
+        self.trending = np.asarray(trending, dtype=np.float64)
+        self.standard = standard_trending(self.trending)
+        self._lookup, self._space = lookup, space
+        self._edition_vectors: np.ndarray | None = None
+        self._rated: dict[str, int] = {}  # arXiv id -> row of _vectors; absent: not looked up
+        self._unknown: set[str] = set()  # looked up, not stored: no text, no vector
+        self._vectors = np.zeros((0, 0), dtype=np.float32)
+        self._rows: dict[Hashable, Scores] = {}
+
+    @property
+    def edition_vectors(self) -> np.ndarray:
+        """The edition's papers as unit rows, computed on first need (nobody rated: never)."""
+        if self._edition_vectors is None:
+            self._edition_vectors = paper_vectors(self.papers, self._space)
+        return self._edition_vectors
+
+    def _load(self, arxiv_ids: Collection[str]) -> None:
+        """Vectors of rated papers not seen yet: one lookup and one projection for all of them."""
+        wanted = {a for a in arxiv_ids if a not in self._rated and a not in self._unknown}
+        if not wanted:
+            return
+        found = dict(self._lookup(wanted)) if self._lookup else {}
+        for arxiv_id in wanted:  # a paper of this edition needs no lookup
+            if arxiv_id not in found and arxiv_id in self.columns:
+                found[arxiv_id] = self.papers[self.columns[arxiv_id]]
+        self._unknown.update(wanted - found.keys())
+        if not found:
+            return
+        ids = sorted(found)
+        new = paper_vectors([found[a] for a in ids], self._space)
+        start = len(self._rated)
+        self._vectors = new if start == 0 else np.vstack([self._vectors, new])
+        self._rated.update({a: start + i for i, a in enumerate(ids)})
+
+    def prepare(self, subscribers: Sequence[Subscriber]) -> None:
+        """Score a batch of readers at once; `scores` then answers for them without more work.
+
+        Only the last batch is kept, so memory stays flat at any list size.
+        """
+        self._rows.clear()
+        todo: dict[Hashable, Subscriber] = {}
+        for s in subscribers:
+            if s.likes or s.dislikes:
+                todo.setdefault(_key(s), s)
+        if not todo:
+            return
+        self._load({a for s in todo.values() for a in (*s.likes, *s.dislikes)})
+        likes = [[self._rated[a] for a in s.likes if a in self._rated] for s in todo.values()]
+        dislikes = [[self._rated[a] for a in s.dislikes if a in self._rated] for s in todo.values()]
+        ratings = Ratings.from_lists(likes, dislikes)
+        rated = ratings.indptr[1:] > ratings.indptr[:-1]
+        if not rated.any():
+            relevant = np.zeros((len(todo), len(self.papers)), dtype=np.float32)
+        else:
+            profile = profiles(ratings, self._vectors)
+            relevant = standard_relevance(relevance(profile, self.edition_vectors))
+        blends = np.array([blend_for(s.blend, len(s.likes)) for s in todo.values()])
+        mixed = blended(self.standard, relevant, blends)
+        for i, key in enumerate(todo):
+            self._rows[key] = Scores(float(blends[i]), mixed[i], relevant[i] if rated[i] else None)
+
+    def scores(self, subscriber: Subscriber) -> Scores:
+        """The reader's scores: from the prepared batch, else computed for them alone."""
+        if not (subscriber.likes or subscriber.dislikes):
+            blend = blend_for(subscriber.blend, 0)
+            return Scores(blend, (1.0 - blend) * self.standard, None)
+        key = _key(subscriber)
+        if key not in self._rows:
+            self.prepare([subscriber])
+        return self._rows[key]
+
+    def nearest_liked(self, subscriber: Subscriber, columns: Sequence[int]) -> list[str | None]:
+        """For each edition column, the reader's liked paper closest to it (None: no likes)."""
+        liked = [a for a in subscriber.likes if a in self._rated]
+        if not liked or not columns:
+            return [None] * len(columns)
+        rows = self._vectors[[self._rated[a] for a in liked]]
+        similarity = self.edition_vectors[list(columns)] @ rows.T
+        return [liked[j] for j in similarity.argmax(axis=1)]
