@@ -7,7 +7,8 @@ Names are compared after folding what varies between listings of one person: cas
 * the same name after folding always matches ("kaiming he" = "Kaiming HE");
 * otherwise a followed name matches an author with the same surname whose given names agree
   with it initial by initial ("Kaiming He" ~ "K. He", "K He"; "K. He" ~ "Kaiming He"), where
-  a spelled-out given name must equal a spelled-out one ("Kaiming He" is not "Kun He");
+  a spelled-out given name must equal a spelled-out one ("Kaiming He" is not "Kun He") and a
+  middle name only one side gives is ignored ("David Jacobs" ~ "David E. Jacobs");
 * and such an abbreviated match counts only when it is unambiguous within the paper: exactly
   one of the paper's distinct authors agrees with the followed name: a follow of "K. He"
   matches a paper listing "Kaiming He", not one listing both "Kaiming He" and "Kun He".
@@ -56,15 +57,16 @@ def name_parts(name: str) -> tuple[tuple[str, ...], str]:
 
 
 def _agree(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
-    """Given names agree: the same count, each pair equal or one an initial of the other."""
-    if len(mine) != len(theirs) or not mine:
+    """Given names agree: the first names, and any middle names both sides give, pair by pair.
+
+    A pair agrees when equal or when one is a single letter that starts the other, so
+    "David Jacobs" agrees with "David E. Jacobs" and "K. M. He" with "Kaiming He".
+    """
+    if not mine or not theirs:
         return False
-    for a, b in zip(mine, theirs, strict=True):
-        if a == b:
-            continue
-        if len(a) == 1 and b.startswith(a) or len(b) == 1 and a.startswith(b):
-            continue
-        return False
+    for a, b in zip(mine, theirs, strict=False):
+        if a != b and not (len(a) == 1 and b.startswith(a) or len(b) == 1 and a.startswith(b)):
+            return False
     return True
 
 
