@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from digest.models import Paper, Subscriber
 from digest.themes.relevance import (
@@ -56,8 +57,15 @@ class ForMe:
         trending: Sequence[float],
         lookup: Lookup | None = None,
         space: Space | None = None,
+        position: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
     ) -> None:
         self.papers = tuple(papers)
+        n = len(self.papers)
+        # Each paper's place in the trending order (ties broken as the edition's owner wants),
+        # and the theme it is shown in.
+        self.position = np.arange(n) if position is None else position
+        self.groups = np.zeros(n, dtype=np.int64) if groups is None else groups
         self.columns = {p.arxiv_id: i for i, p in enumerate(self.papers)}
         self.trending = np.asarray(trending, dtype=np.float64)
         self.standard = standard_trending(self.trending)
@@ -67,6 +75,7 @@ class ForMe:
         self._unknown: set[str] = set()  # looked up, not stored: no text, no vector
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._rows: dict[Hashable, Scores] = {}
+        self._blas = ThreadpoolController()
 
     @property
     def edition_vectors(self) -> np.ndarray:
@@ -93,6 +102,21 @@ class ForMe:
         self._vectors = new if start == 0 else np.vstack([self._vectors, new])
         self._rated.update({a: start + i for i, a in enumerate(ids)})
 
+    def _ratings(self, readers: Sequence[Subscriber]) -> Ratings:
+        """The readers' likes and dislikes as rows of the rated vectors (unknown papers left out)."""
+        rows, flags, counts = [], [], []
+        get = self._rated.get
+        for s in readers:
+            likes = [r for r in map(get, s.likes) if r is not None]
+            dislikes = [r for r in map(get, s.dislikes) if r is not None]
+            rows += likes
+            rows += dislikes
+            flags += [True] * len(likes) + [False] * len(dislikes)
+            counts.append(len(likes) + len(dislikes))
+        indptr = np.zeros(len(readers) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return Ratings(indptr, np.asarray(rows, dtype=np.int64), np.asarray(flags, dtype=bool))
+
     def prepare(self, subscribers: Sequence[Subscriber]) -> None:
         """Score a batch of readers at once; `scores` then answers for them without more work.
 
@@ -105,17 +129,27 @@ class ForMe:
                 todo.setdefault(_key(s), s)
         if not todo:
             return
-        self._load({a for s in todo.values() for a in (*s.likes, *s.dislikes)})
-        likes = [[self._rated[a] for a in s.likes if a in self._rated] for s in todo.values()]
-        dislikes = [[self._rated[a] for a in s.dislikes if a in self._rated] for s in todo.values()]
-        ratings = Ratings.from_lists(likes, dislikes)
+        readers = list(todo.values())
+        known, unknown = self._rated, self._unknown
+        self._load(
+            [
+                a
+                for s in readers
+                for a in (*s.likes, *s.dislikes)
+                if a not in known and a not in unknown
+            ]
+        )
+        ratings = self._ratings(readers)
         rated = ratings.indptr[1:] > ratings.indptr[:-1]
         if not rated.any():
-            relevant = np.zeros((len(todo), len(self.papers)), dtype=np.float32)
+            relevant = np.zeros((len(readers), len(self.papers)), dtype=np.float32)
         else:
-            profile = profiles(ratings, self._vectors)
-            relevant = standard_relevance(relevance(profile, self.edition_vectors))
-        blends = np.array([blend_for(s.blend, len(s.likes)) for s in todo.values()])
+            # One thread: the products are small, and OpenBLAS waking its threads on a busy
+            # 2-core machine cost 27 ms per batch of 200 against 0.08 ms for the product.
+            with self._blas.limit(limits=1, user_api="blas"):
+                profile = profiles(ratings, self._vectors)
+                relevant = standard_relevance(relevance(profile, self.edition_vectors))
+        blends = np.array([blend_for(s.blend, len(s.likes)) for s in readers])
         mixed = blended(self.standard, relevant, blends)
         for i, key in enumerate(todo):
             self._rows[key] = Scores(float(blends[i]), mixed[i], relevant[i] if rated[i] else None)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import numpy as np
 
 from digest.config import Settings
 from digest.models import (
@@ -131,21 +132,16 @@ def for_me(
     Build one per edition and pass it to every `select` of that edition.
     """
     papers = edition.papers
-    return ForMe(papers, [trending_score(p, now) for p in papers], lookup, space)
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    column: int
-    paper: Paper
-    score: float  # trending
-    rank: float  # blended trending and relevance: what the selection orders by
-    followed: str | None  # the why phrase of a follow
-    reasons: list[str]
-
-    def order(self) -> tuple:
-        # Followed papers first; then the blend; ties keep the trending order (rank's tie-break).
-        return (self.followed is None, -self.rank, -self.score, _newest_first(self.paper.arxiv_id))
+    scores = [trending_score(p, now) for p in papers]
+    # Each paper's place in the trending order (rank's tie-break): selection's last resort.
+    order = sorted(
+        range(len(papers)), key=lambda i: (-scores[i], _newest_first(papers[i].arxiv_id))
+    )
+    position = np.empty(len(papers), dtype=np.int64)
+    position[order] = np.arange(len(papers))
+    # The theme of each paper (edition.papers runs theme by theme).
+    groups = np.repeat(np.arange(len(edition.themes)), [len(t.papers) for t in edition.themes])
+    return ForMe(papers, scores, lookup, space, position, groups)
 
 
 def select(
@@ -169,58 +165,83 @@ def select(
     in ``omitted``. Themes keep the edition's order; each paper carries a one-line "why".
     """
     scorer = scorer or for_me(edition, now)
-    matcher = _Matcher(subscriber, taxonomy)
-    follows = Follows(subscriber.follow_authors, subscriber.follow_orgs)
-    rated = {*subscriber.likes, *subscriber.dislikes}
+    columns, followed, reasons = _candidates(scorer, subscriber, taxonomy)
     scores = scorer.scores(subscriber)
     # The site-wide maximum caps everyone: it keeps an email under Gmail's clipping size.
     limit = max(0, min(subscriber.max_papers or default_max, default_max))
-    candidates: list[_Candidate] = []
+    cols = np.asarray(columns, dtype=np.int64)
+    # Followed papers first; then the blend; ties keep the edition's trending order.
+    order = np.lexsort(
+        (scorer.position[cols], -scores.blended[cols], [c not in followed for c in columns])
+    )
+    kept = cols[order[:limit]].tolist()
+    whys = _whys(scorer, subscriber, scores, kept, followed, reasons)
+    # Shown in the edition's themes and their order; within a theme, in the selection's order.
+    by_theme: dict[int, list[SelectedPaper]] = {}
+    for c, why in zip(kept, whys, strict=True):
+        chosen = SelectedPaper(scorer.papers[c], round(float(scorer.trending[c]), 3), why)
+        by_theme.setdefault(int(scorer.groups[c]), []).append(chosen)
+    themes = tuple(
+        SelectedTheme(edition.themes[g].label, tuple(by_theme[g])) for g in sorted(by_theme)
+    )
+    return Selection(themes, omitted=len(columns) - len(kept))
+
+
+def _candidates(
+    scorer: ForMe, subscriber: Subscriber, taxonomy: Taxonomy
+) -> tuple[list[int], dict[int, str], dict[int, list[str]]]:
+    """The columns the subscriber may get, the follow phrase and the matched topics of each."""
+    matcher = _Matcher(subscriber, taxonomy)
+    follows = Follows(subscriber.follow_authors, subscriber.follow_orgs)
+    rated = {*subscriber.likes, *subscriber.dislikes}
+    floor = subscriber.min_score
+    following = bool(follows)
+    followed: dict[int, str] = {}  # column -> the why phrase of a follow
+    reasons: dict[int, list[str]] = {}
+    if matcher.everything and not following and floor is None:
+        # Every paper but the rated ones: no per-paper work (most readers, at any list size).
+        skip = {scorer.columns[a] for a in rated if a in scorer.columns}
+        return [c for c in range(len(scorer.papers)) if c not in skip], followed, reasons
+    columns = []
     for column, paper in enumerate(scorer.papers):
         if paper.arxiv_id in rated:
             continue
-        followed = follows.match(paper) if follows else None
-        reasons = matcher.reasons(paper)
-        score = float(scorer.trending[column])
-        if followed is None and (
-            reasons is None or (subscriber.min_score is not None and score < subscriber.min_score)
+        why = follows.match(paper) if following else None
+        found = matcher.reasons(paper)
+        if why is None and (
+            found is None or (floor is not None and scorer.trending[column] < floor)
         ):
             continue
-        rank = float(scores.blended[column])
-        candidates.append(_Candidate(column, paper, score, rank, followed, reasons or []))
-    candidates.sort(key=_Candidate.order)
-    kept = candidates[:limit]
-    whys = _whys(scorer, subscriber, scores, kept)
-    position = {c.paper.arxiv_id: i for i, c in enumerate(kept)}
-
-    themes = []
-    for theme in edition.themes:
-        picked = sorted(position[p.arxiv_id] for p in theme.papers if p.arxiv_id in position)
-        if picked:
-            papers = tuple(
-                SelectedPaper(kept[i].paper, round(kept[i].score, 3), whys[i]) for i in picked
-            )
-            themes.append(SelectedTheme(theme.label, papers))
-    return Selection(tuple(themes), omitted=len(candidates) - len(kept))
+        columns.append(column)
+        if why:
+            followed[column] = why
+        if found:
+            reasons[column] = found
+    return columns, followed, reasons
 
 
 def _whys(
-    scorer: ForMe, subscriber: Subscriber, scores: Scores, kept: list[_Candidate]
+    scorer: ForMe,
+    subscriber: Subscriber,
+    scores: Scores,
+    kept: list[int],
+    followed: dict[int, str],
+    reasons: dict[int, list[str]],
 ) -> list[str]:
     """The why line of each kept paper: a follow, the liked paper it resembles, signals, topics."""
     # A paper owes something to a liked one only when the blend listens to likes and the
     # paper stands above the edition's average relevance to them.
-    near = [None] * len(kept)
+    near: dict[int, str | None] = {}
     if scores.blend > 0 and scores.relevance is not None:
-        owed = [i for i, c in enumerate(kept) if scores.relevance[c.column] > 0]
-        for i, liked in zip(
-            owed, scorer.nearest_liked(subscriber, [kept[i].column for i in owed]), strict=True
-        ):
-            near[i] = liked
-    return [
-        _why(c.paper, c.reasons, [p for p in (c.followed, near[i] and liked_why(near[i])) if p])
-        for i, c in enumerate(kept)
-    ]
+        above = (scores.relevance[kept] > 0).tolist()
+        owed = [c for c, yes in zip(kept, above, strict=True) if yes]
+        near = dict(zip(owed, scorer.nearest_liked(subscriber, owed), strict=True))
+    lines = []
+    for c in kept:
+        liked = near.get(c)
+        personal = [p for p in (followed.get(c), liked and liked_why(liked)) if p]
+        lines.append(_why(scorer.papers[c], reasons.get(c, []), personal))
+    return lines
 
 
 class _Matcher:
