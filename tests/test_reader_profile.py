@@ -37,8 +37,13 @@ def _run(*args: str, code: int = 0):
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Path:
-    monkeypatch.setenv("DIGEST_DATABASE_URL", db_url)
+def env(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
+) -> Path:
+    """A SQLite file by default; ``indirect`` "postgresql" gives a throw-away PostgreSQL."""
+    kind = getattr(request, "param", "sqlite")
+    url = request.getfixturevalue("pg_url") if kind == "postgresql" else db_url
+    monkeypatch.setenv("DIGEST_DATABASE_URL", url)
     monkeypatch.setenv("DIGEST_SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("DIGEST_SOURCES", "file")
     monkeypatch.setenv("DIGEST_OUTBOX", str(tmp_path / "outbox"))
@@ -73,6 +78,7 @@ def _papers_in(text: str) -> list[str]:
     return list(dict.fromkeys(re.findall(r"arxiv\.org/abs/(\d{4}\.\d{5})", text)))
 
 
+@pytest.mark.parametrize("env", ["sqlite", "postgresql"], indirect=True)
 def test_likes_change_the_next_edition_and_a_liked_paper_never_returns(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,6 +44,9 @@ class Scores:
     relevance: np.ndarray | None  # (papers,) z-scores; None when the reader rated nothing known
 
 
+_KEPT = 4096  # rows kept beside a prepared batch: about 5 MB at 150 papers
+
+
 def _key(subscriber: Subscriber) -> Hashable:
     return (subscriber.likes, subscriber.dislikes, subscriber.blend)
 
@@ -123,6 +126,9 @@ class ForMe:
         Only the last batch is kept, so memory stays flat at any list size.
         """
         self._rows.clear()
+        self._score(subscribers)
+
+    def _score(self, subscribers: Sequence[Subscriber]) -> None:
         todo: dict[Hashable, Subscriber] = {}
         for s in subscribers:
             if s.likes or s.dislikes:
@@ -161,7 +167,11 @@ class ForMe:
             return Scores(blend, (1.0 - blend) * self.standard, None)
         key = _key(subscriber)
         if key not in self._rows:
-            self.prepare([subscriber])
+            # Not in the prepared batch (a preview, a retried row): scored alone, and the
+            # batch's rows kept for the rest of it, within a bound.
+            if len(self._rows) >= _KEPT:
+                self._rows.clear()
+            self._score([subscriber])
         return self._rows[key]
 
     def nearest_liked(self, subscriber: Subscriber, columns: Sequence[int]) -> list[str | None]:
