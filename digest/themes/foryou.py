@@ -42,6 +42,7 @@ class Scores:
     blend: float
     blended: np.ndarray  # (papers,) what selection orders by
     relevance: np.ndarray | None  # (papers,) z-scores; None when the reader rated nothing known
+    liked: np.ndarray | None = None  # rows of the rated vectors the reader liked
 
 
 _KEPT = 4096  # rows kept beside a prepared batch: about 5 MB at 150 papers
@@ -76,6 +77,7 @@ class ForMe:
         self._edition_vectors: np.ndarray | None = None
         self._rated: dict[str, int] = {}  # arXiv id -> row of _vectors; absent: not looked up
         self._unknown: set[str] = set()  # looked up, not stored: no text, no vector
+        self._ids: list[str] = []  # arXiv id of each row of _vectors
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._rows: dict[Hashable, Scores] = {}
         self._blas = ThreadpoolController()
@@ -104,6 +106,7 @@ class ForMe:
         start = len(self._rated)
         self._vectors = new if start == 0 else np.vstack([self._vectors, new])
         self._rated.update({a: start + i for i, a in enumerate(ids)})
+        self._ids += ids  # row -> arXiv id
 
     def _ratings(self, readers: Sequence[Subscriber]) -> Ratings:
         """The readers' likes and dislikes as rows of the rated vectors (unknown papers left out)."""
@@ -157,8 +160,13 @@ class ForMe:
                 relevant = standard_relevance(relevance(profile, self.edition_vectors))
         blends = np.array([blend_for(s.blend, len(s.likes)) for s in readers])
         mixed = blended(self.standard, relevant, blends)
+        bounds = ratings.indptr.tolist()
         for i, key in enumerate(todo):
-            self._rows[key] = Scores(float(blends[i]), mixed[i], relevant[i] if rated[i] else None)
+            lo, hi = bounds[i], bounds[i + 1]
+            liked = ratings.paper[lo:hi][ratings.liked[lo:hi]]
+            self._rows[key] = Scores(
+                float(blends[i]), mixed[i], relevant[i] if rated[i] else None, liked
+            )
 
     def scores(self, subscriber: Subscriber) -> Scores:
         """The reader's scores: from the prepared batch, else computed for them alone."""
@@ -176,9 +184,8 @@ class ForMe:
 
     def nearest_liked(self, subscriber: Subscriber, columns: Sequence[int]) -> list[str | None]:
         """For each edition column, the reader's liked paper closest to it (None: no likes)."""
-        liked = [a for a in subscriber.likes if a in self._rated]
-        if not liked or not columns:
+        liked = self.scores(subscriber).liked
+        if liked is None or not len(liked) or not columns:
             return [None] * len(columns)
-        rows = self._vectors[[self._rated[a] for a in liked]]
-        similarity = self.edition_vectors[list(columns)] @ rows.T
-        return [liked[j] for j in similarity.argmax(axis=1)]
+        similarity = self.edition_vectors[columns] @ self._vectors[liked].T
+        return [self._ids[j] for j in liked[similarity.argmax(axis=1)].tolist()]

@@ -171,9 +171,8 @@ def select(
     limit = max(0, min(subscriber.max_papers or default_max, default_max))
     cols = np.asarray(columns, dtype=np.int64)
     # Followed papers first; then the blend; ties keep the edition's trending order.
-    order = np.lexsort(
-        (scorer.position[cols], -scores.blended[cols], [c not in followed for c in columns])
-    )
+    keys = (scorer.position[cols], -scores.blended[cols])
+    order = np.lexsort((*keys, [c not in followed for c in columns]) if followed else keys)
     kept = cols[order[:limit]].tolist()
     whys = _whys(scorer, subscriber, scores, kept, followed, reasons)
     # Shown in the edition's themes and their order; within a theme, in the selection's order.
