@@ -12,15 +12,17 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from datetime import time as dtime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from digest.config import EmptyEdition, Settings
 from digest.delivery.transports import EDITION_HEADER
 from digest.mail.render import Renderer
 from digest.models import Edition, Message, Subscriber
 from digest.themes import rank
-from digest.themes.foryou import Lookup
 from digest.themes.taxonomy import Taxonomy, load_taxonomy
+
+if TYPE_CHECKING:  # "for me" loads NumPy and scikit-learn: only once an edition is selected
+    from digest.themes.foryou import Lookup
 
 __all__ = ["Contents"]
 

@@ -12,22 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from digest.models import Paper, Subscriber
-from digest.themes.relevance import (
-    Ratings,
-    Space,
-    blend_for,
-    blended,
-    paper_vectors,
-    profiles,
-    relevance,
-    standard_relevance,
-    standard_trending,
-)
+from digest.themes.people import Byline, Follows, byline
+
+if TYPE_CHECKING:  # relevance pulls in SciPy and scikit-learn: imported once someone rated
+    from digest.themes.relevance import Ratings, Space
 
 __all__ = ["ForMe", "Lookup", "Scores"]
 
@@ -72,7 +67,8 @@ class ForMe:
         self.groups = np.zeros(n, dtype=np.int64) if groups is None else groups
         self.columns = {p.arxiv_id: i for i, p in enumerate(self.papers)}
         self.trending = np.asarray(trending, dtype=np.float64)
-        self.standard = standard_trending(self.trending)
+        # Readers who rated nothing are ordered by trending alone: a flat score, then position.
+        self._flat = np.zeros(n, dtype=np.float32)
         self._lookup, self._space = lookup, space
         self._edition_vectors: np.ndarray | None = None
         self._rated: dict[str, int] = {}  # arXiv id -> row of _vectors; absent: not looked up
@@ -80,12 +76,27 @@ class ForMe:
         self._ids: list[str] = []  # arXiv id of each row of _vectors
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._rows: dict[Hashable, Scores] = {}
-        self._blas = ThreadpoolController()
+        self._bylines: list[Byline] = []  # folded authors, built with _surnames on first need
+        self._surnames: dict[str, list[int]] | None = None
+
+    @cached_property
+    def standard(self) -> np.ndarray:
+        """Trending as standard percentile ranks (relevance.standard_trending), on first need."""
+        from digest.themes.relevance import standard_trending
+
+        return standard_trending(self.trending)
+
+    @cached_property
+    def _blas(self) -> ThreadpoolController:
+        # Made on first need: it inspects the loaded libraries, so only once NumPy works.
+        return ThreadpoolController()
 
     @property
     def edition_vectors(self) -> np.ndarray:
         """The edition's papers as unit rows, computed on first need (nobody rated: never)."""
         if self._edition_vectors is None:
+            from digest.themes.relevance import paper_vectors
+
             self._edition_vectors = paper_vectors(self.papers, self._space)
         return self._edition_vectors
 
@@ -101,6 +112,8 @@ class ForMe:
         self._unknown.update(wanted - found.keys())
         if not found:
             return
+        from digest.themes.relevance import paper_vectors
+
         ids = sorted(found)
         new = paper_vectors([found[a] for a in ids], self._space)
         start = len(self._rated)
@@ -119,6 +132,8 @@ class ForMe:
             rows += dislikes
             flags += [True] * len(likes) + [False] * len(dislikes)
             counts.append(len(likes) + len(dislikes))
+        from digest.themes.relevance import Ratings
+
         indptr = np.zeros(len(readers) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         return Ratings(indptr, np.asarray(rows, dtype=np.int64), np.asarray(flags, dtype=bool))
@@ -132,6 +147,8 @@ class ForMe:
         self._score(subscribers)
 
     def _score(self, subscribers: Sequence[Subscriber]) -> None:
+        from digest.themes import relevance as rel
+
         todo: dict[Hashable, Subscriber] = {}
         for s in subscribers:
             if s.likes or s.dislikes:
@@ -156,10 +173,10 @@ class ForMe:
             # One thread: the products are small, and OpenBLAS waking its threads on a busy
             # 2-core machine cost 27 ms per batch of 200 against 0.08 ms for the product.
             with self._blas.limit(limits=1, user_api="blas"):
-                profile = profiles(ratings, self._vectors)
-                relevant = standard_relevance(relevance(profile, self.edition_vectors))
-        blends = np.array([blend_for(s.blend, len(s.likes)) for s in readers])
-        mixed = blended(self.standard, relevant, blends)
+                profile = rel.profiles(ratings, self._vectors)
+                relevant = rel.standard_relevance(rel.relevance(profile, self.edition_vectors))
+        blends = np.array([rel.blend_for(s.blend, len(s.likes)) for s in readers])
+        mixed = rel.blended(self.standard, relevant, blends)
         bounds = ratings.indptr.tolist()
         for i, key in enumerate(todo):
             lo, hi = bounds[i], bounds[i + 1]
@@ -171,8 +188,8 @@ class ForMe:
     def scores(self, subscriber: Subscriber) -> Scores:
         """The reader's scores: from the prepared batch, else computed for them alone."""
         if not (subscriber.likes or subscriber.dislikes):
-            blend = blend_for(subscriber.blend, 0)
-            return Scores(blend, (1.0 - blend) * self.standard, None)
+            # Whatever their blend, nothing to be relevant to: the trending order.
+            return Scores(subscriber.blend or 0.0, self._flat, None)
         key = _key(subscriber)
         if key not in self._rows:
             # Not in the prepared batch (a preview, a retried row): scored alone, and the
@@ -181,6 +198,30 @@ class ForMe:
                 self._rows.clear()
             self._score([subscriber])
         return self._rows[key]
+
+    def followed(self, follows: Follows) -> dict[int, str]:
+        """The columns of papers by people or organisations the reader follows, with the why.
+
+        Authors are folded once per edition and indexed by surname, so a reader's follows
+        are checked against the few papers with a namesake, not against every paper.
+        """
+        if not follows:
+            return {}
+        if self._surnames is None:
+            self._bylines = [byline(p) for p in self.papers]
+            self._surnames = {}
+            for column, folded in enumerate(self._bylines):
+                for surname in folded.authors:
+                    self._surnames.setdefault(surname, []).append(column)
+        maybe = {c for person in follows.people for c in self._surnames.get(person.surname, ())}
+        if follows.orgs:
+            maybe.update(c for c, folded in enumerate(self._bylines) if folded.organization)
+        found = {}
+        for column in sorted(maybe):
+            why = follows.match(self.papers[column], self._bylines[column])
+            if why:
+                found[column] = why
+        return found
 
     def nearest_liked(self, subscriber: Subscriber, columns: Sequence[int]) -> list[str | None]:
         """For each edition column, the reader's liked paper closest to it (None: no likes)."""

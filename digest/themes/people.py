@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from digest.models import Paper
 
-__all__ = ["Follows", "fold", "name_parts"]
+__all__ = ["Byline", "Follows", "byline", "fold", "name_parts"]
 
 # TeX accents in arXiv listings: \'e, \"o, \`a, \^o, \~n, \c{c}, {\'e}
 _TEX_ACCENT = re.compile(r"""\\(?:['"`^~=.uvHckb]|c\s)\{?\s*([A-Za-z])\}?""")
@@ -73,9 +73,29 @@ def _agree(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
 @dataclass(frozen=True)
 class _Person:
     shown: str  # as the reader typed it, for the why line
-    folded: str
+    folded: str  # given names and surname, folded, in that order
     given: tuple[str, ...]
     surname: str
+
+
+@dataclass(frozen=True)
+class Byline:
+    """A paper's authors and organisation folded once, for every reader's follows."""
+
+    # surname -> {folded full name: given names}; a name listed twice is one person
+    authors: dict[str, dict[str, tuple[str, ...]]]
+    organization: str  # " folded words " or ""
+
+
+def byline(paper: Paper) -> Byline:
+    """Fold a paper's authors and organisation (once per edition, not once per reader)."""
+    authors: dict[str, dict[str, tuple[str, ...]]] = {}
+    for author in paper.authors:
+        given, surname = name_parts(author)
+        if surname:
+            authors.setdefault(surname, {})[" ".join((*given, surname))] = given
+    org = fold(paper.organization or "")
+    return Byline(authors, f" {org} " if org else "")
 
 
 class Follows:
@@ -86,32 +106,30 @@ class Follows:
         for name in authors:
             given, surname = name_parts(name)
             if surname:
-                self.people.append(_Person(name.strip(), fold(name), given, surname))
-        self.orgs = [(o.strip(), f" {fold(o)} ") for o in orgs if fold(o)]
+                folded = " ".join((*given, surname))
+                self.people.append(_Person(" ".join(name.split()), folded, given, surname))
+        self.orgs = [(" ".join(o.split()), f" {fold(o)} ") for o in orgs if fold(o)]
 
     def __bool__(self) -> bool:
         return bool(self.people or self.orgs)
 
-    def match(self, paper: Paper) -> str | None:
-        """Why ``paper`` is followed ("by Kaiming He, whom you follow"), or None when it is not."""
-        if self.people and paper.authors:
-            authors = {}
-            for author in paper.authors:  # a name listed twice is one person
-                given, surname = name_parts(author)
-                authors.setdefault(" ".join((*given, surname)), (given, surname))
-            for person in self.people:
-                if person.folded in authors:
-                    return f"by {person.shown}, whom you follow"
-                agreeing = [
-                    key
-                    for key, (given, surname) in authors.items()
-                    if surname == person.surname and _agree(person.given, given)
-                ]
-                if len(agreeing) == 1:
-                    return f"by {person.shown}, whom you follow"
-        if self.orgs and paper.organization:
-            where = f" {fold(paper.organization)} "
-            for shown, folded in self.orgs:
-                if folded in where:
+    def match(self, paper: Paper, folded: Byline | None = None) -> str | None:
+        """Why ``paper`` is followed ("by Kaiming He, whom you follow"), or None when it is not.
+
+        ``folded`` is the paper's `byline`, when the caller keeps one per paper.
+        """
+        folded = folded or byline(paper)
+        for person in self.people:
+            namesakes = folded.authors.get(person.surname)
+            if not namesakes:
+                continue
+            if person.folded in namesakes:
+                return f"by {person.shown}, whom you follow"
+            agreeing = [k for k, given in namesakes.items() if _agree(person.given, given)]
+            if len(agreeing) == 1:
+                return f"by {person.shown}, whom you follow"
+        if folded.organization:
+            for shown, org in self.orgs:
+                if org in folded.organization:
                     return f"from {shown}, which you follow"
         return None

@@ -20,8 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from datetime import UTC, datetime
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from digest.config import Settings
 from digest.models import (
@@ -34,10 +33,12 @@ from digest.models import (
     Subscriber,
     Theme,
 )
-from digest.themes.foryou import ForMe, Lookup, Scores
 from digest.themes.people import Follows
-from digest.themes.relevance import Space, liked_why
 from digest.themes.taxonomy import Taxonomy, keyword_pattern, load_taxonomy
+
+if TYPE_CHECKING:  # "for me" pulls in NumPy, SciPy and scikit-learn: only when selecting
+    from digest.themes.foryou import ForMe, Lookup, Scores
+    from digest.themes.relevance import Space
 
 __all__ = [
     "for_me",
@@ -131,6 +132,10 @@ def for_me(
 
     Build one per edition and pass it to every `select` of that edition.
     """
+    import numpy as np
+
+    from digest.themes.foryou import ForMe
+
     papers = edition.papers
     scores = [trending_score(p, now) for p in papers]
     # Each paper's place in the trending order (rank's tie-break): selection's last resort.
@@ -164,6 +169,8 @@ def select(
     relevance to their likes (``scorer``, see digest.themes.foryou) are kept; the rest count
     in ``omitted``. Themes keep the edition's order; each paper carries a one-line "why".
     """
+    import numpy as np
+
     scorer = scorer or for_me(edition, now)
     columns, followed, reasons = _candidates(scorer, subscriber, taxonomy)
     scores = scorer.scores(subscriber)
@@ -193,27 +200,23 @@ def _candidates(
     matcher = _Matcher(subscriber, taxonomy)
     follows = Follows(subscriber.follow_authors, subscriber.follow_orgs)
     rated = {*subscriber.likes, *subscriber.dislikes}
+    skip = {scorer.columns[a] for a in rated if a in scorer.columns}
     floor = subscriber.min_score
-    following = bool(follows)
-    followed: dict[int, str] = {}  # column -> the why phrase of a follow
+    followed = {c: why for c, why in scorer.followed(follows).items() if c not in skip}
     reasons: dict[int, list[str]] = {}
-    if matcher.everything and not following and floor is None:
+    if matcher.everything and floor is None:
         # Every paper but the rated ones: no per-paper work (most readers, at any list size).
-        skip = {scorer.columns[a] for a in rated if a in scorer.columns}
         return [c for c in range(len(scorer.papers)) if c not in skip], followed, reasons
     columns = []
     for column, paper in enumerate(scorer.papers):
-        if paper.arxiv_id in rated:
+        if column in skip:
             continue
-        why = follows.match(paper) if following else None
         found = matcher.reasons(paper)
-        if why is None and (
+        if column not in followed and (
             found is None or (floor is not None and scorer.trending[column] < floor)
         ):
             continue
         columns.append(column)
-        if why:
-            followed[column] = why
         if found:
             reasons[column] = found
     return columns, followed, reasons
@@ -230,15 +233,18 @@ def _whys(
     """The why line of each kept paper: a follow, the liked paper it resembles, signals, topics."""
     # A paper owes something to a liked one only when the blend listens to likes and the
     # paper stands above the edition's average relevance to them.
-    near: dict[int, str | None] = {}
+    near: dict[int, str] = {}
     if scores.blend > 0 and scores.relevance is not None:
+        from digest.themes.relevance import liked_why  # loaded already: they rated papers
+
         above = (scores.relevance[kept] > 0).tolist()
         owed = [c for c, yes in zip(kept, above, strict=True) if yes]
-        near = dict(zip(owed, scorer.nearest_liked(subscriber, owed), strict=True))
+        for c, liked in zip(owed, scorer.nearest_liked(subscriber, owed), strict=True):
+            if liked:
+                near[c] = liked_why(liked)
     lines = []
     for c in kept:
-        liked = near.get(c)
-        personal = [p for p in (followed.get(c), liked and liked_why(liked)) if p]
+        personal = [p for p in (followed.get(c), near.get(c)) if p]
         lines.append(_why(scorer.papers[c], reasons.get(c, []), personal))
     return lines
 
