@@ -139,9 +139,20 @@ def test_a_json_export_imports_into_the_same_rows_as_the_csv_one(
         "min_score": 2.5,
         "created_at": "2026-03-02T09:15:30.123456+00:00",
         "confirmed_at": "2026-03-03T09:15:30.123456+00:00",
+        # The reader's profile, at its defaults (tests/test_reader_profile.py fills it in).
+        "likes": [],
+        "dislikes": [],
+        "blend": None,
+        "follow_authors": [],
+        "follow_orgs": [],
+        "timezone": None,
+        "send_hour": None,
+        "empty_days": "skip",
+        "followups": True,
     }
     assert csv_text.splitlines()[0] == (
-        "email,status,topics,keywords,frequency,max_papers,min_score,created_at,confirmed_at"
+        "email,status,topics,keywords,frequency,max_papers,min_score,created_at,confirmed_at,"
+        "likes,dislikes,blend,follow_authors,follow_orgs,timezone,send_hour,empty_days,followups"
     )
     # Detected by content, not by name: a JSON export saved as .txt is still JSON.
     path = tmp_path / "backup.txt"

@@ -54,7 +54,7 @@ def _picked(
 def _render(app: App, renderer, edition: Edition, subscriber: Subscriber, prefix: str = ""):
     from digest.themes.rank import select_for
 
-    selection = select_for(edition, subscriber, app.settings)
+    selection = select_for(edition, subscriber, app.settings, app.store.get_papers)
     return renderer.prepare_digest(edition, selection, subject_prefix=prefix)
 
 

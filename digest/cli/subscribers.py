@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -12,8 +13,9 @@ from digest import subscribers as subs
 from digest.cli import App, pass_app
 from digest.models import Frequency, Subscriber, SubscriberStatus
 
-__all__ = ["register", "subscribers_group"]
+__all__ = ["profile_options", "register", "subscribers_group"]
 
+F = TypeVar("F", bound=Callable[..., Any])
 FREQUENCY = click.Choice([f.value for f in Frequency])
 
 
@@ -45,6 +47,47 @@ def subscribers_group() -> None:
     """Manage the subscriber list: add, import, export, list, remove, delete."""
 
 
+def profile_options(changing: bool) -> Callable[[F], F]:
+    """The reader's profile flags, shared by `add` and `set` (``changing``: also the undo flags)."""
+    ids = "an arXiv id or abs/pdf URL of a stored paper; repeatable"
+    options = [
+        click.option("--like", "like", multiple=True, metavar="ID", help=f"Like a paper ({ids})."),
+        click.option("--dislike", "dislike", multiple=True, metavar="ID", help=f"Dislike a paper ({ids})."),
+        click.option("--max-papers", type=int, metavar="N", help="Papers per email at most (0: the site default)."),
+        click.option("--blend", metavar="X", help='0 "Trending" to 1 "For me" (default: 0.7 once they like a paper, 0 before; "" resets).'),
+        click.option("--follow-author", "follow_authors", multiple=True, metavar="NAME", help="Always include this author's papers (repeatable)."),
+        click.option("--follow-org", "follow_orgs", multiple=True, metavar="NAME", help="Always include this organisation's papers (repeatable)."),
+        click.option("--timezone", metavar="TZ", help='IANA time zone of their hour, e.g. Europe/Berlin ("" resets to DIGEST_TIMEZONE).'),
+        click.option("--hour", metavar="H", help='Local hour to send at, 0-23 ("" resets to DIGEST_SCHEDULE\'s).'),
+        click.option("--empty-days", type=click.Choice(["skip", "roll"]), help="A day with nothing new: skip it, or roll it into the next email."),
+    ]  # fmt: skip
+    if changing:
+        options += [
+            click.option("--unlike", "unrate", multiple=True, metavar="ID", help="Forget a like or dislike (repeatable)."),
+            click.option("--unfollow-author", "unfollow_authors", multiple=True, metavar="NAME", help="Stop following an author (repeatable)."),
+            click.option("--unfollow-org", "unfollow_orgs", multiple=True, metavar="NAME", help="Stop following an organisation (repeatable)."),
+            click.option("--followups/--no-followups", default=None, help='The "Since you last saw it" section on or off.'),
+        ]  # fmt: skip
+    else:
+        options.append(
+            click.option("--no-followups", "no_followups", is_flag=True, help='No "Since you last saw it" section.')
+        )  # fmt: skip
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _change(options: dict) -> subs.ProfileChange:
+    """The profile flags of a command as a ProfileChange."""
+    if options.pop("no_followups", False):
+        options["followups"] = False
+    return subs.ProfileChange(**options)
+
+
 @subscribers_group.command("add")
 @click.argument("email")
 @click.option("--topic", "topics", multiple=True, help="A taxonomy topic to follow (repeatable).")
@@ -53,6 +96,7 @@ def subscribers_group() -> None:
 @click.option(
     "--double-opt-in", is_flag=True, help="Add unconfirmed and email a confirmation link."
 )
+@profile_options(changing=False)
 @pass_app
 def add(
     app: App,
@@ -61,13 +105,16 @@ def add(
     keywords: tuple[str, ...],
     frequency: str,
     double_opt_in: bool,
+    **profile: object,
 ) -> None:
     """Add one subscriber, confirmed (an admin vouches for them) unless --double-opt-in.
 
-    Example: digest subscribers add jane@example.org --topic "AI agents" --frequency weekly
+    Example: digest subscribers add jane@example.org --topic "AI agents" --like 2411.01234
+    --follow-author "Kaiming He" --blend 0.7 --timezone Europe/Berlin --hour 7
     """
     settings = app.signing_settings()
     chosen = subs.resolve_topics(topics, subs.known_topics(settings)) if topics else ()
+    fields = subs.profile_fields(app.store, Subscriber(email=email), _change(profile))
     added = subs.add(
         app.store,
         settings.secret_key,
@@ -76,12 +123,27 @@ def add(
         keywords=keywords,
         frequency=Frequency(frequency),
         confirmed=not double_opt_in,
+        **fields,
     )
     if double_opt_in:
         how = _send_confirmations(app, [added])
         click.echo(f"added {added.email} (unconfirmed); confirmation email {how}")
     else:
         click.echo(f"added {added.email} ({added.status})")
+
+
+@subscribers_group.command("set")
+@click.argument("email")
+@profile_options(changing=True)
+@pass_app
+def set_(app: App, email: str, **profile: object) -> None:
+    """Change a subscriber's likes, blend, follows, hour or papers per email; the rest stays.
+
+    Example: digest subscribers set jane@example.org --like 2411.01234 --unlike 2410.17243
+    --unfollow-author "Kaiming He" --blend ""
+    """
+    subscriber = subs.change_profile(app.store, subs.normalize_email(email), _change(profile))
+    click.echo(f"{subscriber.email}: {subs.describe_profile(subscriber)}")
 
 
 @subscribers_group.command("import")

@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from datetime import time as dtime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from digest.config import EmptyEdition, Settings
 from digest.delivery.transports import EDITION_HEADER
@@ -27,6 +27,9 @@ from digest.models import Edition, Message, Selection, Subscriber
 from digest.themes import rank
 from digest.themes.matching import EditionIndex
 from digest.themes.taxonomy import Taxonomy, load_taxonomy
+
+if TYPE_CHECKING:  # "for me" loads NumPy and scikit-learn: only once an edition is selected
+    from digest.themes.foryou import Lookup
 
 log = logging.getLogger(__name__)
 CHECKED = 3  # emails per run compared with a whole render before the assembly is trusted
@@ -44,6 +47,7 @@ class Contents:
         renderer: Renderer | None = None,
         taxonomy: Taxonomy | None = None,
         size: int = 256,
+        lookup: Lookup | None = None,
     ) -> None:
         renderer = renderer or Renderer(settings)
         taxonomy = taxonomy or load_taxonomy(settings.taxonomy_file)
@@ -51,6 +55,8 @@ class Contents:
         self.renderer, self.taxonomy = renderer, taxonomy
         # Selections must not depend on when (or by which worker) the row is sent.
         self.now = edition.created_at or datetime.combine(edition.date, dtime(), tzinfo=UTC)
+        # "For me": the edition scored once; ``lookup`` (the store) finds the papers readers rated.
+        self.scorer = rank.for_me(edition, self.now, lookup)
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self._size = size
         self.renders = 0
@@ -74,6 +80,10 @@ class Contents:
                       reason="digest templates without the blocks the assembly needs")  # fmt: skip
         return self._assembly  # type: ignore[return-value]
 
+    def prepare(self, subscribers: Sequence[Subscriber]) -> None:
+        """Score a batch of subscribers' likes at once (one matrix product) before their emails."""
+        self.scorer.prepare(subscribers)
+
     def key(self, subscriber: Subscriber) -> Hashable:
         """Which content ``subscriber`` gets: equal keys, equal emails but for their links."""
         return rank.selection_key(subscriber)
@@ -83,6 +93,7 @@ class Contents:
         return rank.select(
             self.edition, subscriber, taxonomy=self.taxonomy,
             default_max=self.settings.max_papers, now=self.now, index=self.index,
+            scorer=self.scorer,
         )  # fmt: skip
 
     def message(self, subscriber: Subscriber, extra: Any = None) -> Message | None:

@@ -175,6 +175,8 @@ class SendRun:
                     if not await self._wait_for_due_rows():
                         break
                     continue
+                # Every claimed reader's likes scored at once, before their emails are built.
+                self.contents.prepare([claim.subscriber for claim in claims])
                 for claim in claims:
                     work.put_nowait(claim)
                 # The whole batch is finished before the next claim, so no row is in flight twice.

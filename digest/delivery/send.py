@@ -58,7 +58,7 @@ async def deliver(
     kept alive while the send runs, so another process can tell at once if this one dies.
     ``report.unresolved`` names any delivery, of any edition, whose outcome is unknown after.
     """
-    contents = Contents(edition, settings, renderer, taxonomy)
+    contents = Contents(edition, settings, renderer, taxonomy, lookup=store.get_papers)
     report = DeliveryReport(edition_key=edition.key, dry_run=dry_run, outbox=transport.outbox)
     if dry_run:
         return _dry_run(store, edition, contents, report)
@@ -112,6 +112,7 @@ def _dry_run(
             if edition.id is not None
             else {}
         )
+        contents.prepare(batch)
         for sub in batch:
             if states.get(sub.id) in done:
                 continue

@@ -185,6 +185,11 @@ class PaperStore(StoreBase):
             row = conn.execute(sa.select(t).where(t.c.arxiv_id == arxiv_id)).mappings().first()
         return row_to_paper(row) if row else None
 
+    def get_papers(self, arxiv_ids: Iterable[str]) -> dict[str, Paper]:
+        """The stored papers among these version-less ids, by id (unknown ids are absent)."""
+        with self.transaction() as conn:
+            return {a: paper for a, (_, paper) in _stored_papers(conn, set(arxiv_ids)).items()}
+
     def ids_with_categories(self, arxiv_ids: Iterable[str]) -> set[str]:
         """Which of ``arxiv_ids`` are stored with their arXiv categories (no need to ask again)."""
         t = schema.papers

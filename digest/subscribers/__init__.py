@@ -25,10 +25,22 @@ from digest.subscribers.lifecycle import (
     send_confirmation,
     split_list,
 )
+from digest.subscribers.reader import (
+    ProfileChange,
+    change_profile,
+    describe_profile,
+    profile_fields,
+    stored_paper_ids,
+)
 from digest.subscribers.transfer import ImportReport, export, import_subscribers
 
 __all__ = [
     "ImportReport",
+    "ProfileChange",
+    "change_profile",
+    "describe_profile",
+    "profile_fields",
+    "stored_paper_ids",
     "add",
     "can_pause",
     "can_resume",

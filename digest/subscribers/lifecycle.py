@@ -160,10 +160,13 @@ def add(
     keywords: Sequence[str] = (),
     frequency: Frequency = Frequency.DAILY,
     confirmed: bool = True,
+    **profile: object,
 ) -> Subscriber:
     """Add one subscriber as an admin: active, or unconfirmed when double opt-in is wanted.
 
-    Refuses suppressed (deleted) addresses and addresses already on the list.
+    ``profile`` takes further Subscriber fields (max_papers, likes, blend, follows, hour...),
+    already checked (digest.subscribers.reader.profile_fields). Refuses suppressed (deleted)
+    addresses and addresses already on the list.
     """
     address = normalize_email(email)
     if store.is_suppressed(email_hash(secret_key, address)):
@@ -178,6 +181,7 @@ def add(
         topics=tuple(topics),
         keywords=check_keywords(keywords),
         frequency=frequency,
+        **profile,  # type: ignore[arg-type]
     )
     try:
         added = store.add_subscriber(subscriber)

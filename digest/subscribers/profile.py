@@ -1,21 +1,24 @@
-"""The reader's profile fields as people type them: one rule each, for the web, CLI and import.
+"""Checks of a reader's profile fields, shared by the CLI, import and the preferences page.
 
-Each ``parse_*`` takes the text a person gave (a form field, a CLI option, a CSV cell) and
-returns the stored value, or raises ProfileError with a one-line message. Blank means "the
-default" wherever a default exists (blend, hour, timezone: None; empty days: "skip").
+Each ``parse_*`` takes what a person typed (or a file held) and returns the stored value, or
+raises ``ProfileError`` with one line that says what is wrong, so every entry point refuses
+the same values in the same words.
 """
 
 from __future__ import annotations
 
 import re
-import zoneinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from digest.errors import DigestError
 from digest.models import normalize_arxiv_id
 
 __all__ = [
     "EMPTY_DAYS",
+    "MAX_FOLLOWS",
+    "MAX_NAME_CHARS",
     "ProfileError",
+    "check_follows",
     "parse_arxiv_id",
     "parse_blend",
     "parse_empty_days",
@@ -24,6 +27,10 @@ __all__ = [
 ]
 
 EMPTY_DAYS = ("skip", "roll")  # skip a day with nothing new, or roll it into the next email
+# Follows are matched against every paper of every edition; a name is a name, not an essay.
+MAX_FOLLOWS = 50
+MAX_NAME_CHARS = 100
+
 
 # Hugging Face papers pages, alphaXiv, arXiv's other hosts and DOIs all name the arXiv id in
 # their path; what follows the id (a version, ".pdf", a query) is dropped.
@@ -37,18 +44,19 @@ _DOI = re.compile(r"^(?:doi:\s*)?10\.48550/arxiv\.", re.IGNORECASE)
 
 
 class ProfileError(DigestError, ValueError):
-    """A profile value a person typed that cannot be used; the message says why in one line."""
+    """A profile value a person typed is not valid; the CLI exits 2 (a usage error)."""
+
+    exit_code = 2
 
 
-def _shown(text: str) -> str:
-    """``text`` as quoted in an error: short, one line."""
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= 60 else flat[:57] + "...")
+def _shown(text: object) -> str:
+    """The value as it was given, cut short: an error never echoes a huge input."""
+    return repr(str(text)[:60])
 
 
 def parse_blend(text: str | float | None) -> float | None:
-    """ "Trending" (0) to "For me" (1); blank: None (the default for the reader's likes)."""
-    raw = "" if text is None else str(text).strip()
+    """ "Trending" 0 to "For me" 1; blank gives None (the default for the subscriber's likes)."""
+    raw = str(text).strip() if text is not None else ""
     if not raw:
         return None
     try:
@@ -61,37 +69,42 @@ def parse_blend(text: str | float | None) -> float | None:
 
 
 def parse_hour(text: str | int | None) -> int | None:
-    """The local hour to send at, 0 to 23; blank: None (the hour of DIGEST_SCHEDULE)."""
-    raw = "" if text is None else str(text).strip()
+    """The local hour to send at, 0 to 23; blank gives None (the hour of DIGEST_SCHEDULE)."""
+    raw = str(text).strip() if text is not None else ""
     if not raw:
         return None
-    if not raw.isascii() or not raw.isdigit() or not 0 <= int(raw) <= 23:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ProfileError(f"hour must be a whole number from 0 to 23, not {_shown(raw)}") from None
+    if not 0 <= value <= 23:
         raise ProfileError(f"hour must be a whole number from 0 to 23, not {_shown(raw)}")
-    return int(raw)
+    return value
 
 
 def parse_timezone(text: str | None) -> str | None:
-    """An IANA time zone name (``Europe/Berlin``); blank: None (DIGEST_TIMEZONE)."""
+    """An IANA time zone name ("Europe/Berlin"); blank gives None (DIGEST_TIMEZONE)."""
     raw = (text or "").strip()
     if not raw:
         return None
-    problem = ProfileError(f"not a time zone: {_shown(raw)} (use a name like Europe/Berlin)")
-    if len(raw) > 64 or raw.startswith(("/", ".")) or ".." in raw:
-        raise problem  # zoneinfo would read such a "key" as a path
     try:
-        zoneinfo.ZoneInfo(raw)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise problem from None
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        # A case slip ("europe/berlin") is forgiven; anything else is refused by name.
+        by_key = {name.casefold(): name for name in available_timezones()}
+        if raw.casefold() in by_key:
+            return by_key[raw.casefold()]
+        raise ProfileError(
+            f"unknown time zone {_shown(raw)} (an IANA name such as Europe/Berlin)"
+        ) from None
     return raw
 
 
 def parse_empty_days(text: str | None) -> str:
-    """``skip`` days with nothing new (the default) or ``roll`` them into the next email."""
-    raw = (text or "").strip().lower()
-    if not raw:
-        return "skip"
+    """``skip`` (default when blank) or ``roll``: what a day with nothing new does."""
+    raw = (text or "").strip().lower() or EMPTY_DAYS[0]
     if raw not in EMPTY_DAYS:
-        raise ProfileError(f"empty days must be skip or roll, not {_shown(raw)}")
+        raise ProfileError(f"empty days must be skip or roll, not {_shown(text)}")
     return raw
 
 
@@ -108,3 +121,14 @@ def parse_arxiv_id(text_or_url: str) -> str:
         return normalize_arxiv_id(text)
     except ValueError:
         raise ProfileError(f"not an arXiv id or URL: {_shown(raw)}") from None
+
+
+def check_follows(names: list[str] | tuple[str, ...], what: str = "name") -> tuple[str, ...]:
+    """Followed names stripped, blanks and repeats dropped; refused past the caps."""
+    kept = tuple(dict.fromkeys(" ".join(n.split()) for n in names if n and n.strip()))
+    for name in kept:
+        if len(name) > MAX_NAME_CHARS:
+            raise ProfileError(f"a followed {what} can be at most {MAX_NAME_CHARS} characters")
+    if len(kept) > MAX_FOLLOWS:
+        raise ProfileError(f"at most {MAX_FOLLOWS} followed {what}s (got {len(kept):,})")
+    return kept

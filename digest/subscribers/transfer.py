@@ -28,6 +28,14 @@ from digest.subscribers.lifecycle import (
     resolve_topics,
     split_list,
 )
+from digest.subscribers.profile import (
+    check_follows,
+    parse_arxiv_id,
+    parse_blend,
+    parse_empty_days,
+    parse_hour,
+    parse_timezone,
+)
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -38,8 +46,11 @@ log = logging.getLogger(__name__)
 
 EXPORT_FIELDS = (
     "email", "status", "topics", "keywords", "frequency", "max_papers", "min_score",
-    "created_at", "confirmed_at",
+    "created_at", "confirmed_at", "likes", "dislikes", "blend", "follow_authors",
+    "follow_orgs", "timezone", "send_hour", "empty_days", "followups",
 )  # fmt: skip
+# Columns that hold lists: joined by ";" in CSV, JSON lists in JSON.
+_LISTS = ("topics", "keywords", "likes", "dislikes", "follow_authors", "follow_orgs")
 
 
 @dataclass
@@ -153,6 +164,42 @@ def _moment(entry: dict, key: str) -> datetime | None:
         raise DigestError(f"{key}: not an ISO 8601 date: {text!r:.40}") from None
 
 
+def _flag(entry: dict, key: str) -> bool:
+    """A yes/no column: JSON true/false, CSV true/false (yes/no, 1/0); blank or missing: true."""
+    value = entry.get(key)
+    if isinstance(value, bool):
+        return value
+    text = _scalar(entry, key).lower()
+    if text in ("", "true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise DigestError(f"{key} must be true or false, not {text!r:.40}")
+
+
+def _profile(entry: dict) -> dict:
+    """The reader's profile columns of an entry, checked as the CLI checks them.
+
+    Liked papers need not be stored yet: an import into a fresh database keeps them, and
+    they are excluded from every later edition as they would have been.
+    """
+    likes = tuple(dict.fromkeys(parse_arxiv_id(a) for a in _names(entry, "likes")))
+    dislikes = tuple(dict.fromkeys(parse_arxiv_id(a) for a in _names(entry, "dislikes")))
+    if set(likes) & set(dislikes):
+        raise DigestError(f"{sorted(set(likes) & set(dislikes))[0]} is both liked and disliked")
+    return {
+        "likes": likes,
+        "dislikes": dislikes,
+        "blend": parse_blend(_scalar(entry, "blend")),
+        "follow_authors": check_follows(_names(entry, "follow_authors"), "author"),
+        "follow_orgs": check_follows(_names(entry, "follow_orgs"), "organisation"),
+        "timezone": parse_timezone(_scalar(entry, "timezone")),
+        "send_hour": parse_hour(_scalar(entry, "send_hour")),
+        "empty_days": parse_empty_days(_scalar(entry, "empty_days")),
+        "followups": _flag(entry, "followups"),
+    }
+
+
 def _import_status(text: str, double_opt_in: bool) -> SubscriberStatus:
     """The status an imported row starts in: the file's, except as --double-opt-in says."""
     try:
@@ -180,6 +227,7 @@ def _row_to_subscriber(entry: object, known: Sequence[str], double_opt_in: bool)
         min_score=_number(entry, "min_score", float),
         created_at=_moment(entry, "created_at"),
         confirmed_at=_moment(entry, "confirmed_at"),
+        **_profile(entry),
     )
 
 
@@ -193,8 +241,9 @@ def import_subscribers(
 ) -> ImportReport:
     """Add every valid, new, unsuppressed subscriber of a CSV or JSON file, in one transaction.
 
-    The fields are `export`'s: ``email`` (required), ``status``, ``topics``, ``keywords``,
-    ``frequency``, ``max_papers``, ``min_score``, ``created_at``, ``confirmed_at``. A status
+    The fields are `export`'s (EXPORT_FIELDS): ``email`` (required), ``status``, ``topics``,
+    ``keywords``, ``frequency``, ``max_papers``, ``min_score``, the dates, and the reader's
+    profile (likes, dislikes, blend, follows, time zone, hour, empty days, follow-ups). A status
     is kept as given (blank: active); with ``double_opt_in`` active rows start unconfirmed.
     Addresses already on the list are left as they are and deleted ones stay out, so an
     import never re-activates anyone. Bad rows are reported with their position and skipped.
@@ -240,6 +289,15 @@ def _export_row(s: Subscriber) -> dict[str, object]:
         "min_score": s.min_score,
         "created_at": s.created_at.isoformat() if s.created_at else None,
         "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
+        "likes": list(s.likes),
+        "dislikes": list(s.dislikes),
+        "blend": s.blend,
+        "follow_authors": list(s.follow_authors),
+        "follow_orgs": list(s.follow_orgs),
+        "timezone": s.timezone,
+        "send_hour": s.send_hour,
+        "empty_days": s.empty_days,
+        "followups": s.followups,
     }
 
 
@@ -253,7 +311,8 @@ def export(subscribers: Iterable[Subscriber], fmt: str = "csv") -> str:
     writer.writeheader()
     for row in rows:
         flat = dict(row)
-        flat["topics"] = LIST_SEPARATORS[0].join(row["topics"])  # type: ignore[arg-type]
-        flat["keywords"] = LIST_SEPARATORS[0].join(row["keywords"])  # type: ignore[arg-type]
+        for name in _LISTS:
+            flat[name] = LIST_SEPARATORS[0].join(row[name])  # type: ignore[arg-type]
+        flat["followups"] = "true" if row["followups"] else "false"
         writer.writerow({k: "" if v is None else v for k, v in flat.items()})
     return out.getvalue()
