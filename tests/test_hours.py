@@ -23,7 +23,7 @@ from test_schedule import FakeClock, make_settings, write_papers
 from digest import pipeline, schedule
 from digest.models import Frequency, Subscriber
 from digest.periods import release_time
-from digest.store import Store
+from digest.store import HourGroup, Store
 
 QUARTER = timedelta(minutes=15)
 # Who reads when: four time zones at 07:00, plus the two worst hours of the year (02:00 does
@@ -42,9 +42,11 @@ DEFAULT = "default@example.org"  # chose nothing: DIGEST_SCHEDULE in DIGEST_TIME
 class Simulation:
     """A database, subscribers, and the quarter-hour steps of `digest run` on a fake clock."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, **overrides: object) -> None:
         # Built every day at 06:00 Berlin time; the readers' hours are their own.
-        self.settings = make_settings(tmp_path, schedule="0 6 * * *", timezone="Europe/Berlin")
+        self.settings = make_settings(
+            tmp_path, schedule="0 6 * * *", timezone="Europe/Berlin", **overrides
+        )
         self.store = Store(self.settings.database_url)
         self.store.migrate()
         self.store.add_subscriber(Subscriber(email=DEFAULT))
@@ -203,3 +205,28 @@ def test_the_daemon_runs_the_quarter_hour_job_once_after_a_clock_jump(
     # 192 missed quarter hours make one call, for the latest of them.
     assert calls == [datetime(2026, 11, 25, 7, 0, tzinfo=UTC)]
     assert nxt == datetime(2026, 11, 25, 7, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_due_groups_are_queued_once_on_both_databases(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    overrides = {"database_url": request.getfixturevalue("pg_url")} if backend != "sqlite" else {}
+    sim = Simulation(tmp_path, **overrides)
+    store = sim.store
+    groups = {(g.timezone, g.send_hour): g.count for g in store.hour_groups(Frequency.DAILY)}
+    assert groups[(None, None)] == 1 and groups[("America/Los_Angeles", 7)] == 1
+    assert len(groups) == len(READERS) + 1
+    # Three days over the US autumn change, on this database, up to 21:45 UTC.
+    sim.run(datetime(2026, 10, 31, tzinfo=UTC), datetime(2026, 11, 2, 21, 45, tzinfo=UTC))
+    for address in [DEFAULT, *READERS]:
+        keys = [key for key, _ in sim.received[address]]
+        assert len(keys) == len(set(keys)) >= 2, address
+    edition = store.get_edition("daily-2026-11-02")
+    tokyo = [HourGroup("Asia/Tokyo", 7)]
+    # Tokyo's next 07:00 is 22:00 UTC: until it comes, no row is queued for them.
+    assert store.count_lacking(edition.id, Frequency.DAILY, tokyo) == 1
+    assert store.queue_groups(edition.id, Frequency.DAILY, tokyo) == 1
+    assert store.queue_groups(edition.id, Frequency.DAILY, tokyo) == 0  # never twice
+    assert store.count_lacking(edition.id, Frequency.DAILY, tokyo) == 0
+    store.close()

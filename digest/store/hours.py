@@ -103,6 +103,6 @@ class HourStore(StoreBase):
         ).where(sa.true())  # SQLite: a WHERE tells its parser the ON CONFLICT is the upsert's
         columns = ["edition_id", "subscriber_id", "status", "attempts", "updated_at"]
         insert = (postgresql if self.dialect == "postgresql" else sqlite).insert(d)
-        query = insert.from_select(columns, rows).on_conflict_do_nothing()
-        with self.transaction() as conn:
-            return conn.execute(query).rowcount
+        query = insert.from_select(columns, rows).on_conflict_do_nothing().returning(d.c.id)
+        with self.transaction() as conn:  # rowcount is -1 here on PostgreSQL: count RETURNING
+            return len(conn.execute(query).all())
