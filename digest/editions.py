@@ -270,24 +270,34 @@ def due_editions(
 
 
 def coming_hours(
-    store: Store, settings: Settings, now: datetime, hours: int = 24
+    store: Store,
+    settings: Settings,
+    now: datetime,
+    scheduled: dict[Frequency, datetime | None],
+    hours: int = 24,
 ) -> list[tuple[datetime, dict[str, int]]]:
     """How many subscribers' sending times fall in each of the coming ``hours`` hours.
 
-    Each entry is the hour's start in DIGEST_TIMEZONE and the count per frequency; weekly
-    subscribers get mail at their time only when a weekly edition is waiting for them.
+    Each entry is the hour's start in DIGEST_TIMEZONE and the count per frequency; those who
+    chose no hour come at their edition's next fire time (``scheduled``); the others get
+    mail at their time when an edition they have not had is released by then.
     """
     tz = zone(settings)
-    start = now.astimezone(tz).replace(minute=0, second=0, microsecond=0)
     counts: dict[datetime, dict[str, int]] = {}
     for frequency in Frequency:
         for group in store.hour_groups(frequency):
             at = _sending_time(settings, group)
-            if at is None:
+            if group.default:
+                slot = scheduled.get(frequency)
+            elif at is not None:
+                slot = slot_after(now, zone_named(group.timezone, settings), *at)
+            else:
+                slot = None
+            if slot is None:
                 continue
-            slot = slot_after(now, zone_named(group.timezone, settings), *at).astimezone(tz)
+            slot = slot.astimezone(tz)
             hour = slot.replace(minute=0, second=0, microsecond=0)
-            if hour < start + timedelta(hours=hours):
+            if slot <= now + timedelta(hours=hours):
                 per = counts.setdefault(hour, {})
                 per[str(frequency)] = per.get(str(frequency), 0) + group.count
     return sorted(counts.items())

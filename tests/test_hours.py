@@ -230,3 +230,40 @@ def test_due_groups_are_queued_once_on_both_databases(
     assert store.queue_groups(edition.id, Frequency.DAILY, tokyo) == 0  # never twice
     assert store.count_lacking(edition.id, Frequency.DAILY, tokyo) == 0
     store.close()
+
+
+def test_status_shows_who_is_due_now_and_in_each_coming_hour(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+    from digest.models import Edition
+
+    sim = Simulation(tmp_path)
+    store = sim.store
+    now = datetime.now(UTC)
+    # An edition of two days ago: every reader's hour has passed since, none has had it.
+    day = (now - timedelta(days=2)).astimezone(ZoneInfo("Europe/Berlin")).date()
+    edition = store.save_edition(Edition(f"daily-{day}", Frequency.DAILY, day, ()))
+    env = {
+        "DIGEST_DATABASE_URL": sim.settings.database_url,
+        "DIGEST_SCHEDULE": "0 6 * * *",
+        "DIGEST_TIMEZONE": "Europe/Berlin",
+    }
+    result = CliRunner().invoke(cli, ["status", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    import json
+
+    facts = json.loads(result.output)
+    assert facts["due_now"] == len(READERS) + 1
+    # Every reader's next hour is within a day: each counted once, in the right hour.
+    assert sum(h.get("daily", 0) for h in facts["coming_hours"]) == len(READERS) + 1
+    tokyo = datetime.now(ZoneInfo("Asia/Tokyo"))
+    nxt = tokyo.replace(hour=7, minute=0, second=0, microsecond=0)
+    nxt = nxt if nxt > tokyo else nxt + timedelta(days=1)
+    hour = nxt.astimezone(ZoneInfo("Europe/Berlin")).isoformat(timespec="minutes")
+    assert any(h["hour"] == hour and h["daily"] >= 1 for h in facts["coming_hours"]), hour
+    store.queue_groups(edition.id, Frequency.DAILY, [HourGroup("Asia/Tokyo", 7)])
+    text = CliRunner().invoke(cli, ["status"], env=env).output
+    assert f"Due now (their hour has passed, the newest edition not sent): {len(READERS)}" in text
+    assert "Sending hours, next 24 h:" in text
+    store.close()
