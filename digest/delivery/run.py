@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Any
 
 from digest.config import Settings
-from digest.delivery.contents import Contents
+from digest.delivery.contents import NOTHING_FOR_THEM, Contents
 from digest.delivery.failures import failure_of
 from digest.delivery.recovery import recover_crashed
 from digest.delivery.report import DeliveryReport, Progress
@@ -276,7 +276,7 @@ class SendRun:
         if message is None:
             self.report.skipped += 1
             self._finish_row(claim.delivery_id, DeliveryStatus.SKIPPED, expect=OPEN,
-                             error="nothing for this subscriber")  # fmt: skip
+                             error=NOTHING_FOR_THEM)  # fmt: skip
         return message
 
     async def _record_failure(self, claim: Claim, exc: TransportError) -> bool:

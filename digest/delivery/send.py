@@ -61,7 +61,7 @@ async def deliver(
     kept alive while the send runs, so another process can tell at once if this one dies.
     ``report.unresolved`` names any delivery, of any edition, whose outcome is unknown after.
     """
-    contents = Contents(edition, settings, renderer, taxonomy)
+    contents = Contents(edition, settings, renderer, taxonomy, store=store)
     report = DeliveryReport(edition_key=edition.key, dry_run=dry_run, outbox=transport.outbox)
     if dry_run:
         return _dry_run(store, edition, contents, report)

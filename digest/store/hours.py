@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from digest.models import Frequency, SubscriberStatus
+from digest.models import DeliveryStatus, Edition, Frequency, SubscriberStatus
 from digest.store import schema
 from digest.store.base import StoreBase, utcnow
 
@@ -108,3 +108,40 @@ class HourStore(StoreBase):
         query = insert.from_select(columns, rows).on_conflict_do_nothing().returning(d.c.id)
         with self.transaction() as conn:  # rowcount is -1 here on PostgreSQL: count RETURNING
             return len(conn.execute(query).all())
+
+    def rolled_editions(
+        self, subscriber_id: int, edition: Edition, reason: str, limit: int = 14
+    ) -> list[Edition]:
+        """Editions before ``edition`` that gave this subscriber no email for ``reason``
+        since their last email; oldest first, at most ``limit`` (two weeks of daily ones).
+
+        What an ``empty_days = "roll"`` subscriber's next email gathers: each of them once,
+        since the email that holds them is a sent row later than all of them.
+        """
+        d, e = schema.deliveries, schema.editions
+        mine = sa.and_(
+            d.c.subscriber_id == subscriber_id,
+            e.c.frequency == str(edition.frequency),
+            e.c.id < edition.id,
+        )
+        last_sent = (
+            sa.select(sa.func.coalesce(sa.func.max(e.c.id), 0))
+            .select_from(d.join(e, e.c.id == d.c.edition_id))
+            .where(mine, d.c.status == str(DeliveryStatus.SENT))
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(e.c.id)
+            .select_from(d.join(e, e.c.id == d.c.edition_id))
+            .where(
+                mine,
+                d.c.status == str(DeliveryStatus.SKIPPED),
+                d.c.last_error == reason,
+                e.c.id > last_sent,
+            )
+            .order_by(e.c.id.desc())
+            .limit(limit)
+        )
+        with self.transaction() as conn:
+            ids = list(conn.scalars(query))
+        return [x for i in reversed(ids) if (x := self.get_edition(i)) is not None]  # type: ignore[attr-defined]
