@@ -267,3 +267,54 @@ def test_status_shows_who_is_due_now_and_in_each_coming_hour(tmp_path: Path) -> 
     assert f"Due now (their hour has passed, the newest edition not sent): {len(READERS)}" in text
     assert "Sending hours, next 24 h:" in text
     store.close()
+
+
+def test_digest_run_every_15_minutes_builds_once_and_sends_whoever_is_due(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+    from conftest import TEST_SECRET
+
+    from digest.cli import cli
+
+    now = datetime.now(UTC)
+    settings = make_settings(tmp_path)
+    store = Store(settings.database_url)
+    store.migrate()
+    store.add_subscriber(Subscriber(email=DEFAULT))
+    # Their hour is this hour in UTC: it has come. The next hour's has not (at 23:xx it would
+    # be tomorrow's 00:00, whose slot today has passed: then it is not checked).
+    store.add_subscriber(Subscriber(email="now@example.org", timezone="UTC", send_hour=now.hour))
+    later = (now.hour + 1) % 24
+    store.add_subscriber(Subscriber(email="later@example.org", timezone="UTC", send_hour=later))
+    write_papers(settings.papers_file, now.date())
+    env = {
+        "DIGEST_DATABASE_URL": settings.database_url,
+        "DIGEST_OUTBOX": str(settings.outbox),
+        "DIGEST_SECRET_KEY": TEST_SECRET,
+        "DIGEST_BASE_URL": "https://digest.example.org",
+        "DIGEST_FROM": "digest <digest@example.org>",
+        "DIGEST_SOURCES": "file",
+        "DIGEST_PAPERS_FILE": str(settings.papers_file),
+        "DIGEST_SCHEDULE": "0 0 * * *",  # today's fire time has always passed
+    }
+    runner = CliRunner()
+    first = runner.invoke(cli, ["run"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "collect file: fetched 3" in first.output
+    second = runner.invoke(cli, ["run"], env=env)  # 15 minutes later, say
+    assert second.exit_code == 0, second.output
+    assert "collect" not in second.output  # built once: no second collect
+    key = f"daily-{now.date().isoformat()}"
+    to = sorted(
+        str(email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["To"])
+        for p in (settings.outbox / key).glob("*.eml")
+    )
+    expected = [DEFAULT, "now@example.org"]
+    if later == 0:  # 23:xx UTC: "later" means tomorrow 00:00, whose today's slot has passed
+        expected.append("later@example.org")
+    assert to == sorted(expected)
+    # The weekly edition's time (Monday 00:00) has come this week too: built once, as well.
+    year, week, _ = now.date().isocalendar()
+    assert sorted(e.key for e in store.list_editions()) == [key, f"weekly-{year}-W{week:02d}"]
+    store.close()
