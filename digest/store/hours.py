@@ -34,29 +34,38 @@ class HourGroup:
         return self.timezone is None and self.send_hour is None
 
 
-def _in_groups(groups: Iterable[HourGroup]) -> sa.ColumnElement[bool]:
-    """Subscribers of any of ``groups``: one row-value IN, NULL (chose nothing) as '' and -1.
+def _pairs(groups: Iterable[HourGroup]) -> list[tuple[str, int]]:
+    """Groups as (time zone, hour) with NULL (chose nothing) as '' and -1, to compare by =."""
+    return [(g.timezone or "", -1 if g.send_hour is None else g.send_hour) for g in groups]
 
-    Not an OR per group: a thousand ORs pass SQLite's expression depth limit (1,000).
+
+def _lacking(
+    edition_id: int, frequency: Frequency, groups: Iterable[HourGroup], dialect: str
+) -> sa.Select:
+    """Active subscribers of ``groups`` with no ledger row for the edition yet.
+
+    The groups are matched as one (time zone, hour) pair: on PostgreSQL by a join with a
+    VALUES list (a hash join: an IN list of a thousand pairs was tested per row, 72 s for
+    20,000 subscribers), on SQLite by a row-value IN (a thousand ORs would pass its
+    expression depth limit, and it has no VALUES with column names).
     """
-    s = schema.subscribers
-    pairs = [(g.timezone or "", -1 if g.send_hour is None else g.send_hour) for g in groups]
-    if not pairs:
-        return sa.false()
-    row = sa.tuple_(sa.func.coalesce(s.c.timezone, ""), sa.func.coalesce(s.c.send_hour, -1))
-    return row.in_(pairs)
-
-
-def _lacking(edition_id: int, frequency: Frequency, groups: Iterable[HourGroup]) -> sa.Select:
-    """Active subscribers of ``groups`` with no ledger row for the edition yet."""
     s, d = schema.subscribers, schema.deliveries
+    pairs = _pairs(groups)
+    tz, hour = sa.func.coalesce(s.c.timezone, ""), sa.func.coalesce(s.c.send_hour, -1)
     has_row = sa.select(d.c.id).where(d.c.edition_id == edition_id, d.c.subscriber_id == s.c.id)
-    return sa.select(s.c.id).where(
+    query = sa.select(s.c.id).where(
         s.c.status == str(SubscriberStatus.ACTIVE),
         s.c.frequency == str(frequency),
-        _in_groups(groups),
         ~has_row.exists(),
     )
+    if not pairs:
+        return query.where(sa.false())
+    if dialect == "postgresql":
+        wanted = sa.values(
+            sa.column("tz", sa.String), sa.column("hour", sa.Integer), name="due_groups"
+        ).data(pairs)
+        return query.join_from(s, wanted, sa.and_(tz == wanted.c.tz, hour == wanted.c.hour))
+    return query.where(sa.tuple_(tz, hour).in_(pairs))
 
 
 class HourStore(StoreBase):
@@ -78,7 +87,7 @@ class HourStore(StoreBase):
     ) -> int:
         """How many subscribers of ``groups`` have not had the edition (no ledger row)."""
         query = sa.select(sa.func.count()).select_from(
-            _lacking(edition_id, frequency, groups).subquery()
+            _lacking(edition_id, frequency, groups, self.dialect).subquery()
         )
         with self.transaction() as conn:
             return conn.scalar(query) or 0
@@ -95,7 +104,7 @@ class HourStore(StoreBase):
         if not groups:
             return 0
         d = schema.deliveries
-        ids = _lacking(edition_id, frequency, groups).subquery()
+        ids = _lacking(edition_id, frequency, groups, self.dialect).subquery()
         rows = sa.select(
             sa.literal(edition_id),
             ids.c.id,
