@@ -9,22 +9,36 @@ subscriber is only ever shown or sent an edition of their own frequency.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from digest.config import Approval, EmptyEdition, Settings
 from digest.errors import DigestError
 from digest.models import Edition, EditionStatus, Frequency
-from digest.periods import edition_key, local_today
-from digest.store import AlreadyExists, Store, utcnow
+from digest.periods import (
+    edition_key,
+    local_today,
+    release_time,
+    schedule_time,
+    slot_after,
+    slot_before,
+    zone,
+    zone_named,
+)
+from digest.store import AlreadyExists, HourGroup, Store, utcnow
 from digest.themes import rank
 from digest.themes.embeddings import load_embedder
 
 __all__ = [
+    "Due",
     "Picked",
     "approve_edition",
     "build_edition",
+    "coming_hours",
     "compose_edition",
+    "due_editions",
+    "group_slot",
     "may_send",
     "pick_edition",
     "waiting_for_approval",
@@ -186,3 +200,104 @@ def waiting_for_approval(store: Store, settings: Settings) -> list[Edition]:
     if settings.approval is Approval.NONE:
         return []
     return store.editions_in(EditionStatus.DRAFT)
+
+
+# --- the subscribers' own hours -------------------------------------------------------------
+
+
+def _sending_time(settings: Settings, group: HourGroup) -> tuple[int, int] | None:
+    """A group's local (hour, minute): its own hour, else the schedule's time of day."""
+    if group.send_hour is not None:
+        return group.send_hour, 0
+    return schedule_time(settings)
+
+
+def group_slot(settings: Settings, group: HourGroup, now: datetime) -> datetime:
+    """The group's latest sending time at or before ``now``.
+
+    Subscribers who chose nothing follow DIGEST_SCHEDULE in DIGEST_TIMEZONE; a time zone
+    alone keeps the schedule's time of day there; an hour alone is that hour in
+    DIGEST_TIMEZONE. A schedule with no single time of day (``* * * * *``) makes it now.
+    """
+    at = _sending_time(settings, group)
+    if at is None:
+        return now
+    return slot_before(now, zone_named(group.timezone, settings), *at)
+
+
+@dataclass(frozen=True)
+class Due:
+    """An edition and the groups of subscribers for whom it is the one due now."""
+
+    edition: Edition  # without its papers (see Store.list_editions)
+    groups: tuple[HourGroup, ...]
+
+
+def _released(store: Store, settings: Settings, frequency: Frequency) -> list[Edition]:
+    """Editions of ``frequency`` that may go out, newest release first (papers not loaded)."""
+    editions = [
+        e
+        for e in store.list_editions(limit=50)
+        if e.frequency is frequency and may_send(e, settings)
+    ]
+    return sorted(editions, key=lambda e: _release(settings, e), reverse=True)
+
+
+def _release(settings: Settings, edition: Edition) -> datetime:
+    return release_time(settings, edition.date, edition.created_at)
+
+
+def due_editions(
+    store: Store,
+    settings: Settings,
+    frequency: Frequency,
+    now: datetime,
+    groups: Iterable[HourGroup] | None = None,
+) -> list[Due]:
+    """For each group of subscribers, the edition due at their latest sending time.
+
+    That is the newest edition released by then (see periods.release_time); whether each
+    subscriber has had it already is the ledger's business (Store.queue_groups).
+    """
+    editions = _released(store, settings, frequency)
+    found: dict[str, tuple[Edition, list[HourGroup]]] = {}
+    for group in store.hour_groups(frequency) if groups is None else groups:
+        slot = group_slot(settings, group, now)
+        edition = next((e for e in editions if _release(settings, e) <= slot), None)
+        if edition is not None:
+            found.setdefault(edition.key, (edition, []))[1].append(group)
+    return [Due(edition, tuple(groups)) for edition, groups in found.values()]
+
+
+def coming_hours(
+    store: Store,
+    settings: Settings,
+    now: datetime,
+    scheduled: dict[Frequency, datetime | None],
+    hours: int = 24,
+) -> list[tuple[datetime, dict[str, int]]]:
+    """How many subscribers' sending times fall in each of the coming ``hours`` hours.
+
+    Each entry is the hour's start in DIGEST_TIMEZONE and the count per frequency; those who
+    chose no hour come at their edition's next fire time (``scheduled``); the others get
+    mail at their time when an edition they have not had is released by then.
+    """
+    tz = zone(settings)
+    counts: dict[datetime, dict[str, int]] = {}
+    for frequency in Frequency:
+        for group in store.hour_groups(frequency):
+            at = _sending_time(settings, group)
+            if group.default:
+                slot = scheduled.get(frequency)
+            elif at is not None:
+                slot = slot_after(now, zone_named(group.timezone, settings), *at)
+            else:
+                slot = None
+            if slot is None:
+                continue
+            slot = slot.astimezone(tz)
+            hour = slot.replace(minute=0, second=0, microsecond=0)
+            if slot <= now + timedelta(hours=hours):
+                per = counts.setdefault(hour, {})
+                per[str(frequency)] = per.get(str(frequency), 0) + group.count
+    return sorted(counts.items())

@@ -15,13 +15,13 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from digest.config import Settings
-from digest.editions import build_edition, may_send
+from digest.editions import build_edition, due_editions, may_send
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import Edition, Frequency
 from digest.periods import edition_key, local_day, local_today
 from digest.sources import Skipped, Source
-from digest.store import Store
+from digest.store import HourGroup, Store
 from digest.tokens import LINK_KEY_META, key_fingerprint
 
 if TYPE_CHECKING:  # delivery loads rendering and SMTP: only a run that sends imports it
@@ -40,6 +40,7 @@ __all__ = [
     "remember_link_key",
     "run",
     "run_scheduled",
+    "send_due",
 ]
 
 log = logging.getLogger(__name__)
@@ -175,9 +176,13 @@ def run(
     transport: Transport | None = None,
     stopping: threading.Event | None = None,
     holder: str | None = None,
+    due_at: datetime | None = None,
 ) -> RunReport:
     """Collect from the configured sources, build the edition of ``today``, deliver it.
 
+    Without ``due_at`` it goes to every active subscriber of the frequency who has not had it
+    (`digest demo`); with it, to those who chose no hour of their own (DIGEST_SCHEDULE is
+    theirs) and those whose own hour has come by ``due_at`` and for whom it is the newest.
     With DIGEST_APPROVAL=required a draft is built and the run stops there until an admin
     approves it. ``stopping`` is the stop hook of the transport made for the delivery (set on
     SIGTERM); ``holder`` names the run in the ledger (see digest.delivery.deliver).
@@ -199,9 +204,20 @@ def run(
         report.unresolved = unresolved_unknown(store)
         return report
     remember_link_key(store, settings)
+    audience = None
+    if due_at is not None:
+        groups = [HourGroup(None, None)] + [
+            g
+            for due in due_editions(store, settings, frequency, due_at)
+            if due.edition.key == edition.key
+            for g in due.groups
+            if not g.default
+        ]
+        audience = _queue_groups(groups)
     report.delivery = delivery.send_edition(
-        store, edition, settings, transport=transport, stopping=stopping, holder=holder
-    )
+        store, edition, settings, transport=transport, stopping=stopping, holder=holder,
+        audience=audience,
+    )  # fmt: skip
     report.unresolved = report.delivery.unresolved
     return report
 
@@ -241,7 +257,7 @@ def run_scheduled(
             run_id = store.start_run("schedule", edition_key(frequency, today), holder)
             try:
                 report = run(settings, store, frequency=frequency, today=today,
-                             stopping=stopping, holder=holder)  # fmt: skip
+                             stopping=stopping, holder=holder, due_at=fire_time)  # fmt: skip
             except Exception as exc:
                 store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
                 raise
@@ -253,6 +269,63 @@ def run_scheduled(
         event(log, "run.finished", frequency=str(frequency), day=day, outcome=outcome,
               detail=detail)  # fmt: skip
         return report
+
+
+def _queue_groups(groups: list[HourGroup]):
+    """The audience (see digest.delivery.deliver) of these groups of subscribers."""
+
+    def queue(store: Store, edition: Edition) -> int:
+        return store.queue_groups(edition.id, edition.frequency, groups)  # type: ignore[arg-type]
+
+    return queue
+
+
+def send_due(
+    settings: Settings,
+    store: Store,
+    now: datetime,
+    *,
+    holder: str,
+    frequencies: Iterable[Frequency] = tuple(Frequency),
+    stopping: threading.Event | None = None,
+    transport: Transport | None = None,
+) -> list[RunReport]:
+    """Send each subscriber whose hour has come the newest edition released by then.
+
+    What the daemon does every 15 minutes and `digest run` each time it is called: the
+    ledger keeps it to one email per subscriber and edition however often it runs, and a
+    run missed (the machine slept, the clock jumped) is made up by the next. Returns a
+    report per edition that had someone due; None-free. Skips if another process sends them.
+    """
+    from digest import delivery
+
+    reports: list[RunReport] = []
+    with store.run_lock("run:hours", holder) as taken:
+        if not taken:
+            event(log, "hours.skipped", reason="another process sends the due subscribers")
+            return reports
+        for frequency in frequencies:
+            for due in due_editions(store, settings, frequency, now):
+                lacking = store.count_lacking(due.edition.id, frequency, due.groups)  # type: ignore[arg-type]
+                if not lacking and not store.open_deliveries(due.edition.id)[0]:  # type: ignore[arg-type]
+                    continue
+                if stopping is not None and stopping.is_set():
+                    return reports
+                edition = store.get_edition(due.edition.key)
+                report = RunReport(CollectReport(), edition, f"{lacking} due at their hour")
+                with store.alive(holder):
+                    run_id = store.start_run("hours", due.edition.key, holder)
+                    remember_link_key(store, settings)
+                    report.delivery = delivery.send_edition(
+                        store, edition, settings, transport=transport, stopping=stopping,  # type: ignore[arg-type]
+                        holder=holder, audience=_queue_groups(list(due.groups)),
+                    )  # fmt: skip
+                    report.unresolved = report.delivery.unresolved
+                    store.finish_run(run_id, *describe(report))
+                event(log, "hours.sent", edition=due.edition.key, due=lacking,
+                      summary=report.delivery.summary())  # fmt: skip
+                reports.append(report)
+    return reports
 
 
 def describe(report: RunReport) -> tuple[str, str]:

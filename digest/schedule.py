@@ -1,7 +1,8 @@
 """The `digest serve` daemon: APScheduler 3.11 runs the whole job on the configured schedule.
 
-Two cron jobs share one in-process lock: the daily edition on ``DIGEST_SCHEDULE`` and the
-weekly edition at the same time of day on ``DIGEST_WEEKLY_DAY``, both in ``DIGEST_TIMEZONE``.
+Three cron jobs share one in-process lock: the daily edition on ``DIGEST_SCHEDULE`` and the
+weekly edition at the same time of day on ``DIGEST_WEEKLY_DAY``, both in ``DIGEST_TIMEZONE``,
+and every quarter of an hour the subscribers whose own hour has come (``HOURS_JOB``).
 A run first takes a lock in the database named after its edition (a PostgreSQL advisory lock,
 or a lease row on SQLite), so a second scheduler started by mistake skips an edition that the
 first is running; `digest.pipeline.run` being idempotent makes a later rerun send nothing.
@@ -15,7 +16,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,13 +27,16 @@ from digest.errors import DigestError
 from digest.logs import event
 from digest.models import EditionStatus, Frequency
 from digest.periods import edition_key, zone
-from digest.pipeline import RunReport, run_scheduled
+from digest.pipeline import RunReport, run_scheduled, send_due
 from digest.store import Store, new_holder
 
 __all__ = [
+    "HOURS_JOB",
     "Daemon",
+    "build_due",
     "build_scheduler",
     "daily_trigger",
+    "hours_trigger",
     "next_runs",
     "serve",
     "triggers",
@@ -107,6 +111,11 @@ def weekly_trigger(settings: Settings) -> CronTrigger:
         raise ConfigError(f"DIGEST_SCHEDULE: {exc} (got {settings.schedule!r})") from None
 
 
+def hours_trigger() -> CronTrigger:
+    """Every quarter of an hour in UTC: each hour of every time zone, Adelaide's :30 too."""
+    return CronTrigger(minute="*/15", timezone=UTC)
+
+
 def triggers(settings: Settings) -> dict[Frequency, CronTrigger]:
     """Both schedules, validated (a bad setting raises ConfigError naming the variable)."""
     return {Frequency.DAILY: daily_trigger(settings), Frequency.WEEKLY: weekly_trigger(settings)}
@@ -134,16 +143,28 @@ class _FireTimeExecutor(AsyncIOExecutor):
 
 # What a job runs: the locked, recorded pipeline run (tests pass a stand-in).
 RunFunction = Callable[[Frequency, datetime], RunReport | None]
+# What the quarter-hour job runs: send the subscribers whose hour has come.
+DueFunction = Callable[[datetime], object]
+HOURS_JOB = "own-hours"
 
 
 class Daemon:
     """The scheduler, its jobs, and the bookkeeping that lets SIGTERM end it cleanly."""
 
-    def __init__(self, settings: Settings, store: Store, *, run: RunFunction | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        run: RunFunction | None = None,
+        due: DueFunction | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.holder = new_holder()
         self._run = run or self._run_pipeline
+        # A stand-in run (tests of the edition jobs) comes without the quarter-hour sends.
+        self._due = due or (self._send_due if run is None else (lambda now: None))
         self._one_at_a_time = asyncio.Lock()  # daily and weekly may fire at the same minute
         self._in_flight: set[asyncio.Future] = set()
         self.stopping = threading.Event()
@@ -155,14 +176,19 @@ class Daemon:
             stopping=self.stopping,
         )  # fmt: skip
 
+    def _send_due(self, now: datetime) -> None:
+        send_due(self.settings, self.store, now, holder=self.holder, stopping=self.stopping)
+
     async def _job(self, frequency: str) -> None:
         fire_time = _FIRE_TIME.get() or datetime.now(zone(self.settings))
         async with self._one_at_a_time:
             if self.stopping.is_set():
                 return
-            work = asyncio.ensure_future(
-                asyncio.to_thread(self._run, Frequency(frequency), fire_time)
-            )
+            if frequency == HOURS_JOB:
+                call = asyncio.to_thread(self._due, fire_time)
+            else:
+                call = asyncio.to_thread(self._run, Frequency(frequency), fire_time)
+            work = asyncio.ensure_future(call)
             self._in_flight.add(work)
             try:
                 # shield: if the scheduler cancels us at shutdown the run still finishes.
@@ -242,7 +268,37 @@ def build_scheduler(
             name=f"{frequency} edition",
             next_run_time=_first_run(trigger, now, grace),
         )
+    # Coalesced like the editions, so a clock jump or a sleep makes one catch-up; it runs
+    # however late (the newest quarter hour is never older than 15 minutes).
+    scheduler.add_job(
+        job, hours_trigger(), args=[HOURS_JOB], id=HOURS_JOB, name="own hours",
+        misfire_grace_time=None,
+    )  # fmt: skip
     return scheduler
+
+
+def build_due(
+    settings: Settings, store: Store, frequency: Frequency, now: datetime
+) -> datetime | None:
+    """The fire time whose edition is still to build now, for the one-shot `digest run`.
+
+    The latest fire time of the frequency's schedule in the current period (today, or this
+    week for the weekly edition) when its edition is not built yet; None otherwise. So a
+    timer every 15 minutes builds each edition once, at its time, never before.
+    """
+    tz = zone(settings)
+    local = now.astimezone(tz)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if frequency is Frequency.WEEKLY:
+        start -= timedelta(days=local.weekday())
+    trigger = triggers(settings)[frequency]
+    fired, candidate = None, trigger.get_next_fire_time(None, start)
+    while candidate is not None and candidate <= now:
+        fired = candidate
+        candidate = trigger.get_next_fire_time(candidate, candidate + timedelta(seconds=1))
+    if fired is None or store.get_edition(edition_key(frequency, fired.astimezone(tz).date())):
+        return None
+    return fired
 
 
 def _first_run(trigger: CronTrigger, now: datetime, grace: timedelta) -> datetime | None:

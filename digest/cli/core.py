@@ -74,15 +74,18 @@ def echo_run(report: pipeline.RunReport) -> None:
 
 
 @click.command("run")
-@frequency_option("daily")
+@frequency_option()
 @DATE_OPTION
 @pass_app
-def run_command(app: App, frequency: str, day: object) -> None:
-    """Collect, build the edition and send it: the one-shot for timers and cron.
+def run_command(app: App, frequency: str | None, day: object) -> None:
+    """Collect, build the edition once its time has come, send whoever is due: for timers.
 
-    Idempotent: a second run for the same day sends nothing new. With DIGEST_APPROVAL=required
-    it builds the edition and stops until `digest approve KEY`; a run for that day after the
-    approval sends it. Exit codes: 0 done, nothing to do or waiting for approval, 1 a
+    Safe to call every 15 minutes (recommended when subscribers pick their own hour): the
+    daily edition is built once DIGEST_SCHEDULE's time has come today (the weekly one once
+    it has come this week), and each subscriber gets the newest edition at their own hour,
+    once. With --date it builds and sends that day's edition of --frequency (default daily)
+    at once, as before. With DIGEST_APPROVAL=required it builds the edition and stops until
+    `digest approve KEY`. Exit codes: 0 done, nothing to do or waiting for approval, 1 a
     failure, 2 a configuration error.
 
     Example: digest run
@@ -90,17 +93,44 @@ def run_command(app: App, frequency: str, day: object) -> None:
     settings = app.signing_settings()
     setup_logging(settings)
     tz = zone(settings)
-    # "Today" is the date in DIGEST_TIMEZONE, as for `digest serve`, not the machine's.
-    fire_time = datetime.combine(day.date(), time(12), tz) if day else datetime.now(tz)  # type: ignore[attr-defined]
+    holder = new_holder()
+    if day:  # "Today" is the date in DIGEST_TIMEZONE, as for `digest serve`.
+        fire_time = datetime.combine(day.date(), time(12), tz)  # type: ignore[attr-defined]
+        wanted = Frequency(frequency or "daily")
+        _run_edition(app, wanted, fire_time, holder)
+        return
+    from digest.schedule import build_due
+
+    now = datetime.now(tz)
+    frequencies = [Frequency(frequency)] if frequency else list(Frequency)
+    ok = True
+    for wanted in frequencies:
+        fire_time = build_due(settings, app.store, wanted, now)
+        if fire_time is not None:
+            ok = _run_edition(app, wanted, fire_time, holder, fail=False) and ok
+    for report in pipeline.send_due(
+        settings, app.store, now, holder=holder, frequencies=frequencies
+    ):
+        click.echo(f"at their own hour: {report.reason}; {report.delivery.summary()}")  # type: ignore[union-attr]
+        ok = ok and report.ok
+    if not ok:
+        raise click.exceptions.Exit(1)
+
+
+def _run_edition(
+    app: App, frequency: Frequency, fire_time: datetime, holder: str, *, fail: bool = True
+) -> bool:
+    """Build (collecting first) and send the edition of ``fire_time``'s day; False if it failed."""
     report = pipeline.run_scheduled(
-        settings, app.store, Frequency(frequency), fire_time, holder=new_holder()
+        app.signing_settings(), app.store, frequency, fire_time, holder=holder
     )
     if report is None:
         click.echo("another digest process is running this edition right now; nothing to do")
-        return
+        return True
     echo_run(report)
-    if not report.ok:
+    if not report.ok and fail:
         raise click.exceptions.Exit(1)
+    return report.ok
 
 
 @click.command()

@@ -25,6 +25,10 @@ def status(app: App, limit: int, as_json: bool) -> None:
     outcomes), editions awaiting approval, failed deliveries by cause, and deliveries whose
     outcome is unknown, by edition, with the command that resolves them.
 
+    Sending hours: how many subscribers are due now (their hour has passed and the newest
+    edition has not reached them yet) and how many have their hour in each of the coming 24
+    hours, in DIGEST_TIMEZONE.
+
     Example: digest status --runs 5
     """
     from digest.editions import waiting_for_approval
@@ -56,11 +60,31 @@ def status(app: App, limit: int, as_json: bool) -> None:
         ],
         "failures": [_failure(g) for g in store.failure_groups()],
         "unknown": store.unknown_counts(),
+        **_hours(app, now),
     }
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
     _print_status(facts, now)
+
+
+def _hours(app: App, now: datetime) -> dict:
+    """Who is due now, and how many sending times fall in each of the coming 24 hours."""
+    from digest.editions import coming_hours, due_editions
+    from digest.models import Frequency
+    from digest.schedule import next_runs
+
+    settings, store = app.settings, app.store
+    due_now = sum(
+        store.count_lacking(due.edition.id, frequency, due.groups)  # type: ignore[arg-type]
+        for frequency in Frequency
+        for due in due_editions(store, settings, frequency, now)
+    )
+    coming = [
+        {"hour": hour.isoformat(timespec="minutes"), **counts}
+        for hour, counts in coming_hours(store, settings, now, next_runs(settings, now))
+    ]
+    return {"due_now": due_now, "coming_hours": coming}
 
 
 def _failure(group: FailureGroup) -> dict:
@@ -108,6 +132,7 @@ def _print_status(facts: dict, now: datetime) -> None:
             wait = datetime.fromisoformat(when) - now
             hours, rest = divmod(int(wait.total_seconds()), 3600)
             echo(f"Next {frequency} edition: {when} (in {hours}h {rest // 60:02d}m)")
+    _print_hours(facts)
     for key, count in facts["unknown"].items():
         echo(
             click.style("UNKNOWN", fg="red")
@@ -139,6 +164,17 @@ def _print_status(facts: dict, now: datetime) -> None:
     shown = ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "none yet"
     echo(f"\nDeliveries: {shown}")
     _print_failures(facts["failures"])
+
+
+def _print_hours(facts: dict) -> None:
+    """Due now, and the subscribers' sending times hour by hour (only hours that have any)."""
+    click.echo(f"Due now (their hour has passed, the newest edition not sent): {facts['due_now']}")
+    if not facts["coming_hours"]:
+        return
+    click.echo("Sending hours, next 24 h:")
+    for entry in facts["coming_hours"]:
+        counts = ", ".join(f"{f} {n}" for f, n in entry.items() if f != "hour")
+        click.echo(f"  {entry['hour']}  {counts}")
 
 
 def _print_failures(failures: list[dict]) -> None:

@@ -23,7 +23,8 @@ from digest.delivery.transports import EDITION_HEADER
 from digest.logs import event
 from digest.mail.assembly import Assembly, assembly_for, same_parts
 from digest.mail.render import Renderer
-from digest.models import Edition, Message, Selection, Subscriber
+from digest.models import REMAINDER_LABEL, Edition, Message, Selection, Subscriber, Theme
+from digest.store import Store
 from digest.themes import rank
 from digest.themes.matching import EditionIndex
 from digest.themes.taxonomy import Taxonomy, load_taxonomy
@@ -34,7 +35,28 @@ if TYPE_CHECKING:  # "for me" loads NumPy and scikit-learn: only once an edition
 log = logging.getLogger(__name__)
 CHECKED = 3  # emails per run compared with a whole render before the assembly is trusted
 
-__all__ = ["Contents"]
+__all__ = ["NOTHING_FOR_THEM", "Contents", "with_rolled"]
+
+# The ledger's reason for a row that gave its subscriber no email: their selection was empty.
+# A subscriber with empty_days = "roll" gets those editions' papers in their next email.
+NOTHING_FOR_THEM = "nothing for this subscriber"
+
+
+def with_rolled(edition: Edition, rolled: list[Edition]) -> Edition:
+    """``edition`` with the papers of ``rolled`` (older editions) added, theme by theme.
+
+    Themes of the same label merge (newest papers first); new labels follow the edition's,
+    and "Other papers" stays last. The key, date and id stay the edition's own.
+    """
+    merged: dict[str, list] = {t.label: list(t.papers) for t in edition.themes}
+    for older in reversed(rolled):  # newest of the older editions first
+        for theme in older.themes:
+            merged.setdefault(theme.label, []).extend(theme.papers)
+    order = [label for label in merged if label != REMAINDER_LABEL]
+    if REMAINDER_LABEL in merged:
+        order.append(REMAINDER_LABEL)
+    themes = tuple(Theme(label, tuple(merged[label])) for label in order)
+    return dataclasses.replace(edition, themes=themes)
 
 
 class Contents:
@@ -48,6 +70,7 @@ class Contents:
         taxonomy: Taxonomy | None = None,
         size: int = 256,
         lookup: Lookup | None = None,
+        store: Store | None = None,
     ) -> None:
         renderer = renderer or Renderer(settings)
         taxonomy = taxonomy or load_taxonomy(settings.taxonomy_file)
@@ -63,6 +86,7 @@ class Contents:
         self._index: EditionIndex | None = None
         self._assembly: Assembly | None | bool = False  # False: not made yet
         self.checked = 0
+        self.store = store  # to find the editions a "roll" subscriber was given nothing of
 
     @property
     def index(self) -> EditionIndex:
@@ -84,12 +108,26 @@ class Contents:
         """Score a batch of subscribers' likes at once (one matrix product) before their emails."""
         self.scorer.prepare(subscribers)
 
-    def key(self, subscriber: Subscriber) -> Hashable:
-        """Which content ``subscriber`` gets: equal keys, equal emails but for their links."""
-        return rank.selection_key(subscriber)
+    def _rolled(self, subscriber: Subscriber) -> list[Edition]:
+        """Editions whose papers this subscriber's email gathers too (empty_days = "roll")."""
+        if subscriber.empty_days != "roll" or self.store is None or self.edition.id is None:
+            return []
+        return self.store.rolled_editions(subscriber.id, self.edition, NOTHING_FOR_THEM)  # type: ignore[arg-type]
 
-    def selection(self, subscriber: Subscriber) -> Selection:
-        """What ``subscriber`` gets of the edition."""
+    def key(self, subscriber: Subscriber, rolled: list[Edition] | None = None) -> Hashable:
+        """Which content ``subscriber`` gets: equal keys, equal emails but for their links."""
+        if rolled is None:
+            rolled = self._rolled(subscriber)
+        roll = subscriber.empty_days == "roll"
+        return (rank.selection_key(subscriber), roll, tuple(e.key for e in rolled))
+
+    def selection(self, subscriber: Subscriber, rolled: list[Edition] | None = None) -> Selection:
+        """What ``subscriber`` gets of the edition (and of ``rolled``, their empty days')."""
+        if rolled:  # a rare, merged edition: selected on its own, without the edition's index
+            return rank.select(
+                with_rolled(self.edition, rolled), subscriber, taxonomy=self.taxonomy,
+                default_max=self.settings.max_papers, now=self.now,
+            )  # fmt: skip
         return rank.select(
             self.edition, subscriber, taxonomy=self.taxonomy,
             default_max=self.settings.max_papers, now=self.now, index=self.index,
@@ -101,16 +139,23 @@ class Contents:
 
         ``extra``: what the templates' ``extra`` block shows this subscriber (the hook for a
         per-subscriber section such as papers from their earlier emails); None: nothing.
+        With empty_days = "roll" an empty selection is never sent (not even the "nothing new"
+        email of DIGEST_EMPTY_EDITION=send), and the next email also selects from the papers
+        of the editions that gave them nothing since their last email.
         """
-        selection = self.selection(subscriber)
+        rolled = self._rolled(subscriber)
+        selection = self.selection(subscriber, rolled)
+        if not selection.count and subscriber.empty_days == "roll":
+            return None
         message = None
-        assembly = self.assembly() if selection.count else None
+        # Rolled papers have no pre-rendered pieces: such an email is rendered whole.
+        assembly = self.assembly() if selection.count and not rolled else None
         if assembly is not None:
             message = assembly.message(subscriber, selection, extra)
             if message is not None and self.checked < CHECKED:
                 message = self._checked(subscriber, selection, message, extra)
         if message is None:
-            message = self._whole(subscriber, selection, extra)
+            message = self._whole(subscriber, selection, extra, rolled)
             if message is None:
                 return None
         if EDITION_HEADER not in message.headers:
@@ -123,7 +168,7 @@ class Contents:
     ) -> Message:
         """``message`` if a whole render shows the same; else the whole render, from now on."""
         self.checked += 1
-        whole = self._whole(subscriber, selection, extra)
+        whole = self._whole(subscriber, selection, extra, [])
         if whole is not None and same_parts(message, whole):
             return message
         event(log, "send.rendered_per_selection", level=logging.WARNING,
@@ -131,9 +176,11 @@ class Contents:
         self._assembly = None
         return whole  # type: ignore[return-value]
 
-    def _whole(self, subscriber: Subscriber, selection: Selection, extra: Any) -> Message | None:
+    def _whole(
+        self, subscriber: Subscriber, selection: Selection, extra: Any, rolled: list[Edition]
+    ) -> Message | None:
         """Render the selection whole (once per distinct selection key, in a small LRU)."""
-        key = rank.selection_key(subscriber) if selection.count else ("empty", selection.omitted)
+        key = self.key(subscriber, rolled) if selection.count else ("empty", selection.omitted)
         if extra is not None:  # the subscriber's own section: nothing to share
             return self.renderer.prepare_digest(
                 self.edition, selection, extra=extra
@@ -143,7 +190,9 @@ class Contents:
             prepared = self._cache[key]
         else:
             prepared = None
-            if selection.count or self.settings.empty_edition is EmptyEdition.SEND:
+            send_empty = self.settings.empty_edition is EmptyEdition.SEND
+            send_empty = send_empty and subscriber.empty_days != "roll"
+            if selection.count or send_empty:
                 prepared = self.renderer.prepare_digest(self.edition, selection)
                 self.renders += 1
             self._cache[key] = prepared

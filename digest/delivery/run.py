@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Any
 
 from digest.config import Settings
-from digest.delivery.contents import Contents
+from digest.delivery.contents import NOTHING_FOR_THEM, Contents
 from digest.delivery.failures import failure_of
 from digest.delivery.ledger import LedgerWriter
 from digest.delivery.recovery import recover_crashed
@@ -83,6 +83,9 @@ class SendOptions:
     failure_pause: float = 0.5  # wait after a connection failure, times the failures so far
     batch_size: int = 200  # rows claimed at a time
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    # Which subscribers get a row: queues theirs and returns how many (None: every active
+    # subscriber of the edition's frequency). The subscribers' own hours pass the due ones.
+    audience: Callable[[Store, Edition], int] | None = None
 
 
 def _stale_after(transport: Transport) -> timedelta:
@@ -90,8 +93,13 @@ def _stale_after(transport: Transport) -> timedelta:
     return timedelta(seconds=2 * transport.message_timeout + 60)
 
 
-def _queue(store: Store, edition: Edition) -> int:
-    """A queued row for every active subscriber of the edition's frequency (streamed)."""
+def _queue(store: Store, edition: Edition, audience: Callable | None = None) -> int:
+    """A queued row for every active subscriber of the edition's frequency (streamed).
+
+    With ``audience`` (see SendOptions) only for the subscribers it picks.
+    """
+    if audience is not None:
+        return audience(store, edition)
     added = 0
     for batch in batched(store.iter_active_subscribers(edition.frequency), 1000):
         added += store.queue_deliveries(edition.id, [s.id for s in batch])  # type: ignore[arg-type]
@@ -154,7 +162,7 @@ class SendRun:
             report.unknown = 0
         if self.options.retry_failed:
             report.retried_failed = store.requeue_failed(eid)
-        queued = _queue(store, self.edition)
+        queued = _queue(store, self.edition, self.options.audience)
         store.set_edition_status(eid, EditionStatus.SENDING)
         waiting, _, _ = store.open_deliveries(eid)
         event(log, "send.start", edition=self.edition.key, queued_new=queued, waiting=waiting)
@@ -271,7 +279,7 @@ class SendRun:
         if message is None:
             self.report.skipped += 1
             self._finish_row(claim.delivery_id, DeliveryStatus.SKIPPED, expect=OPEN,
-                             error="nothing for this subscriber")  # fmt: skip
+                             error=NOTHING_FOR_THEM)  # fmt: skip
         return message
 
     async def _record_failure(self, claim: Claim, exc: TransportError) -> bool:

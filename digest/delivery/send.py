@@ -48,9 +48,12 @@ async def deliver(
     failure_pause: float = 0.5,
     batch_size: int = 200,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    audience: Callable[[Store, Edition], int] | None = None,
 ) -> DeliveryReport:
     """Send ``edition`` to every active subscriber who has not had it; returns what happened.
 
+    ``audience`` queues the rows of only the subscribers it picks (the due ones, at their
+    own hours) and returns how many; rows queued earlier are sent either way.
     ``worker=True`` (PostgreSQL) shares the edition with other workers by claiming batches;
     otherwise a lease in the database keeps a second sender out. A dry run also takes an
     edition not stored yet (what `digest send` would build), which has no ledger rows.
@@ -58,7 +61,7 @@ async def deliver(
     kept alive while the send runs, so another process can tell at once if this one dies.
     ``report.unresolved`` names any delivery, of any edition, whose outcome is unknown after.
     """
-    contents = Contents(edition, settings, renderer, taxonomy, lookup=store.get_papers)
+    contents = Contents(edition, settings, renderer, taxonomy, lookup=store.get_papers, store=store)
     report = DeliveryReport(edition_key=edition.key, dry_run=dry_run, outbox=transport.outbox)
     if dry_run:
         return _dry_run(store, edition, contents, report)
@@ -71,6 +74,7 @@ async def deliver(
             settings.smtp_retry_max_delay if retry_max_delay is None else retry_max_delay
         ),
         pause_after=pause_after, failure_pause=failure_pause, batch_size=batch_size, sleep=sleep,
+        audience=audience,
     )  # fmt: skip
     holder = holder or new_holder()
     run = SendRun(

@@ -13,6 +13,7 @@ from digest.store.archive import (
 from digest.store.base import AlreadyExists, StoreBase, StoreError, utcnow
 from digest.store.deliveries import DeliveryStore
 from digest.store.failures import FailureGroup, FailureStore
+from digest.store.hours import HourGroup, HourStore
 from digest.store.leases import LeaseStore, holder_is_gone, new_holder
 from digest.store.papers import PaperStore
 from digest.store.ratings import RatingStore
@@ -24,6 +25,7 @@ __all__ = [
     "AlreadyExists",
     "EditionOverview",
     "FailureGroup",
+    "HourGroup",
     "SearchHit",
     "SearchResult",
     "Store",
@@ -42,6 +44,7 @@ class Store(
     RatingStore,
     DeliveryStore,
     FailureStore,
+    HourStore,
     RecoveryStore,
     RunStore,
     LeaseStore,
