@@ -23,6 +23,7 @@ from digest.delivery.contents import Contents
 from digest.delivery.failures import failure_of
 from digest.delivery.recovery import recover_crashed
 from digest.delivery.report import DeliveryReport, Progress
+from digest.delivery.shown import prepare_batch
 from digest.delivery.throttle import throttle_for
 from digest.delivery.transports import (
     ConnectionFailure,
@@ -174,6 +175,8 @@ class SendRun:
                     if not await self._wait_for_due_rows():
                         break
                     continue
+                # followups: record what this batch is shown; its "Since you last saw it".
+                prepare_batch(self.store, self.contents, [c.subscriber for c in claims])
                 for claim in claims:
                     work.put_nowait(claim)
                 # The whole batch is finished before the next claim, so no row is in flight twice.

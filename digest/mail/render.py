@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from digest.config import Settings
 from digest.errors import DigestError
+from digest.mail.followups import followup_views
 from digest.mail.mime import Slots, SplicedMessage, check_header
 from digest.mail.templates import TemplateSet
 from digest.mail.text import clean, format_authors, safe_url, shorten, summarize
@@ -31,6 +32,7 @@ from digest.models import (
     Selection,
     Subscriber,
 )
+from digest.themes.followups import Followup
 from digest.themes.rank import signals as rank_signals
 from digest.tokens import Purpose, Signer
 
@@ -191,9 +193,16 @@ class Renderer:
     # -- digests --
 
     def digest_context(
-        self, edition: Edition, selection: Selection, slots: Slots
+        self,
+        edition: Edition,
+        selection: Selection,
+        slots: Slots,
+        followups: tuple[Followup, ...] = (),
     ) -> dict[str, Any]:
-        """Everything digest.mjml and digest.txt see; the links are the render's own ``slots``."""
+        """Everything digest.mjml and digest.txt see; the links are the render's own ``slots``.
+
+        ``followups``: the reader's "Since you last saw it" section (digest.themes.followups).
+        """
         show = self.settings.thumbnails  # the lead paper of each theme, where the source has one
         themes = [
             {
@@ -231,6 +240,7 @@ class Renderer:
             "footer_reason": reason,
             "unsubscribe_url": slots.unsubscribe,
             "preferences_url": slots.preferences,
+            "followups": followup_views(followups),  # followups: "Since you last saw it"
         }
 
     def subject(self, edition: Edition, count: int) -> str:
@@ -254,11 +264,19 @@ class Renderer:
         )
 
     def prepare_digest(
-        self, edition: Edition, selection: Selection, *, subject_prefix: str = ""
+        self,
+        edition: Edition,
+        selection: Selection,
+        *,
+        subject_prefix: str = "",
+        followups: tuple[Followup, ...] = (),
     ) -> PreparedMessage:
-        """Render ``selection`` of ``edition`` once (HTML + text), ready for any subscriber."""
+        """Render ``selection`` of ``edition`` once (HTML + text), ready for any subscriber.
+
+        ``followups`` adds the "Since you last saw it" section (the same for every reader).
+        """
         slots = Slots.new()
-        context = self.digest_context(edition, selection, slots)
+        context = self.digest_context(edition, selection, slots, followups)
         html = self.templates.render("html", "digest.mjml", context)
         text = _tidy_text(self.templates.render("text", "digest.txt", context))
         subject = subject_prefix + self.subject(edition, context["count"])

@@ -18,6 +18,7 @@ from digest.store.papers import PaperStore
 from digest.store.ratings import RatingStore
 from digest.store.recovery import RecoveryStore
 from digest.store.runs import RunStore
+from digest.store.shown import Seen, ShownStore
 from digest.store.subscribers import SubscriberStore
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "FailureGroup",
     "SearchHit",
     "SearchResult",
+    "Seen",
     "Store",
     "StoreError",
     "ThemeOverview",
@@ -40,6 +42,7 @@ class Store(
     ArchiveStore,
     SubscriberStore,
     RatingStore,
+    ShownStore,
     DeliveryStore,
     FailureStore,
     RecoveryStore,
@@ -47,4 +50,4 @@ class Store(
     LeaseStore,
     StoreBase,
 ):
-    """The database of digest: papers, editions, subscribers, deliveries, runs, leases."""
+    """The database of digest: papers, editions, subscribers, what they were shown, deliveries, runs, leases."""

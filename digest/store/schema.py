@@ -77,6 +77,7 @@ papers = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     # The words the archive search finds the paper by (digest.store.search), kept by the store.
     Column("search_text", Text, nullable=False, server_default=""),
+    Column("version", Integer),  # the latest arXiv version known (revision 0006)
 )
 Index("ix_papers_first_seen_at", papers.c.first_seen_at)
 
@@ -163,6 +164,30 @@ ratings = Table(
     Column("value", SmallInteger, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+# What each subscriber's emails showed (revision 0006): one row per subscriber and paper, with
+# the paper's signals as they were then, so "since you last saw it" compares against what this
+# reader saw. followup_edition_id: the edition whose email told them what happened next (once).
+shown_papers = Table(
+    "shown_papers",
+    metadata,
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("arxiv_id", String(64), primary_key=True),
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), nullable=False),
+    Column("shown_at", UtcDateTime, nullable=False),
+    Column("upvotes", Integer, nullable=False),
+    Column("github_stars", Integer),
+    Column("github_url", Text),
+    Column("project_url", Text),
+    Column("version", Integer),
+    Column("followup_edition_id", Integer, ForeignKey("editions.id", ondelete="SET NULL")),
+)
+Index("ix_shown_papers_shown_at", shown_papers.c.shown_at)
 
 # Deleted or hard-bounced addresses, kept only as a salted hash so they stay suppressed.
 suppressions = Table(

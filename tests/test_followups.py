@@ -1,0 +1,206 @@
+""" "Since you last saw it": a paper an earlier email held comes back once when it has news."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import FIXTURES, TEST_SECRET
+
+from digest.cli import cli
+from digest.models import Paper
+from digest.store import Store
+from digest.store.shown import Seen
+from digest.themes.followups import MAX_FOLLOWUPS, choose_followups, news_of, surged
+
+HF_DAY = FIXTURES / "hf_daily_papers_2024-10-25.json"
+RECENT = FIXTURES / "hf_daily_papers_recent.json"
+
+
+def _emails(outbox: Path, edition: str) -> dict[str, email.message.EmailMessage]:
+    """The edition's emails in the file outbox, by recipient."""
+    found = {}
+    for path in sorted((outbox / edition).glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        found[message["To"]] = message
+    return found
+
+
+def _parts(message: email.message.EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    return text, html
+
+
+def _write(path: Path, items: list[dict]) -> Path:
+    path.write_text(json.dumps(items))
+    return path
+
+
+def test_a_paper_that_gains_a_repository_is_told_once_and_never_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = f"sqlite:///{tmp_path / 'digest.db'}"
+    for name, value in {
+        "DIGEST_SECRET_KEY": TEST_SECRET,
+        "DIGEST_DATABASE_URL": db,
+        "DIGEST_SOURCES": "file",
+        "DIGEST_OUTBOX": str(tmp_path / "outbox"),
+        "DIGEST_BASE_URL": "https://digest.example.org",
+    }.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+
+    def run(day: str, items: list[dict]) -> None:
+        monkeypatch.setenv("DIGEST_PAPERS_FILE", str(_write(tmp_path / f"{day}.json", items)))
+        result = runner.invoke(cli, ["run", "--date", day])
+        assert result.exit_code == 0, result.output
+
+    for address in ("ada@example.org", "bob@example.org"):
+        assert runner.invoke(cli, ["subscribers", "add", address]).exit_code == 0
+    store = Store(db)
+    bob = store.find_subscriber("bob@example.org")
+    store.update_preferences(bob.id, followups=False)  # the preference: off
+
+    day1 = json.loads(HF_DAY.read_text())
+    run("2026-11-24", day1)
+    first = _emails(tmp_path / "outbox", "daily-2026-11-24")
+    assert set(first) == {"ada@example.org", "bob@example.org"}
+    assert "Since you last saw it" not in _parts(first["ada@example.org"])[0]
+
+    # The next day's file: one new paper, and papers of the first day with news since.
+    day2 = json.loads(HF_DAY.read_text())
+    day2[3]["paper"]["githubRepo"] = "https://github.com/example/repo-of-2410.18693"
+    day2[0]["paper"]["upvotes"] = 64 * 2 + 1  # doubled and +65: a surge
+    day2[1]["paper"]["upvotes"] = 41 + 19  # +19: not enough
+    run("2026-11-25", [*day2, *json.loads(RECENT.read_text())])
+    second = _emails(tmp_path / "outbox", "daily-2026-11-25")
+    text, html = _parts(second["ada@example.org"])
+    section = text.split("== Since you last saw it ==")[1]
+    assert "code released, in your email of" in section
+    assert "Code: https://github.com/example/repo-of-2410.18693" in section
+    assert "upvotes 64 → 129" in section
+    assert "2410.16251" not in section  # +19 is no surge
+    assert section.index("code released") < section.index("upvotes 64")  # code first
+    assert "Since you last saw it" in html and "repo-of-2410.18693" in html
+    # The new paper is still the edition's only paper; nothing of day 1 is listed as new.
+    assert "Large Multimodal Models as General In-Context Classifiers" in text.split("== Since")[0]
+    assert "1 paper in 1 theme" in text
+    bob_text, _ = _parts(second["bob@example.org"])
+    assert "Since you last saw it" not in bob_text
+
+    # A day later nothing has changed again: the section does not come back.
+    day3 = json.loads(HF_DAY.read_text())
+    day3[3]["paper"]["githubRepo"] = "https://github.com/example/repo-of-2410.18693"
+    day3[0]["paper"]["upvotes"] = 129
+    fresh = json.loads(RECENT.read_text())
+    fresh[0]["paper"]["id"] = "2602.23230"
+    run("2026-11-26", [*day3, *fresh])
+    third = _emails(tmp_path / "outbox", "daily-2026-11-26")
+    assert "Since you last saw it" not in _parts(third["ada@example.org"])[0]
+    store.close()
+
+
+def _seen(arxiv_id: str = "2411.00001", **values) -> Seen:
+    base = {"edition_id": 1, "shown_at": datetime(2026, 11, 20, tzinfo=UTC), "upvotes": 10,
+            "github_stars": None, "github_url": None, "project_url": None, "version": 1}  # fmt: skip
+    return Seen(arxiv_id=arxiv_id, **{**base, **values})
+
+
+def _paper(arxiv_id: str = "2411.00001", **values) -> Paper:
+    return Paper(**{"arxiv_id": arxiv_id, "title": f"Paper {arxiv_id}", "upvotes": 10,
+                    "version": 1, **values})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "surge"),
+    [(10, 30, True), (10, 29, False), (30, 59, False), (30, 60, True), (0, 20, True),
+     (0, 19, False), (100, 199, False), (100, 200, True), (None, 50, False)],
+)  # fmt: skip
+def test_a_surge_is_at_least_doubled_and_at_least_twenty_more(before, now, surge) -> None:
+    assert surged(before, now) is surge
+
+
+def test_news_is_a_repository_a_project_page_a_new_version_or_a_surge() -> None:
+    seen = _seen(github_url="https://github.com/a/b", github_stars=15)
+    assert news_of(seen, _paper(github_url="https://github.com/a/b", github_stars=34)) == []
+    stars = news_of(seen, _paper(github_url="https://github.com/a/b", github_stars=35))
+    assert [words for _, words in stars] == ["GitHub stars 15 → 35"]
+    assert [w for _, w in news_of(_seen(), _paper(project_url="https://p.example"))] == [
+        "project page"
+    ]
+    assert [w for _, w in news_of(_seen(version=1), Paper("2411.00001", "t", version=3))] == [
+        "arXiv v3 (you saw v1)"
+    ]
+    assert news_of(_seen(version=None), Paper("2411.00001", "t", version=3)) == []
+
+
+def test_at_most_five_strongest_first_and_never_a_paper_the_email_shows_anyway() -> None:
+    candidates = [
+        (_seen(f"2411.{i:05d}"), _paper(f"2411.{i:05d}", github_url=f"https://github.com/a/{i}"))
+        for i in range(4)
+    ] + [
+        (_seen(f"2411.{i:05d}", upvotes=10), Paper(f"2411.{i:05d}", "t", upvotes=30 + i))
+        for i in range(10, 14)
+    ]
+    chosen = choose_followups(candidates, exclude={"2411.00002"})
+    assert len(chosen) == MAX_FOLLOWUPS == 5
+    assert [f.paper.arxiv_id for f in chosen] == [
+        "2411.00000", "2411.00001", "2411.00003", "2411.00013", "2411.00012",
+    ]  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def both_stores(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'd.db'}" if request.param == "sqlite" else None
+    s = Store(url or request.getfixturevalue("pg_url"))
+    s.migrate()
+    yield s
+    s.close()
+
+
+def test_the_store_keeps_the_first_snapshot_tells_once_and_forgets_with_the_reader(
+    both_stores: Store,
+) -> None:
+    from digest.models import Edition, Frequency, Subscriber, Theme
+
+    store = both_stores
+    store.upsert_papers([_paper("2411.00001"), _paper("2411.00002")])
+    ada = store.add_subscriber(Subscriber("ada@example.org"))
+    bob = store.add_subscriber(Subscriber("bob@example.org", followups=False))
+    day = datetime(2026, 11, 24, tzinfo=UTC)
+    editions = [
+        store.save_edition(
+            Edition(f"daily-2026-11-2{n}", Frequency.DAILY, (day + timedelta(n)).date(),
+                    (Theme("T", (_paper("2411.00001"),)),) if n == 4 else ())
+        )
+        for n in (4, 5, 6)
+    ]  # fmt: skip
+    e1, e2, e3 = (e.id for e in editions)
+    shown = {ada.id: [_paper("2411.00001"), _paper("2411.00002")], bob.id: [_paper("2411.00001")]}
+    store.record_shown(e1, shown, day)
+    # shown again later with other values: the first snapshot stays
+    store.record_shown(e2, {ada.id: [_paper("2411.00001", upvotes=99)]}, day)
+    assert set(store.watched_papers(day - timedelta(days=1))) == {"2411.00001", "2411.00002"}
+    store.upsert_papers([_paper("2411.00001", github_url="https://github.com/a/b", upvotes=25)])
+    found = store.followup_candidates([ada.id, bob.id], e2, since=day - timedelta(days=30))
+    assert {sid: [s.arxiv_id for s, _ in rows] for sid, rows in found.items()} == {
+        ada.id: ["2411.00001"], bob.id: ["2411.00001"],
+    }  # fmt: skip
+    seen, paper = found[ada.id][0]
+    assert (seen.upvotes, seen.github_url, paper.upvotes, paper.github_url) == (
+        10, None, 25, "https://github.com/a/b",
+    )  # fmt: skip
+    assert store.followup_candidates([ada.id], e2, since=day + timedelta(days=1)) == {}
+    store.mark_followed_up(e2, [(ada.id, "2411.00001")])
+    store.mark_followed_up(e2, [(ada.id, "2411.00001")])  # a resend marks nothing new
+    assert list(store.followup_candidates([ada.id], e2, since=day - timedelta(1))) == [ada.id]
+    assert store.followup_candidates([ada.id], e3, since=day - timedelta(1)) == {}
+    assert set(store.watched_papers(day - timedelta(days=1))) == {"2411.00002"}
+    store.delete_subscriber(ada.id, "hash-of-ada")
+    assert list(store.followup_candidates([ada.id], e3, since=day - timedelta(1))) == []
