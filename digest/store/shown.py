@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -162,16 +162,15 @@ class ShownStore(StoreBase):
         with self.transaction() as conn:
             conn.execute(query, rows)
 
-    def watched_papers(self, since: datetime) -> dict[str, datetime | None]:
+    def watched_papers(self, since: datetime) -> dict[str, date | None]:
         """Papers shown since ``since`` to a subscriber who wants follow-ups, not yet told.
 
-        arXiv id -> when a listing showed it: what collect refreshes (HF by listing day,
-        arXiv versions by id), so only papers a reader may still hear about cost requests.
+        arXiv id -> the day (UTC) a Hugging Face list showed it, None for other sources: what
+        collect refreshes, so only papers a reader may still hear about cost requests.
         """
         s, p, sub = schema.shown_papers, schema.papers, schema.subscribers
-        query = (
-            sa.select(p.c.arxiv_id, p.c.listed_at)
-            .join(s, s.c.arxiv_id == p.c.arxiv_id)
+        watched = (
+            sa.select(s.c.arxiv_id)
             .join(sub, sub.c.id == s.c.subscriber_id)
             .where(
                 s.c.shown_at >= since,
@@ -179,7 +178,11 @@ class ShownStore(StoreBase):
                 sub.c.followups.is_(True),
                 sub.c.status == "active",
             )
-            .distinct()
         )
+        query = sa.select(p.c.arxiv_id, p.c.listed_at, p.c.sources).where(p.c.arxiv_id.in_(watched))
         with self.transaction() as conn:
-            return {arxiv_id: listed for arxiv_id, listed in conn.execute(query)}
+            rows = conn.execute(query).all()
+        return {
+            arxiv_id: listed.date() if listed and "hf" in (sources or ()) else None
+            for arxiv_id, listed, sources in rows
+        }
