@@ -107,18 +107,25 @@ def collect(store: Store, sources: Iterable[Source], day: date | None = None) ->
 
 
 def refresh(
-    store: Store, settings: Settings, today: date, *, client: object = None
+    store: Store,
+    settings: Settings,
+    today: date,
+    *,
+    names: Iterable[str] | None = None,
+    client: object = None,
 ) -> SourceReport | None:
     """Bring the signals of papers recent emails showed up to date, for "since you last saw it".
 
     Only papers a reader may still hear about (shown in the last 30 days, follow-ups on, not
-    told yet), from the hosts of DIGEST_SOURCES (see digest.sources.recent); None when
-    there is nothing to ask. Merged, never new: no edition lists them again.
+    told yet), from the hosts of the sources ``names`` (default DIGEST_SOURCES; see
+    digest.sources.recent); None when there is nothing to ask. Merged, never new: no
+    edition lists them again.
     """
     from digest.sources.recent import RecentSignals
     from digest.themes.followups import FOLLOWUP_WINDOW
 
-    hf, arxiv = "hf" in settings.sources, "arxiv" in settings.sources
+    names = set(settings.sources if names is None else names)
+    hf, arxiv = "hf" in names, "arxiv" in names
     if not (hf or arxiv):
         return None  # a papers file is refreshed by collecting a newer file
     watched = store.watched_papers(utcnow() - FOLLOWUP_WINDOW)
