@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import FIXTURES, TEST_SECRET
 
 from digest.cli import cli
 from digest.models import Paper
-from digest.store import Store
+from digest.store import Store, schema
 from digest.store.shown import Seen
 from digest.themes.followups import MAX_FOLLOWUPS, choose_followups, news_of, surged
 
@@ -164,43 +165,53 @@ def both_stores(request, tmp_path):
     s.close()
 
 
-def test_the_store_keeps_the_first_snapshot_tells_once_and_forgets_with_the_reader(
+def test_the_store_keeps_first_snapshots_and_emails_and_forgets_with_the_reader(
     both_stores: Store,
 ) -> None:
     from digest.models import Edition, Frequency, Subscriber, Theme
 
     store = both_stores
-    store.upsert_papers([_paper("2411.00001"), _paper("2411.00002")])
+    one, two = _paper("2411.00001"), _paper("2411.00002")
+    store.upsert_papers([one, two])
     ada = store.add_subscriber(Subscriber("ada@example.org"))
-    bob = store.add_subscriber(Subscriber("bob@example.org", followups=False))
+    bob = store.add_subscriber(Subscriber("bob@example.org"))
     day = datetime(2026, 11, 24, tzinfo=UTC)
-    editions = [
+    e1, e2, e3 = (
         store.save_edition(
             Edition(f"daily-2026-11-2{n}", Frequency.DAILY, (day + timedelta(n)).date(),
-                    (Theme("T", (_paper("2411.00001"),)),) if n == 4 else ())
-        )
+                    (Theme("T", (one, two)),) if n == 4 else ())
+        ).id
         for n in (4, 5, 6)
-    ]  # fmt: skip
-    e1, e2, e3 = (e.id for e in editions)
-    shown = {ada.id: [_paper("2411.00001"), _paper("2411.00002")], bob.id: [_paper("2411.00001")]}
-    store.record_shown(e1, shown, day)
-    # shown again later with other values: the first snapshot stays
-    store.record_shown(e2, {ada.id: [_paper("2411.00001", upvotes=99)]}, day)
-    assert set(store.watched_papers(day - timedelta(days=1))) == {"2411.00001", "2411.00002"}
-    store.upsert_papers([_paper("2411.00001", github_url="https://github.com/a/b", upvotes=25)])
-    found = store.followup_candidates([ada.id, bob.id], e2, since=day - timedelta(days=30))
-    assert {sid: [s.arxiv_id for s, _ in rows] for sid, rows in found.items()} == {
-        ada.id: ["2411.00001"], bob.id: ["2411.00001"],
-    }  # fmt: skip
-    seen, paper = found[ada.id][0]
-    assert (seen.upvotes, seen.github_url, paper.upvotes, paper.github_url) == (
-        10, None, 25, "https://github.com/a/b",
     )  # fmt: skip
-    assert store.followup_candidates([ada.id], e2, since=day + timedelta(days=1)) == {}
-    store.mark_followed_up(e2, [(ada.id, "2411.00001")])
-    store.mark_followed_up(e2, [(ada.id, "2411.00001")])  # a resend marks nothing new
-    assert list(store.followup_candidates([ada.id], e2, since=day - timedelta(1))) == [ada.id]
-    assert store.followup_candidates([ada.id], e3, since=day - timedelta(1)) == {}
-    assert set(store.watched_papers(day - timedelta(days=1))) == {"2411.00002"}
+    store.snapshot_edition(e1, [one, two], day)
+    store.snapshot_edition(e1, [_paper("2411.00001", upvotes=99)], day)  # the first one stays
+    store.record_emails(
+        e1, {ada.id: (["2411.00001", "2411.00002"], []), bob.id: (["2411.00001"], [])}, day
+    )
+    store.record_emails(e1, {ada.id: (["2411.00009"], ["x"])}, day)  # a resend changes nothing
+    assert store.papers_with_news(day - timedelta(days=1)) == []
+    store.upsert_papers([_paper("2411.00001", github_url="https://github.com/a/b", upvotes=25)])
+    ((seen, paper),) = store.papers_with_news(day - timedelta(days=1))
+    assert (seen.edition_id, seen.upvotes, seen.github_url) == (e1, 10, None)
+    assert (paper.upvotes, paper.github_url) == (25, "https://github.com/a/b")
+    assert store.papers_with_news(day - timedelta(days=1), but=e1) == []
+    assert store.papers_with_news(day + timedelta(days=1)) == []  # older than asked
+    store.record_emails(e2, {ada.id: ([], ["2411.00001"])}, day + timedelta(days=1))
+    emails = store.shown_emails([ada.id, bob.id], day - timedelta(days=1))
+    assert [(e.edition_id, e.papers, e.told) for e in emails[ada.id]] == [
+        (e1, {"2411.00001", "2411.00002"}, set()), (e2, set(), {"2411.00001"}),
+    ]  # fmt: skip
+    assert [e.papers for e in emails[bob.id]] == [{"2411.00001"}]
+    assert set(store.watched_papers(day - timedelta(days=1))) == {"2411.00001", "2411.00002"}
     store.delete_subscriber(ada.id, "hash-of-ada")
-    assert list(store.followup_candidates([ada.id], e3, since=day - timedelta(1))) == []
+    with store.transaction() as conn:  # ada's emails went with her
+        t = schema.shown_emails
+        assert conn.scalar(sa.select(sa.func.count()).where(t.c.subscriber_id == ada.id)) == 0
+    # A month on, old rows are forgotten as new ones are recorded.
+    later = day + timedelta(days=31)
+    store.snapshot_edition(e3, [two], later, forget_before=day + timedelta(days=1))
+    store.record_emails(e3, {bob.id: (["2411.00002"], [])}, later,
+                        forget_before=day + timedelta(days=1))  # fmt: skip
+    assert [e.edition_id for e in store.shown_emails([bob.id], day)[bob.id]] == [e3]
+    assert set(store.watched_papers(day)) == {"2411.00002"}
+    assert store.papers_with_news(day) == []

@@ -78,10 +78,14 @@ def test_a_later_run_refreshes_the_shown_papers_days_and_versions_and_tells_once
     assert "arXiv v3 (you saw v1)" in section
     assert store.get_paper(ids[3]).title  # a refresh changes only signals
 
-    # Told: those two are no longer watched, so the next run asks arXiv about 27 papers.
-    server.route(HF_PATH, Reply.json([]), query={"date": "2024-11-21"})
+    # The next day: the papers of the editions of the last 30 days are asked again, and the
+    # two told do not come back though they still have their news.
+    fresh = json.loads(RECENT.read_text())
+    fresh[0]["paper"]["id"] = "2602.23230"
+    server.route(HF_PATH, Reply.json(fresh), query={"date": "2024-11-21"})
+    server.route(HF_PATH, Reply.file(RECENT), query={"date": "2026-03-06"})  # the new one's day
+    server.route(API_PATH, Reply(200, api_feed(["2602.23230"])), Reply(200, versions))
     third = pipeline.run(config, store, today=date(2024, 11, 21))
-    assert len(server.hits(API_PATH)[-1].query["id_list"][0].split(",")) == 27 + 1
-    assert third.edition is None or "Since you last saw it" not in _text(
-        tmp_path / "outbox", third.edition.key
-    )
+    assert len(server.hits(API_PATH)[-1].query["id_list"][0].split(",")) == 29 + 1
+    assert third.collect.sources[1].merged == 0  # nothing changed since
+    assert "Since you last saw it" not in _text(tmp_path / "outbox", "daily-2024-11-21")

@@ -18,7 +18,7 @@ from digest.store.papers import PaperStore
 from digest.store.ratings import RatingStore
 from digest.store.recovery import RecoveryStore
 from digest.store.runs import RunStore
-from digest.store.shown import Seen, ShownStore
+from digest.store.shown import Seen, ShownEmail, ShownStore
 from digest.store.subscribers import SubscriberStore
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "SearchHit",
     "SearchResult",
     "Seen",
+    "ShownEmail",
     "Store",
     "StoreError",
     "ThemeOverview",

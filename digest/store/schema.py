@@ -165,11 +165,26 @@ ratings = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
-# What each subscriber's emails showed (revision 0006): one row per subscriber and paper, with
-# the paper's signals as they were then, so "since you last saw it" compares against what this
-# reader saw. followup_edition_id: the edition whose email told them what happened next (once).
-shown_papers = Table(
-    "shown_papers",
+# What emails showed (revision 0006), for "since you last saw it". Per edition, each paper's
+# signals as its emails showed them (written once, at its send); per subscriber and edition,
+# the arXiv ids the email held and those it told again (``told``: never told a second time).
+# Kept for the follow-up window (30 days), then deleted as new rows come.
+shown_snapshots = Table(
+    "shown_snapshots",
+    metadata,
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True),
+    Column("arxiv_id", String(64), primary_key=True),
+    Column("taken_at", UtcDateTime, nullable=False),
+    Column("upvotes", Integer, nullable=False),
+    Column("github_stars", Integer),
+    Column("github_url", Text),
+    Column("project_url", Text),
+    Column("version", Integer),
+)
+Index("ix_shown_snapshots_taken_at", shown_snapshots.c.taken_at)
+
+shown_emails = Table(
+    "shown_emails",
     metadata,
     Column(
         "subscriber_id",
@@ -177,17 +192,12 @@ shown_papers = Table(
         ForeignKey("subscribers.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("arxiv_id", String(64), primary_key=True),
-    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), nullable=False),
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True),
     Column("shown_at", UtcDateTime, nullable=False),
-    Column("upvotes", Integer, nullable=False),
-    Column("github_stars", Integer),
-    Column("github_url", Text),
-    Column("project_url", Text),
-    Column("version", Integer),
-    Column("followup_edition_id", Integer, ForeignKey("editions.id", ondelete="SET NULL")),
+    Column("papers", JSON, nullable=False, default=list),
+    Column("told", JSON, nullable=False, default=list),
 )
-Index("ix_shown_papers_shown_at", shown_papers.c.shown_at)
+Index("ix_shown_emails_shown_at", shown_emails.c.shown_at)
 
 # Deleted or hard-bounced addresses, kept only as a salted hash so they stay suppressed.
 suppressions = Table(

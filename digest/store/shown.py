@@ -1,11 +1,15 @@
-"""What each subscriber's emails showed, and which of those papers they heard about again.
+"""What each subscriber's emails showed, and which of those papers they were told about again.
 
-One row per (subscriber, paper), written as their email is made for sending, holding the paper's
-signals as the email showed them: "since you last saw it" compares against that snapshot.
+Two compact records, written as a send run makes the emails: per edition, each paper's
+signals as its emails showed them (``shown_snapshots``, one row per paper); per subscriber
+and edition, the arXiv ids their email held and the follow-ups it told (``shown_emails``, one
+row per email). "Since you last saw it" compares a paper now against the snapshot of the
+edition that first showed it to that reader.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,7 +22,7 @@ from digest.store import schema
 from digest.store.base import StoreBase, in_chunks, utcnow
 from digest.store.papers import row_to_paper
 
-__all__ = ["SURGE_MIN_GAIN", "Seen", "ShownStore"]
+__all__ = ["SURGE_MIN_GAIN", "Seen", "ShownEmail", "ShownStore"]
 
 # A surge needs at least this many more upvotes or stars (and a doubling, checked by
 # digest.themes.followups); the query uses it to leave out papers that cannot qualify.
@@ -27,7 +31,7 @@ SURGE_MIN_GAIN = 20
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """A paper as one subscriber's email showed it: where, when, and its signals then."""
+    """A paper as an edition's emails showed it: which edition, when, and its signals then."""
 
     arxiv_id: str
     edition_id: int
@@ -39,8 +43,18 @@ class Seen:
     version: int | None
 
 
-def _changed(s: sa.Table, p: sa.Table) -> sa.ColumnElement[bool]:
-    """Rows whose paper may have something to tell: a coarse filter, refined in Python."""
+@dataclass(frozen=True, slots=True)
+class ShownEmail:
+    """One email a subscriber got: its edition, when, the papers it held, what it told again."""
+
+    edition_id: int
+    shown_at: datetime
+    papers: frozenset[str]
+    told: frozenset[str]
+
+
+def _has_news(s: sa.Table, p: sa.Table) -> sa.ColumnElement[bool]:
+    """Snapshots whose paper may have news: a coarse filter, refined in Python."""
     return sa.or_(
         sa.and_(s.c.github_url.is_(None), p.c.github_url.is_not(None)),
         sa.and_(s.c.project_url.is_(None), p.c.project_url.is_not(None)),
@@ -53,133 +67,142 @@ def _changed(s: sa.Table, p: sa.Table) -> sa.ColumnElement[bool]:
 
 
 class ShownStore(StoreBase):
-    """Record the papers each email showed; find those with news since; mark them told."""
+    """Record what emails showed; find the papers with news since; read a reader's emails."""
 
-    def _insert_shown(self) -> sa.Insert:
-        t = schema.shown_papers
-        keys = ["subscriber_id", "arxiv_id"]
+    def _insert_unless_there(self, table: sa.Table, keys: list[str]) -> sa.Insert:
         if self.dialect == "postgresql":
-            return postgresql.insert(t).on_conflict_do_nothing(index_elements=keys)
-        return sqlite.insert(t).on_conflict_do_nothing(index_elements=keys)
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
 
-    def record_shown(
-        self, edition_id: int, shown: Mapping[int, Sequence[Paper]], now: datetime | None = None
+    def snapshot_edition(
+        self,
+        edition_id: int,
+        papers: Iterable[Paper],
+        now: datetime | None = None,
+        *,
+        forget_before: datetime | None = None,
     ) -> None:
-        """Note which papers (with their signals as shown) each subscriber's email holds.
+        """Keep each paper's signals as ``edition_id``'s emails show them (the first time only).
 
-        ``shown`` maps subscriber id -> papers. One executemany for the whole batch; a paper a
-        subscriber was shown before keeps its first snapshot.
+        Snapshots taken before ``forget_before`` are deleted on the way: no follow-up looks
+        back that far.
         """
         now = now or utcnow()
+        t = schema.shown_snapshots
         rows = [
-            {
-                "subscriber_id": sid,
-                "arxiv_id": paper.arxiv_id,
-                "edition_id": edition_id,
-                "shown_at": now,
-                "upvotes": paper.upvotes,
-                "github_stars": paper.github_stars,
-                "github_url": paper.github_url,
-                "project_url": paper.project_url,
-                "version": paper.version,
-            }
-            for sid, papers in shown.items()
-            for paper in papers
-        ]
-        if rows:
-            with self.transaction() as conn:
-                conn.execute(self._insert_shown(), rows)
+            {"edition_id": edition_id, "arxiv_id": p.arxiv_id, "taken_at": now,
+             "upvotes": p.upvotes, "github_stars": p.github_stars, "github_url": p.github_url,
+             "project_url": p.project_url, "version": p.version}
+            for p in papers
+        ]  # fmt: skip
+        with self.transaction() as conn:
+            if forget_before is not None:
+                conn.execute(sa.delete(t).where(t.c.taken_at < forget_before))
+            if rows:
+                conn.execute(self._insert_unless_there(t, ["edition_id", "arxiv_id"]), rows)
 
-    def followup_candidates(
-        self, subscriber_ids: Iterable[int], edition_id: int, since: datetime
-    ) -> dict[int, list[tuple[Seen, Paper]]]:
-        """Papers shown to these subscribers since ``since`` whose signals may have news.
+    def papers_with_news(self, since: datetime, but: int | None = None) -> list[tuple[Seen, Paper]]:
+        """Papers of editions shown since ``since`` (not edition ``but``) that may have news.
 
-        Leaves out papers already followed up in another edition (a follow-up is told once)
-        and keeps those followed up in ``edition_id`` itself, so a resent email is the same.
+        Each pair is the snapshot and the paper now; one query for every reader.
         """
-        s, p = schema.shown_papers, schema.papers
-        seen_columns = [
-            s.c.subscriber_id,
-            s.c.edition_id.label("seen_edition_id"),
-            s.c.shown_at.label("seen_at"),
-            s.c.upvotes.label("seen_upvotes"),
-            s.c.github_stars.label("seen_stars"),
-            s.c.github_url.label("seen_github_url"),
-            s.c.project_url.label("seen_project_url"),
-            s.c.version.label("seen_version"),
+        s, p = schema.shown_snapshots, schema.papers
+        query = (
+            sa.select(
+                p,
+                s.c.edition_id,
+                s.c.taken_at,
+                s.c.upvotes.label("seen_upvotes"),
+                s.c.github_stars.label("seen_stars"),
+                s.c.github_url.label("seen_github_url"),
+                s.c.project_url.label("seen_project_url"),
+                s.c.version.label("seen_version"),
+            )
+            .join(p, p.c.arxiv_id == s.c.arxiv_id)
+            .where(s.c.taken_at >= since, _has_news(s, p))
+        )
+        if but is not None:
+            query = query.where(s.c.edition_id != but)
+        with self.transaction() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            (
+                Seen(
+                    r["arxiv_id"],
+                    r["edition_id"],
+                    r["taken_at"],
+                    r["seen_upvotes"],
+                    r["seen_stars"],
+                    r["seen_github_url"],
+                    r["seen_project_url"],
+                    r["seen_version"],
+                ),  # fmt: skip
+                row_to_paper(r),
+            )
+            for r in rows
         ]
-        found: dict[int, list[tuple[Seen, Paper]]] = {}
+
+    def shown_emails(
+        self, subscriber_ids: Iterable[int], since: datetime
+    ) -> dict[int, list[ShownEmail]]:
+        """The emails these subscribers got since ``since``, oldest first, by subscriber id."""
+        t = schema.shown_emails
+        found: dict[int, list[ShownEmail]] = {}
+        # Readers with the same topics got the same list: read as text, each list is decoded
+        # once (decoding every row was most of a batch's cost in bench/followups.py).
+        decoded: dict[str, frozenset[str]] = {}
+        columns = (t.c.subscriber_id, t.c.edition_id, t.c.shown_at,
+                   sa.cast(t.c.papers, sa.Text), sa.cast(t.c.told, sa.Text))  # fmt: skip
         with self.transaction() as conn:
             for chunk in in_chunks(subscriber_ids):
                 query = (
-                    sa.select(p, *seen_columns)
-                    .join(p, p.c.arxiv_id == s.c.arxiv_id)
-                    .where(
-                        s.c.subscriber_id.in_(chunk),
-                        s.c.shown_at >= since,
-                        s.c.edition_id != edition_id,
-                        sa.or_(
-                            s.c.followup_edition_id.is_(None),
-                            s.c.followup_edition_id == edition_id,
-                        ),
-                        _changed(s, p),
-                    )
-                    .order_by(s.c.subscriber_id, s.c.shown_at, s.c.arxiv_id)
+                    sa.select(*columns)
+                    .where(t.c.subscriber_id.in_(chunk), t.c.shown_at >= since)
+                    .order_by(t.c.subscriber_id, t.c.shown_at, t.c.edition_id)
                 )
-                for row in conn.execute(query).mappings():
-                    seen = Seen(
-                        arxiv_id=row["arxiv_id"],
-                        edition_id=row["seen_edition_id"],
-                        shown_at=row["seen_at"],
-                        upvotes=row["seen_upvotes"],
-                        github_stars=row["seen_stars"],
-                        github_url=row["seen_github_url"],
-                        project_url=row["seen_project_url"],
-                        version=row["seen_version"],
+                for sid, edition_id, shown_at, papers, told in conn.execute(query):
+                    for text in (papers, told):
+                        if text not in decoded:
+                            decoded[text] = frozenset(json.loads(text))
+                    found.setdefault(sid, []).append(
+                        ShownEmail(edition_id, shown_at, decoded[papers], decoded[told])
                     )
-                    found.setdefault(row["subscriber_id"], []).append((seen, row_to_paper(row)))
         return found
 
-    def mark_followed_up(self, edition_id: int, told: Iterable[tuple[int, str]]) -> None:
-        """Record that ``edition_id``'s emails tell these (subscriber id, arXiv id) pairs.
+    def record_emails(
+        self,
+        edition_id: int,
+        emails: Mapping[int, tuple[Sequence[str], Sequence[str]]],
+        now: datetime | None = None,
+        *,
+        forget_before: datetime | None = None,
+    ) -> None:
+        """Note each email of a batch: subscriber id -> (arXiv ids it holds, ids it told again).
 
-        One executemany per batch; from now on no other edition tells them again.
+        One executemany for the batch; an email recorded before (a resend) stays as it was.
+        Emails older than ``forget_before`` are deleted on the way.
         """
-        t = schema.shown_papers
-        rows = [{"sid": sid, "aid": arxiv_id, "eid": edition_id} for sid, arxiv_id in told]
-        if not rows:
-            return
-        query = (
-            sa.update(t)
-            .where(
-                t.c.subscriber_id == sa.bindparam("sid"),
-                t.c.arxiv_id == sa.bindparam("aid"),
-                t.c.followup_edition_id.is_(None),
-            )
-            .values(followup_edition_id=sa.bindparam("eid"))
-        )
+        now = now or utcnow()
+        t = schema.shown_emails
+        rows = [
+            {"subscriber_id": sid, "edition_id": edition_id, "shown_at": now,
+             "papers": list(papers), "told": list(told)}
+            for sid, (papers, told) in emails.items()
+        ]  # fmt: skip
         with self.transaction() as conn:
-            conn.execute(query, rows)
+            if forget_before is not None:
+                conn.execute(sa.delete(t).where(t.c.shown_at < forget_before))
+            if rows:
+                conn.execute(self._insert_unless_there(t, ["subscriber_id", "edition_id"]), rows)
 
     def watched_papers(self, since: datetime) -> dict[str, date | None]:
-        """Papers shown since ``since`` to a subscriber who wants follow-ups, not yet told.
+        """Papers of the editions sent since ``since``: what collect refreshes for follow-ups.
 
-        arXiv id -> the day (UTC) a Hugging Face list showed it, None for other sources: what
-        collect refreshes, so only papers a reader may still hear about cost requests.
+        arXiv id -> the day (UTC) a Hugging Face list showed it, None for other sources.
         """
-        s, p, sub = schema.shown_papers, schema.papers, schema.subscribers
-        watched = (
-            sa.select(s.c.arxiv_id)
-            .join(sub, sub.c.id == s.c.subscriber_id)
-            .where(
-                s.c.shown_at >= since,
-                s.c.followup_edition_id.is_(None),
-                sub.c.followups.is_(True),
-                sub.c.status == "active",
-            )
-        )
-        query = sa.select(p.c.arxiv_id, p.c.listed_at, p.c.sources).where(p.c.arxiv_id.in_(watched))
+        s, p = schema.shown_snapshots, schema.papers
+        recent = sa.select(s.c.arxiv_id).where(s.c.taken_at >= since)
+        query = sa.select(p.c.arxiv_id, p.c.listed_at, p.c.sources).where(p.c.arxiv_id.in_(recent))
         with self.transaction() as conn:
             rows = conn.execute(query).all()
         return {

@@ -8,7 +8,7 @@ MAX_FOLLOWUPS per email, strongest news first. Pure: the store gives the snapsho
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +21,8 @@ __all__ = [
     "Followup",
     "choose_followups",
     "news_of",
+    "order_followups",
+    "pick_followups",
     "surged",
 ]
 
@@ -64,23 +66,49 @@ def news_of(seen: Seen, paper: Paper) -> list[tuple[int, str]]:
     return news
 
 
+def order_followups(candidates: Iterable[tuple[Seen, Paper]]) -> list[Followup]:
+    """The candidates with news as Followups, strongest first (code, project, version, surge).
+
+    Among equals the bigger upvote gain comes first, then the earlier shown.
+    """
+    found = []
+    for seen, paper in candidates:
+        news = news_of(seen, paper)
+        if news:
+            found.append(Followup(paper, seen, tuple(words for _, words in news), news[0][0]))
+    found.sort(key=lambda f: (f.rank, -(f.paper.upvotes - f.seen.upvotes), f.seen.shown_at))
+    return found
+
+
+def pick_followups(
+    ordered: Iterable[Followup],
+    wanted: Callable[[Followup], bool],
+    *,
+    exclude: Collection[str] = (),
+    limit: int = MAX_FOLLOWUPS,
+) -> tuple[Followup, ...]:
+    """The first ``limit`` of ``ordered`` that ``wanted`` keeps, one per paper.
+
+    ``exclude``: arXiv ids the email shows anyway (its own edition's papers).
+    """
+    picked: list[Followup] = []
+    names: set[str] = set()
+    for followup in ordered:
+        arxiv_id = followup.paper.arxiv_id
+        if arxiv_id in names or arxiv_id in exclude or not wanted(followup):
+            continue
+        picked.append(followup)
+        names.add(arxiv_id)
+        if len(picked) == limit:
+            break
+    return tuple(picked)
+
+
 def choose_followups(
     candidates: Iterable[tuple[Seen, Paper]],
     *,
     exclude: Collection[str] = (),
     limit: int = MAX_FOLLOWUPS,
 ) -> tuple[Followup, ...]:
-    """The follow-ups of one email: papers with news, strongest first, at most ``limit``.
-
-    ``exclude``: arXiv ids the email shows anyway (its own edition's papers).
-    """
-    found = []
-    for seen, paper in candidates:
-        if paper.arxiv_id in exclude:
-            continue
-        news = news_of(seen, paper)
-        if news:
-            found.append(Followup(paper, seen, tuple(words for _, words in news), news[0][0]))
-    # Strongest news first; among equals the bigger upvote gain, then the earlier shown.
-    found.sort(key=lambda f: (f.rank, -(f.paper.upvotes - f.seen.upvotes), f.seen.shown_at))
-    return tuple(found[:limit])
+    """The follow-ups of one email: papers with news, strongest first, at most ``limit``."""
+    return pick_followups(order_followups(candidates), lambda _: True, exclude=exclude, limit=limit)

@@ -1,4 +1,4 @@
-"""since you last saw it: papers' arXiv version, and what each subscriber's emails showed
+"""since you last saw it: papers' arXiv version, what each edition's and subscriber's emails showed
 
 Revision ID: 0006
 Revises: 0005
@@ -18,26 +18,36 @@ def upgrade() -> None:
     # archive search's triggers (see schema.SEARCH_TABLE).
     op.add_column("papers", sa.Column("version", sa.Integer(), nullable=True))
     op.create_table(
-        "shown_papers",
-        sa.Column("subscriber_id", sa.Integer(), nullable=False),
-        sa.Column("arxiv_id", sa.String(length=64), nullable=False),
+        "shown_snapshots",
         sa.Column("edition_id", sa.Integer(), nullable=False),
-        sa.Column("shown_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("arxiv_id", sa.String(length=64), nullable=False),
+        sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("upvotes", sa.Integer(), nullable=False),
         sa.Column("github_stars", sa.Integer(), nullable=True),
         sa.Column("github_url", sa.Text(), nullable=True),
         sa.Column("project_url", sa.Text(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=True),
-        sa.Column("followup_edition_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("edition_id", "arxiv_id"),
+    )
+    op.create_index("ix_shown_snapshots_taken_at", "shown_snapshots", ["taken_at"])
+    op.create_table(
+        "shown_emails",
+        sa.Column("subscriber_id", sa.Integer(), nullable=False),
+        sa.Column("edition_id", sa.Integer(), nullable=False),
+        sa.Column("shown_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("papers", sa.JSON(), nullable=False),
+        sa.Column("told", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(["subscriber_id"], ["subscribers.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["followup_edition_id"], ["editions.id"], ondelete="SET NULL"),
-        sa.PrimaryKeyConstraint("subscriber_id", "arxiv_id"),
+        sa.PrimaryKeyConstraint("subscriber_id", "edition_id"),
     )
-    op.create_index("ix_shown_papers_shown_at", "shown_papers", ["shown_at"])
+    op.create_index("ix_shown_emails_shown_at", "shown_emails", ["shown_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_shown_papers_shown_at", table_name="shown_papers")
-    op.drop_table("shown_papers")
+    op.drop_index("ix_shown_emails_shown_at", table_name="shown_emails")
+    op.drop_table("shown_emails")
+    op.drop_index("ix_shown_snapshots_taken_at", table_name="shown_snapshots")
+    op.drop_table("shown_snapshots")
     op.drop_column("papers", "version")  # SQLite 3.35+ drops a column in place
