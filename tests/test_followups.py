@@ -215,3 +215,44 @@ def test_the_store_keeps_first_snapshots_and_emails_and_forgets_with_the_reader(
     assert [e.edition_id for e in store.shown_emails([bob.id], day)[bob.id]] == [e3]
     assert set(store.watched_papers(day)) == {"2411.00002"}
     assert store.papers_with_news(day) == []
+
+
+def test_a_resent_email_tells_the_same_and_the_next_edition_nothing_again(
+    both_stores: Store, settings
+) -> None:
+    from digest.delivery.contents import Contents
+    from digest.delivery.shown import ShownBatches
+    from digest.models import Edition, Frequency, Subscriber, Theme
+
+    store = both_stores
+    old = [_paper(f"2411.{i:05d}") for i in range(8)]
+    store.upsert_papers(old + [_paper(f"2411.{i:05d}") for i in (100, 101, 102)])
+    readers = [store.add_subscriber(Subscriber(f"r{i}@example.org")) for i in range(3)]
+    store.update_preferences(readers[2].id, followups=False)
+    readers = list(store.iter_active_subscribers(Frequency.DAILY))
+
+    def edition(n: int, papers: list[Paper]) -> Edition:
+        day = datetime(2026, 11, 20 + n, tzinfo=UTC).date()
+        saved = store.save_edition(
+            Edition(f"daily-{day}", Frequency.DAILY, day, (Theme("T", tuple(papers)),))
+        )
+        return store.get_edition(saved.id)
+
+    def send(ed: Edition) -> dict[int, list[str]]:
+        told = ShownBatches(store, Contents(ed, settings)).prepare(readers)
+        return {sid: [f.paper.arxiv_id for f in fs] for sid, fs in told.items()}
+
+    assert send(edition(0, old)) == {}
+    # Seven of the eight gain code; one more only gains 19 upvotes.
+    store.upsert_papers([_paper(p.arxiv_id, github_url=f"https://github.com/a/{i}")
+                         for i, p in enumerate(old[:7])] + [_paper("2411.00007", upvotes=29)])  # fmt: skip
+    second = edition(1, [_paper("2411.00100")])
+    first_send = send(second)
+    assert list(first_send) == [readers[0].id, readers[1].id]  # the third turned them off
+    assert len(first_send[readers[0].id]) == 5  # capped
+    assert send(second) == first_send  # a resend (a deferred row claimed again): the same
+    third = edition(2, [_paper("2411.00101")])
+    later = send(third)
+    assert {sid: len(ids) for sid, ids in later.items()} == {readers[0].id: 2, readers[1].id: 2}
+    assert not set(later[readers[0].id]) & set(first_send[readers[0].id])  # never repeated
+    assert send(edition(3, [_paper("2411.00102")])) == {}  # all 7 told; the 8th never surged

@@ -18,7 +18,7 @@ from httpserver import ReplayServer, Reply
 from test_sources_hf_details import API_PATH, HF_2024, HF_PATH, api_feed, hf_ids
 
 from digest import pipeline
-from digest.models import Subscriber
+from digest.models import Frequency, Subscriber
 from digest.store import Store
 
 RECENT = Path(__file__).parent / "fixtures" / "hf_daily_papers_recent.json"
@@ -89,3 +89,37 @@ def test_a_later_run_refreshes_the_shown_papers_days_and_versions_and_tells_once
     assert len(server.hits(API_PATH)[-1].query["id_list"][0].split(",")) == 29 + 1
     assert third.collect.sources[1].merged == 0  # nothing changed since
     assert "Since you last saw it" not in _text(tmp_path / "outbox", "daily-2024-11-21")
+
+
+def test_digest_collect_prints_the_refresh_line_and_lists_nothing_again(
+    settings, server: ReplayServer, store: Store, tmp_path: Path, monkeypatch
+) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    config = settings.model_copy(
+        update={"hf_base_url": server.url, "arxiv_api_url": server.url, "sources": ["hf"],
+                "hf_lookback_days": 0, "arxiv_api_interval": 0.0}
+    )  # fmt: skip
+    ids = hf_ids()
+    later_items = json.loads(HF_2024.read_text())
+    later_items[0]["paper"]["projectPage"] = "https://project.example.org/"
+    server.route(
+        HF_PATH, Reply.file(HF_2024), Reply.json(later_items), query={"date": "2024-10-25"}
+    )
+    server.route(HF_PATH, Reply.json([]), query={"date": "2024-11-20"})
+    server.route(API_PATH, Reply(200, api_feed(ids)))
+    store.add_subscriber(Subscriber("ada@example.org"))
+    assert pipeline.run(config, store, today=FIRST).delivery.sent == 1
+    for name, value in {"DIGEST_DATABASE_URL": settings.database_url, "DIGEST_SOURCES": "hf",
+                        "DIGEST_HF_BASE_URL": server.url, "DIGEST_ARXIV_API_URL": server.url,
+                        "DIGEST_HF_LOOKBACK_DAYS": "0", "DIGEST_ARXIV_API_INTERVAL": "0"}.items():  # fmt: skip
+        monkeypatch.setenv(name, str(value))
+    result = CliRunner().invoke(cli, ["collect", "--date", "2024-11-20"])
+    assert result.exit_code == 0, result.output
+    assert "refresh: fetched 29, new 0, merged 1, unchanged 28, skipped 0; HF lists of 1 " in (
+        result.output
+    )
+    assert store.get_paper(ids[0]).project_url == "https://project.example.org/"
+    assert store.unpublished_papers(Frequency.DAILY) == []  # nothing to list again
