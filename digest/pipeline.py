@@ -116,10 +116,9 @@ def refresh(
 ) -> SourceReport | None:
     """Bring the signals of papers recent emails showed up to date, for "since you last saw it".
 
-    Only papers a reader may still hear about (shown in the last 30 days, follow-ups on, not
-    told yet), from the hosts of the sources ``names`` (default DIGEST_SOURCES; see
-    digest.sources.recent); None when there is nothing to ask. Merged, never new: no
-    edition lists them again.
+    The papers of the editions sent in the last 30 days, from the hosts of the sources
+    ``names`` (default DIGEST_SOURCES; see digest.sources.recent); None when there is
+    nothing to ask. Merged, never new: no edition lists them again.
     """
     from digest.sources.recent import RecentSignals
     from digest.themes.followups import FOLLOWUP_WINDOW

@@ -1,8 +1,8 @@
 """Fresh signals for papers recent emails showed: code, project page, upvotes, arXiv version.
 
-What collect refreshes, and how politely: only papers shown in the last 30 days to a reader
-who wants follow-ups and has not been told about them yet (the store names them). Hugging
-Face: the daily list of each day such a paper was listed on, once per run, skipping the days
+What collect refreshes, and how politely: only the papers of the editions sent in the last
+30 days (the store names them; older ones are never followed up). Hugging Face: the daily
+list of each day such a paper was listed on, once per run, skipping the days
 the `hf` source itself just read (today and DIGEST_HF_LOOKBACK_DAYS before); a list is one
 request for up to 100 papers. arXiv: the API's ``id_list`` (100 ids a request,
 DIGEST_ARXIV_API_INTERVAL seconds apart) gives each paper's latest version. Each host keeps
