@@ -153,6 +153,7 @@ class Paper:
     thumbnail_url: str | None = None
     sources: tuple[str, ...] = ()
     first_seen_at: datetime | None = None  # set by the store on first insert
+    version: int | None = None  # the latest arXiv version known (the arXiv API says)
 
     @property
     def url(self) -> str:

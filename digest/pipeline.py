@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from digest.config import Settings
@@ -21,7 +21,7 @@ from digest.logs import event
 from digest.models import Edition, Frequency
 from digest.periods import edition_key, local_day, local_today
 from digest.sources import Skipped, Source
-from digest.store import HourGroup, Store
+from digest.store import HourGroup, Store, utcnow
 from digest.tokens import LINK_KEY_META, key_fingerprint
 
 if TYPE_CHECKING:  # delivery loads rendering and SMTP: only a run that sends imports it
@@ -37,6 +37,7 @@ __all__ = [
     "describe",
     "lock_name",
     "prepare",
+    "refresh",
     "remember_link_key",
     "run",
     "run_scheduled",
@@ -106,6 +107,36 @@ def collect(store: Store, sources: Iterable[Source], day: date | None = None) ->
     return report
 
 
+def refresh(
+    store: Store,
+    settings: Settings,
+    today: date,
+    *,
+    names: Iterable[str] | None = None,
+    client: object = None,
+) -> SourceReport | None:
+    """Bring the signals of papers recent emails showed up to date, for "since you last saw it".
+
+    The papers of the editions sent in the last 30 days, from the hosts of the sources
+    ``names`` (default DIGEST_SOURCES; see digest.sources.recent); None when there is
+    nothing to ask. Merged, never new: no edition lists them again.
+    """
+    from digest.sources.recent import RecentSignals
+    from digest.themes.followups import FOLLOWUP_WINDOW
+
+    names = set(settings.sources if names is None else names)
+    hf, arxiv = "hf" in names, "arxiv" in names
+    if not (hf or arxiv):
+        return None  # a papers file is refreshed by collecting a newer file
+    watched = store.watched_papers(utcnow() - FOLLOWUP_WINDOW)
+    if not watched:
+        return None
+    read = [today - timedelta(days=n) for n in range(settings.hf_lookback_days + 1)] if hf else []
+    # arXiv versions for every watched paper, HF or arXiv-listed: both sources use the API.
+    source = RecentSignals(settings, watched, hf=hf, arxiv=True, read_days=read, client=client)
+    return collect(store, [source], today).sources[0]
+
+
 @dataclass
 class RunReport:
     """What one run of the whole job did."""
@@ -147,10 +178,14 @@ def prepare(
     today = today or local_today(settings)
     collected = CollectReport()
     if collect_first and frequency is Frequency.DAILY:
+        configured = sources is None
         if sources is None:
             known = store.ids_with_categories  # the arXiv details stored are not asked again
             sources = [make_source(name, settings, known=known) for name in settings.sources]
         collected = collect(store, sources, today)
+        # followups: the configured sources' hosts refresh recently shown papers' signals.
+        if configured and (refreshed := refresh(store, settings, today)) is not None:
+            collected.sources.append(refreshed)
     edition, reason = build_edition(store, settings, frequency, today)
     event(log, "edition.ready" if edition else "edition.none", frequency=str(frequency),
           edition=edition.key if edition else None, reason=reason)  # fmt: skip

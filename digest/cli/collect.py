@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,10 +84,15 @@ def collect(app: App, names: tuple[str, ...], path: Path | None, day: date | Non
     if path is not None and "file" not in names:
         raise DigestError("--file is for the file source: add --source file")
     from digest.pipeline import collect as collect_into  # loads themes/rank: only when used
+    from digest.pipeline import refresh
 
     known = app.store.ids_with_categories  # the arXiv details already stored are not asked again
     sources = [make_source(name, app.settings, path=path, known=known) for name in names]
     reports = collect_into(app.store, sources, day).sources
+    # followups: the signals of papers recent emails showed (code, upvotes, arXiv versions).
+    today = day or datetime.now(UTC).date()
+    if (refreshed := refresh(app.store, app.settings, today, names=names)) is not None:
+        reports.append(refreshed)
     for report in reports:
         _print(report)
     if all(r.error for r in reports):

@@ -22,10 +22,12 @@ from digest.config import EmptyEdition, Settings
 from digest.delivery.transports import EDITION_HEADER
 from digest.logs import event
 from digest.mail.assembly import Assembly, assembly_for, same_parts
+from digest.mail.followups import followup_views
 from digest.mail.render import Renderer
 from digest.models import REMAINDER_LABEL, Edition, Message, Selection, Subscriber, Theme
 from digest.store import Store
 from digest.themes import rank
+from digest.themes.followups import Followup
 from digest.themes.matching import EditionIndex
 from digest.themes.taxonomy import Taxonomy, load_taxonomy
 
@@ -81,12 +83,17 @@ class Contents:
         # "For me": the edition scored once; ``lookup`` (the store) finds the papers readers rated.
         self.scorer = rank.for_me(edition, self.now, lookup)
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
+        # Selections by key: the follow-ups step and the email both ask for the same one.
+        self._selections: OrderedDict[Hashable, Selection] = OrderedDict()
         self._size = size
         self.renders = 0
         self._index: EditionIndex | None = None
         self._assembly: Assembly | None | bool = False  # False: not made yet
         self.checked = 0
         self.store = store  # to find the editions a "roll" subscriber was given nothing of
+        # followups: subscriber id -> their "Since you last saw it" papers, set per claimed
+        # batch by digest.delivery.shown (empty for a dry run: it stores nothing).
+        self.followups: dict[int, tuple[Followup, ...]] = {}
 
     @property
     def index(self) -> EditionIndex:
@@ -121,6 +128,10 @@ class Contents:
         roll = subscriber.empty_days == "roll"
         return (rank.selection_key(subscriber), roll, tuple(e.key for e in rolled))
 
+    def sends(self, selection: Selection) -> bool:
+        """True when a selection makes an email (an empty one only with DIGEST_EMPTY_EDITION=send)."""
+        return bool(selection.count) or self.settings.empty_edition is EmptyEdition.SEND
+
     def selection(self, subscriber: Subscriber, rolled: list[Edition] | None = None) -> Selection:
         """What ``subscriber`` gets of the edition (and of ``rolled``, their empty days')."""
         if rolled:  # a rare, merged edition: selected on its own, without the edition's index
@@ -128,11 +139,18 @@ class Contents:
                 with_rolled(self.edition, rolled), subscriber, taxonomy=self.taxonomy,
                 default_max=self.settings.max_papers, now=self.now,
             )  # fmt: skip
-        return rank.select(
+        key = rank.selection_key(subscriber)
+        if key in self._selections:
+            self._selections.move_to_end(key)
+            return self._selections[key]
+        selection = self._selections[key] = rank.select(
             self.edition, subscriber, taxonomy=self.taxonomy,
             default_max=self.settings.max_papers, now=self.now, index=self.index,
             scorer=self.scorer,
         )  # fmt: skip
+        if len(self._selections) > self._size:
+            self._selections.popitem(last=False)
+        return selection
 
     def message(self, subscriber: Subscriber, extra: Any = None) -> Message | None:
         """The subscriber's email, or None when their selection is empty and empties are skipped.
@@ -143,6 +161,9 @@ class Contents:
         email of DIGEST_EMPTY_EDITION=send), and the next email also selects from the papers
         of the editions that gave them nothing since their last email.
         """
+        told = self.followups.get(subscriber.id or 0, ())
+        if extra is None and told:  # "Since you last saw it", chosen for this claimed batch
+            extra = followup_views(told)
         rolled = self._rolled(subscriber)
         selection = self.selection(subscriber, rolled)
         if not selection.count and subscriber.empty_days == "roll":

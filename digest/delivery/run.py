@@ -24,6 +24,7 @@ from digest.delivery.failures import failure_of
 from digest.delivery.ledger import LedgerWriter
 from digest.delivery.recovery import recover_crashed
 from digest.delivery.report import DeliveryReport, Progress
+from digest.delivery.shown import ShownBatches
 from digest.delivery.throttle import throttle_for
 from digest.delivery.transports import (
     ConnectionFailure,
@@ -133,6 +134,7 @@ class SendRun:
         self.concurrency = max(1, transport.concurrency)
         self.throttle = throttle_for(settings, store)
         self.failures = 0  # connection failures in a row
+        self.shown = ShownBatches(store, contents)  # followups: what the emails show
 
     async def run(self) -> DeliveryReport:
         """Send every open row (or until the run pauses); the report says what happened."""
@@ -185,6 +187,8 @@ class SendRun:
                     continue
                 # Every claimed reader's likes scored at once, before their emails are built.
                 self.contents.prepare([claim.subscriber for claim in claims])
+                # followups: record what this batch is shown; its "Since you last saw it".
+                self.shown.prepare([c.subscriber for c in claims])
                 for claim in claims:
                     work.put_nowait(claim)
                 # The whole batch is finished before the next claim, so no row is in flight twice.

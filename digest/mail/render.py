@@ -292,7 +292,10 @@ class Renderer:
     def prepare_digest(
         self, edition: Edition, selection: Selection, *, subject_prefix: str = "", extra: Any = None
     ) -> PreparedMessage:
-        """Render ``selection`` of ``edition`` once (HTML + text), ready for any subscriber."""
+        """Render ``selection`` of ``edition`` once (HTML + text), ready for any subscriber.
+
+        ``extra``: what the templates' ``extra`` block shows (a reader's own section).
+        """
         slots = Slots.new()
         context = self.digest_context(edition, selection, slots, extra)
         html = self.templates.render("html", "digest.mjml", context)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from xml.etree.ElementTree import Element  # type only; parsing is defusedxml
@@ -33,6 +34,12 @@ NS = {
     "dc": "http://purl.org/dc/elements/1.1/",
 }
 API_BATCH = 100  # ids per API query: short URLs, few requests
+_VERSION = re.compile(r"v(\d+)$")  # an entry's id ends in its latest version: .../2104.12255v3
+
+
+def _version(entry_id: str) -> int | None:
+    match = _VERSION.search(entry_id.strip())
+    return int(match.group(1)) if match else None
 
 
 def parse_xml(body: bytes, what: str) -> Element:
@@ -87,12 +94,13 @@ def parse_api_feed(body: bytes) -> dict[str, Paper]:
             published_at=published_at,
             categories=_categories(entry),
             sources=("arxiv",),
+            version=_version(entry_id),
         )
     return papers
 
 
 def with_details(paper: Paper, details: Paper | None, *, api_authors: bool) -> Paper:
-    """``paper`` with what the API adds: categories, submission date, a missing abstract.
+    """``paper`` with what the API adds: categories, submission date, version, a missing abstract.
 
     ``api_authors``: the API's author list replaces the paper's (the arXiv listing's one
     ``dc:creator`` string splits badly); otherwise it only fills an empty list (Hugging Face
@@ -109,6 +117,7 @@ def with_details(paper: Paper, details: Paper | None, *, api_authors: bool) -> P
         authors=authors,
         categories=details.categories or paper.categories,
         abstract=paper.abstract or details.abstract,
+        version=details.version or paper.version,
     )
 
 

@@ -66,7 +66,7 @@ class HfSource:
             before = http.requests  # an injected client may have served earlier fetches
             for listed in days:  # the asked day first: it matters most if the budget runs out
                 try:
-                    self._read_day(http, listed, found, skipped)
+                    self.read_day(http, listed, found, skipped)
                 except BudgetExhausted as exc:
                     if http.requests == before:  # nothing read at all: the source failed
                         raise
@@ -112,7 +112,7 @@ class HfSource:
             log.warning("source=hf arxiv_details=partial reason=%r", failure)
         return [with_details(p, found.get(p.arxiv_id), api_authors=False) for p in papers]
 
-    def _read_day(
+    def read_day(
         self, http: PoliteClient, listed: date, found: list[Paper], skipped: list[Skipped]
     ) -> None:
         """Page through one day's list, appending its papers and skipped records."""

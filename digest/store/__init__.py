@@ -19,6 +19,7 @@ from digest.store.papers import PaperStore
 from digest.store.ratings import RatingStore
 from digest.store.recovery import RecoveryStore
 from digest.store.runs import RunStore
+from digest.store.shown import Seen, ShownEmail, ShownStore
 from digest.store.subscribers import SubscriberStore
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "HourGroup",
     "SearchHit",
     "SearchResult",
+    "Seen",
+    "ShownEmail",
     "Store",
     "StoreError",
     "ThemeOverview",
@@ -42,6 +45,7 @@ class Store(
     ArchiveStore,
     SubscriberStore,
     RatingStore,
+    ShownStore,
     DeliveryStore,
     FailureStore,
     HourStore,
@@ -50,4 +54,4 @@ class Store(
     LeaseStore,
     StoreBase,
 ):
-    """The database of digest: papers, editions, subscribers, deliveries, runs, leases."""
+    """The database of digest: papers, editions, subscribers, what they were shown, deliveries, runs, leases."""

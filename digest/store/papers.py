@@ -21,7 +21,7 @@ __all__ = ["PaperStore", "UpsertResult", "edition_from_row", "row_to_paper"]
 _MERGED_FIELDS = (
     "title", "abstract", "authors", "published_at", "upvotes", "comments", "ai_summary",
     "keywords", "categories", "github_url", "github_stars", "project_url", "organization",
-    "thumbnail_url",
+    "thumbnail_url", "version",
 )  # fmt: skip
 _TUPLE_FIELDS = ("authors", "keywords", "categories", "sources")
 _PAPER_FIELDS = tuple(f.name for f in dataclasses.fields(Paper))
@@ -76,6 +76,8 @@ def _merge(old: Paper, new: Paper) -> dict:
         value = getattr(new, name)
         if value in (None, "", ()) or (name in ("upvotes", "comments") and value == 0):
             continue
+        if name == "version" and old.version is not None and value < old.version:
+            continue  # a stale answer never takes a paper back to an older version
         if value != getattr(old, name):
             changes[name] = list(value) if isinstance(value, tuple) else value
     if new.listed_at and (old.listed_at is None or new.listed_at < old.listed_at):

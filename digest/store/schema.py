@@ -77,6 +77,7 @@ papers = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     # The words the archive search finds the paper by (digest.store.search), kept by the store.
     Column("search_text", Text, nullable=False, server_default=""),
+    Column("version", Integer),  # the latest arXiv version known (revision 0006)
 )
 Index("ix_papers_first_seen_at", papers.c.first_seen_at)
 
@@ -163,6 +164,40 @@ ratings = Table(
     Column("value", SmallInteger, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+# What emails showed (revision 0006), for "since you last saw it". Per edition, each paper's
+# signals as its emails showed them (written once, at its send); per subscriber and edition,
+# the arXiv ids the email held and those it told again (``told``: never told a second time).
+# Kept for the follow-up window (30 days), then deleted as new rows come.
+shown_snapshots = Table(
+    "shown_snapshots",
+    metadata,
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True),
+    Column("arxiv_id", String(64), primary_key=True),
+    Column("taken_at", UtcDateTime, nullable=False),
+    Column("upvotes", Integer, nullable=False),
+    Column("github_stars", Integer),
+    Column("github_url", Text),
+    Column("project_url", Text),
+    Column("version", Integer),
+)
+Index("ix_shown_snapshots_taken_at", shown_snapshots.c.taken_at)
+
+shown_emails = Table(
+    "shown_emails",
+    metadata,
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True),
+    Column("shown_at", UtcDateTime, nullable=False),
+    Column("papers", JSON, nullable=False, default=list),
+    Column("told", JSON, nullable=False, default=list),
+)
+Index("ix_shown_emails_shown_at", shown_emails.c.shown_at)
 
 # Deleted or hard-bounced addresses, kept only as a salted hash so they stay suppressed.
 suppressions = Table(
