@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import random
+import re
 import shutil
 from datetime import UTC, datetime
 from importlib import resources
@@ -173,12 +174,17 @@ def test_a_per_subscriber_extra_section_is_assembled_alike(
         "</mj-section>{% endif %}{% endblock %}"
     )
     html = shipped.joinpath("digest.mjml").read_text("utf-8")
-    (folder / "digest.mjml").write_text(html.replace("{% block extra %}{% endblock %}", section))
+    # The shipped block shows "Since you last saw it"; this override shows plain strings.
+    block = re.compile(r"\{% block extra %\}.*?\{% endblock %\}")
+    (folder / "digest.mjml").write_text(block.sub(lambda _: section, html, count=1))
     text = shipped.joinpath("digest.txt").read_text("utf-8")
-    text = text.replace(
-        "{% block extra %}{% endblock %}",
-        "{% block extra %}{% if extra %}\nSince you last saw it: {{ extra|join(', ') }}\n"
-        "{% endif %}{% endblock %}",
+    text = block.sub(
+        lambda _: (
+            "{% block extra %}{% if extra %}\nSince you last saw it: {{ extra|join(', ') }}\n"
+            "{% endif %}{% endblock %}"
+        ),
+        text,
+        count=1,
     )
     (folder / "digest.txt").write_text(text, "utf-8")
     settings = settings_for(tmp_path, templates_dir=folder)

@@ -82,7 +82,8 @@ def test_a_paper_that_gains_a_repository_is_told_once_and_never_again(
     run("2026-11-25", [*day2, *json.loads(RECENT.read_text())])
     second = _emails(tmp_path / "outbox", "daily-2026-11-25")
     text, html = _parts(second["ada@example.org"])
-    section = text.split("== Since you last saw it ==")[1]
+    # The section sits under the list of themes; the edition's own papers follow it.
+    section, _, papers = text.split("== Since you last saw it ==")[1].partition("\n== ")
     assert "code released, in your email of" in section
     assert "Code: https://github.com/example/repo-of-2410.18693" in section
     assert "upvotes 64 → 129" in section
@@ -90,7 +91,8 @@ def test_a_paper_that_gains_a_repository_is_told_once_and_never_again(
     assert section.index("code released") < section.index("upvotes 64")  # code first
     assert "Since you last saw it" in html and "repo-of-2410.18693" in html
     # The new paper is still the edition's only paper; nothing of day 1 is listed as new.
-    assert "Large Multimodal Models as General In-Context Classifiers" in text.split("== Since")[0]
+    assert "Large Multimodal Models as General In-Context Classifiers" in papers
+    assert "Large Multimodal Models" not in section
     assert "1 paper in 1 theme" in text
     bob_text, _ = _parts(second["bob@example.org"])
     assert "Since you last saw it" not in bob_text

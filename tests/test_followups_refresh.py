@@ -73,7 +73,7 @@ def test_a_later_run_refreshes_the_shown_papers_days_and_versions_and_tells_once
     assert sorted(asked) == sorted(ids)
     assert [p.arxiv_id for p in later.edition.papers] == [new_id]  # not listed again
     text = _text(tmp_path / "outbox", "daily-2024-11-20")
-    section = text.split("== Since you last saw it ==")[1]
+    section = text.split("== Since you last saw it ==")[1].partition("\n== ")[0]
     assert "code released" in section and "https://github.com/example/late-code" in section
     assert "arXiv v3 (you saw v1)" in section
     assert store.get_paper(ids[3]).title  # a refresh changes only signals
