@@ -41,13 +41,13 @@ COMMANDS = {
     "demo": ("core", "Run the whole job on the bundled example papers, into ./outbox."),
     "init": ("core", "Create or upgrade the database schema."),
     "preview": ("preview", "Render an edition's email as a subscriber gets it, to check it before sending."),
-    "run": ("core", "Collect, build the edition and send it: the one-shot for timers and cron."),
+    "run": ("core", "Collect, build the edition once its time has come, send whoever is due: for timers."),
     "send": ("send", "Send today's edition to every active subscriber of its frequency who has not had it."),
     "serve": ("serve", "Run the scheduler: send each edition on DIGEST_SCHEDULE until SIGTERM."),
     "status": ("status", "Show the last runs, editions, deliveries by state, the next run and what needs you."),
     "subscribers": ("subscribers", "Manage the subscriber list: add, import, export, list, remove, delete."),
     "themes": ("themes", "Group the papers of PATH by theme and show labels, sizes and rank signals."),
-    "web": ("web", "Serve the subscribe, preferences, unsubscribe and archive pages."),
+    "web": ("web", "Serve the subscribe, preferences, feedback, unsubscribe and archive pages."),
 }  # fmt: skip
 
 
