@@ -192,14 +192,14 @@ def _pick(
 
 
 def _joined(first: tuple, ranked: list, cover: dict, taken: list, surface: dict) -> str:
-    """``first``, or "First and second" when first leaves a third of the theme out.
+    """``first``, or "First and second" when first is a lone word or leaves a third out.
 
     The second is the best covering phrase sharing no word with the first, in at least
     JOIN_COVERAGE of the papers, the whole at most four words ("Galaxies and star formation").
     """
     label = display(first, surface[first])
     second = None
-    if cover[first] < 2 / 3:
+    if cover[first] < 2 / 3 or len(first) == 1:  # a lone word says little: add a second
         second = next(
             (
                 key
