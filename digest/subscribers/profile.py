@@ -87,6 +87,9 @@ def parse_timezone(text: str | None) -> str | None:
     raw = (text or "").strip()
     if not raw:
         return None
+    problem = ProfileError(f"not a time zone: {_shown(raw)} (an IANA name such as Europe/Berlin)")
+    if len(raw) > 64 or raw.startswith(("/", ".")) or ".." in raw:
+        raise problem  # zoneinfo would read such a "key" as a path
     try:
         ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
@@ -94,9 +97,7 @@ def parse_timezone(text: str | None) -> str | None:
         by_key = {name.casefold(): name for name in available_timezones()}
         if raw.casefold() in by_key:
             return by_key[raw.casefold()]
-        raise ProfileError(
-            f"unknown time zone {_shown(raw)} (an IANA name such as Europe/Berlin)"
-        ) from None
+        raise problem from None
     return raw
 
 
