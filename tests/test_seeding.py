@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from digest.config import Settings
-from digest.models import Paper, Subscriber
+from digest.models import Frequency, Paper, Subscriber
 from digest.store import Store
 from digest.subscribers import seeding
 from digest.subscribers.profile import (
@@ -168,6 +168,10 @@ def test_stored_papers_are_liked_and_only_missing_ones_go_to_arxiv_in_one_batch(
     now = store.get_subscriber(sub.id)
     assert now.likes == ("2410.17243", "1111.2011") and now.dislikes == ("2104.12255",)
     assert store.get_paper("1111.2011") is None  # not stored: it would be "new" in an edition
+    # ... but its text is kept for "for me", and no edition ever lists it.
+    kept = store.get_papers(["1111.2011", "0000.0000"])
+    assert list(kept) == ["1111.2011"] and kept["1111.2011"].title and kept["1111.2011"].abstract
+    assert "1111.2011" not in {p.arxiv_id for p in store.unpublished_papers(Frequency.DAILY)}
 
 
 def test_an_arxiv_outage_keeps_the_ids_unchecked_rather_than_losing_them(

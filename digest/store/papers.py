@@ -188,9 +188,25 @@ class PaperStore(StoreBase):
         return row_to_paper(row) if row else None
 
     def get_papers(self, arxiv_ids: Iterable[str]) -> dict[str, Paper]:
-        """The stored papers among these version-less ids, by id (unknown ids are absent)."""
+        """The stored papers among these version-less ids, by id (unknown ids are absent).
+
+        A paper only a reader's library brought (``reference_papers``) is found too: its
+        text is what "for me" needs of a like.
+        """
+        wanted = set(arxiv_ids)
         with self.transaction() as conn:
-            return {a: paper for a, (_, paper) in _stored_papers(conn, set(arxiv_ids)).items()}
+            found = {a: paper for a, (_, paper) in _stored_papers(conn, wanted).items()}
+            r = schema.reference_papers
+            for chunk in in_chunks(wanted - set(found)):
+                for row in conn.execute(sa.select(r).where(r.c.arxiv_id.in_(chunk))).mappings():
+                    found[row["arxiv_id"]] = Paper(
+                        row["arxiv_id"],
+                        row["title"],
+                        row["abstract"] or "",
+                        authors=tuple(row["authors"] or ()),
+                        categories=tuple(row["categories"] or ()),
+                    )
+            return found
 
     def ids_with_categories(self, arxiv_ids: Iterable[str]) -> set[str]:
         """Which of ``arxiv_ids`` are stored with their arXiv categories (no need to ask again)."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import sqlalchemy as sa
 
+from digest.models import Paper
 from digest.store import schema
 from digest.store.base import StoreBase, utcnow
 
@@ -36,6 +39,34 @@ class RatingStore(StoreBase):
                         created_at=utcnow(),
                     )
                 )
+
+    def save_reference_papers(self, papers: Iterable[Paper]) -> int:
+        """Keep the text of papers readers liked that no listing brought; returns how many new.
+
+        They live beside ``papers``, not in it, so no edition lists them as new; a paper
+        already stored or kept is left as it is.
+        """
+        r = schema.reference_papers
+        batch = {p.arxiv_id: p for p in papers}
+        with self.transaction() as conn:
+            known = set(conn.scalars(sa.select(schema.papers.c.arxiv_id).where(
+                schema.papers.c.arxiv_id.in_(list(batch)))))  # fmt: skip
+            known |= set(conn.scalars(sa.select(r.c.arxiv_id).where(r.c.arxiv_id.in_(list(batch)))))
+            rows = [
+                {
+                    "arxiv_id": p.arxiv_id,
+                    "title": p.title,
+                    "abstract": p.abstract,
+                    "authors": list(p.authors),
+                    "categories": list(p.categories),
+                    "fetched_at": utcnow(),
+                }
+                for a, p in batch.items()
+                if a not in known
+            ]
+            if rows:
+                conn.execute(sa.insert(r), rows)
+        return len(rows)
 
     def rating(self, subscriber_id: int, arxiv_id: str) -> int | None:
         """This subscriber's rating of this paper: +1, -1, or None."""

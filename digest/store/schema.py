@@ -149,6 +149,19 @@ subscribers = Table(
 )
 Index("ix_subscribers_status", subscribers.c.status)
 
+# Papers a reader liked (seeded from their library) that no listing brought: their text lets
+# "for me" use the like; they are not `papers`, so no edition ever lists them as new.
+reference_papers = Table(
+    "reference_papers",
+    metadata,
+    Column("arxiv_id", String(64), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("abstract", Text, nullable=False, default=""),
+    Column("authors", JSON, nullable=False, default=list),
+    Column("categories", JSON, nullable=False, default=list),
+    Column("fetched_at", UtcDateTime, nullable=False),
+)
+
 # A subscriber's likes (+1) and dislikes (-1), by arXiv id: the paper may not be stored (yet).
 # Per subscriber only; deleted with them.
 ratings = Table(

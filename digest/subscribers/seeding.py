@@ -26,6 +26,7 @@ from bibtexparser.model import Entry
 
 from digest.config import Settings
 from digest.errors import DigestError
+from digest.models import Paper
 from digest.sources.arxiv_api import API_BATCH, ArxivApi
 from digest.sources.http import PoliteClient
 from digest.store import Store
@@ -203,9 +204,9 @@ class SeedReport:
 
 def _on_arxiv(
     settings: Settings, ids: Sequence[str], clock: Callable[[], float]
-) -> tuple[set[str], list[str], str]:
-    """(ids arXiv knows, ids not asked about, why not) within LOOKUP_SECONDS."""
-    known: set[str] = set()
+) -> tuple[dict[str, Paper], list[str], str]:
+    """(the papers arXiv knows, ids not asked about, why not) within LOOKUP_SECONDS."""
+    known: dict[str, Paper] = {}
     api = ArxivApi(settings)
     deadline = clock() + LOOKUP_SECONDS
     batches = [ids[i : i + API_BATCH] for i in range(0, len(ids), API_BATCH)]
@@ -220,7 +221,7 @@ def _on_arxiv(
             if done:
                 api.sleep(api.interval)  # arXiv's API terms: a pause between requests
             try:
-                known.update(api.lookup(http, batch))
+                api.lookup(http, batch, known)
             except DigestError as exc:
                 reason = getattr(exc, "reason", None) or str(exc).removeprefix("arxiv: ")
                 return known, [i for b in batches[done:] for i in b], reason
@@ -254,6 +255,8 @@ def seed_likes(
         known, report.unchecked, report.unchecked_reason = _on_arxiv(settings, missing, clock)
         asked = set(missing) - set(report.unchecked)
         report.not_found = [i for i in missing if i in asked and i not in known]
+        # Their text makes the like count in "for me"; kept apart, never listed as new.
+        store.save_reference_papers(known.values())
     gone = set(report.not_found)
     for arxiv_id in wanted:
         if arxiv_id not in gone:
