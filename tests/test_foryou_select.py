@@ -180,3 +180,22 @@ def test_a_batch_prepared_at_once_gives_what_each_reader_gets_alone(taxonomy) ->
     ]
     alone = [_ids(_pick(r, taxonomy)) for r in readers]
     assert batch == alone
+
+
+def test_likes_seeded_from_a_library_count_through_the_store(taxonomy, tmp_path) -> None:
+    """A liked paper no listing brought (kept in reference_papers) still pulls its topic in."""
+    from digest.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'digest.db'}")
+    store.migrate()
+    liked = _liking("cs.CR")
+    reader = Subscriber("r@example.org", max_papers=8, likes=liked)
+    unknown = select(EDITION, reader, taxonomy=taxonomy, default_max=30, now=NOW,
+                     scorer=for_me(EDITION, NOW, store.get_papers))  # fmt: skip
+    store.save_reference_papers(EARLIER[a] for a in liked)
+    assert store.unpublished_papers(Frequency.DAILY) == []  # never an edition's paper
+    known = select(EDITION, reader, taxonomy=taxonomy, default_max=30, now=NOW,
+                   scorer=for_me(EDITION, NOW, store.get_papers))  # fmt: skip
+    share = sum(TOPIC[a] == "cs.CR" for a in _ids(known)) / 8
+    assert share >= 0.75 > sum(TOPIC[a] == "cs.CR" for a in _ids(unknown)) / 8
+    store.close()
