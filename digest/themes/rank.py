@@ -198,12 +198,13 @@ def select(
     keys = (scorer.position[cols], -scores.blended[cols])
     order = np.lexsort((*keys, [c not in followed for c in columns]) if followed else keys)
     kept = cols[order[:limit]].tolist()
-    whys = _whys(scorer, subscriber, scores, kept, followed, reasons)
+    shown = _shown(scorer)
+    whys = _whys(scorer, shown, subscriber, scores, kept, followed, reasons)
     # Shown in the edition's themes and their order; within a theme, in the selection's order.
     by_theme: dict[int, list[SelectedPaper]] = {}
     for c, why in zip(kept, whys, strict=True):
-        chosen = SelectedPaper(scorer.papers[c], round(float(scorer.trending[c]), 3), why)
-        by_theme.setdefault(int(scorer.groups[c]), []).append(chosen)
+        chosen = SelectedPaper(scorer.papers[c], shown.scores[c], why)
+        by_theme.setdefault(shown.groups[c], []).append(chosen)
     themes = tuple(
         SelectedTheme(edition.themes[g].label, tuple(by_theme[g])) for g in sorted(by_theme)
     )
@@ -239,8 +240,27 @@ def _candidates(
     return columns, followed, reasons
 
 
+class _Shown:
+    """Per edition, what every selection shows of a paper: its rounded score, its signals
+    line ("12 upvotes · 3 comments", or "new") and its theme; worked out once, not per reader."""
+
+    def __init__(self, scorer: ForMe) -> None:
+        self.scores = [round(float(t), 3) for t in scorer.trending]
+        self.signals = [" · ".join(signals(p) or ["new"]) for p in scorer.papers]
+        self.groups = [int(g) for g in scorer.groups]
+
+
+def _shown(scorer: ForMe) -> _Shown:
+    """The scorer's _Shown, made on first use and kept with it."""
+    shown = getattr(scorer, "_shown", None)
+    if shown is None:
+        shown = scorer._shown = _Shown(scorer)
+    return shown
+
+
 def _whys(
     scorer: ForMe,
+    shown: _Shown,
     subscriber: Subscriber,
     scores: Scores,
     kept: list[int],
@@ -261,8 +281,10 @@ def _whys(
                 near[c] = liked_why(liked)
     lines = []
     for c in kept:
-        personal = [p for p in (followed.get(c), near.get(c)) if p]
-        lines.append(_why(scorer.papers[c], reasons.get(c, []), personal))
+        parts = [p for p in (followed.get(c), near.get(c)) if p]
+        parts.append(shown.signals[c])
+        parts.extend(reasons.get(c, ())[:2])
+        lines.append(" · ".join(parts))  # as _why puts it
     return lines
 
 
