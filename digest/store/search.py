@@ -27,9 +27,15 @@ MAX_QUERY_WORDS = 8
 
 def search_words(text: str) -> list[str]:
     """``text`` as lower-case words without accents: ``"Élan GPT-4o"`` -> ``["elan", "gpt", "4o"]``."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in folded if not unicodedata.combining(c))
-    return [w for w in _WORD.findall(plain) if len(w) <= MAX_WORD_CHARS]
+    if text.isascii():  # most abstracts: nothing to fold but case (the same words, 20x faster)
+        plain = text.lower()
+    else:
+        folded = unicodedata.normalize("NFKD", text.casefold())
+        plain = "".join(c for c in folded if not unicodedata.combining(c))
+    words = _WORD.findall(plain)
+    if any(len(w) > MAX_WORD_CHARS for w in words):
+        words = [w for w in words if len(w) <= MAX_WORD_CHARS]
+    return words
 
 
 def paper_search_text(paper: Paper) -> str:
@@ -41,7 +47,11 @@ def paper_search_text(paper: Paper) -> str:
         " ".join(paper.keywords),
         paper.abstract,
     )
-    return " ".join(search_words(" ".join(parts)))
+    # Part by part: one accented author name does not send the whole abstract the slow way.
+    words: list[str] = []
+    for part in parts:
+        words += search_words(part)
+    return " ".join(words)
 
 
 def _query_words(query: str) -> list[str]:
