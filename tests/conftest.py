@@ -55,6 +55,29 @@ def store(db_url: str) -> Store:
     s.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, db_url: str) -> str:
+    """A real SQLite file, or a throw-away PostgreSQL database (skipped when unreachable)."""
+    return db_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def any_store(any_db_url: str) -> Iterator[Store]:
+    """A migrated store on each database: a real SQLite file, then throw-away PostgreSQL."""
+    s = Store(any_db_url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A second, empty database beside ``db_url`` (to import into): SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    return request.getfixturevalue("pg_url")
+
+
 @contextlib.contextmanager
 def throwaway_postgres(prefix: str = "digest_test") -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped afterwards; skips when there is none.

@@ -158,21 +158,12 @@ def test_at_most_five_strongest_first_and_never_a_paper_the_email_shows_anyway()
     ]  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def both_stores(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'd.db'}" if request.param == "sqlite" else None
-    s = Store(url or request.getfixturevalue("pg_url"))
-    s.migrate()
-    yield s
-    s.close()
-
-
 def test_the_store_keeps_first_snapshots_and_emails_and_forgets_with_the_reader(
-    both_stores: Store,
+    any_store: Store,
 ) -> None:
     from digest.models import Edition, Frequency, Subscriber, Theme
 
-    store = both_stores
+    store = any_store
     one, two = _paper("2411.00001"), _paper("2411.00002")
     store.upsert_papers([one, two])
     ada = store.add_subscriber(Subscriber("ada@example.org"))
@@ -220,13 +211,13 @@ def test_the_store_keeps_first_snapshots_and_emails_and_forgets_with_the_reader(
 
 
 def test_a_resent_email_tells_the_same_and_the_next_edition_nothing_again(
-    both_stores: Store, settings
+    any_store: Store, settings
 ) -> None:
     from digest.delivery.contents import Contents
     from digest.delivery.shown import ShownBatches
     from digest.models import Edition, Frequency, Subscriber, Theme
 
-    store = both_stores
+    store = any_store
     old = [_paper(f"2411.{i:05d}") for i in range(8)]
     store.upsert_papers(old + [_paper(f"2411.{i:05d}") for i in (100, 101, 102)])
     readers = [store.add_subscriber(Subscriber(f"r{i}@example.org")) for i in range(3)]

@@ -81,14 +81,6 @@ def _emails_sent(tmp_path: Path) -> list[str]:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database to import into: a new SQLite file, or a throw-away PostgreSQL one."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fresh.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_export_import_export_is_identical(
     env: dict[str, str], db_url: str, fresh_url: str, tmp_path: Path, topics: list[str], fmt: str

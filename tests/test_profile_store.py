@@ -8,23 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from digest.models import Subscriber, SubscriberStatus
-from digest.store import Store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'digest.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    s = Store(url)
-    s.migrate()
-    yield s
-    s.close()
-
-
-def test_profile_round_trips_through_add_update_and_delivery_claims(store):
-    sub = store.add_subscriber(
+def test_profile_round_trips_through_add_update_and_delivery_claims(any_store):
+    sub = any_store.add_subscriber(
         Subscriber(
             "ada@example.org",
             likes=("2411.00001", "hep-th/9901001"),
@@ -38,34 +25,34 @@ def test_profile_round_trips_through_add_update_and_delivery_claims(store):
             followups=False,
         )
     )
-    got = store.get_subscriber(sub.id)
+    got = any_store.get_subscriber(sub.id)
     assert got == dataclasses.replace(sub)  # what was added is what is read
     assert got.likes == ("2411.00001", "hep-th/9901001")
-    store.update_preferences(sub.id, blend=None, follow_orgs=(), send_hour=8, followups=True)
-    got = store.find_subscriber("ada@example.org")
+    any_store.update_preferences(sub.id, blend=None, follow_orgs=(), send_hour=8, followups=True)
+    got = any_store.find_subscriber("ada@example.org")
     assert (got.blend, got.follow_orgs, got.send_hour, got.followups) == (None, (), 8, True)
     assert got.follow_authors == ("Kaiming He",)
     with pytest.raises(TypeError, match="not a profile field: likes"):
-        store.update_preferences(sub.id, likes=("x",))
-    active = list(store.iter_active_subscribers())
+        any_store.update_preferences(sub.id, likes=("x",))
+    active = list(any_store.iter_active_subscribers())
     assert active[0].likes == ("2411.00001", "hep-th/9901001")
 
 
-def test_ratings_are_idempotent_reversible_and_erased_with_the_subscriber(store):
-    ada = store.add_subscriber(Subscriber("ada@example.org"))
-    bob = store.add_subscriber(Subscriber("bob@example.org", status=SubscriberStatus.ACTIVE))
-    store.set_rating(ada.id, "2411.00001", 1)
-    store.set_rating(ada.id, "2411.00001", 1)  # a second click changes nothing
-    store.set_rating(ada.id, "2411.00002", 1)
-    store.set_rating(ada.id, "2411.00002", -1)  # reversed
-    store.set_rating(bob.id, "2411.00003", 1)
-    ada_now = store.get_subscriber(ada.id)
+def test_ratings_are_idempotent_reversible_and_erased_with_the_subscriber(any_store):
+    ada = any_store.add_subscriber(Subscriber("ada@example.org"))
+    bob = any_store.add_subscriber(Subscriber("bob@example.org", status=SubscriberStatus.ACTIVE))
+    any_store.set_rating(ada.id, "2411.00001", 1)
+    any_store.set_rating(ada.id, "2411.00001", 1)  # a second click changes nothing
+    any_store.set_rating(ada.id, "2411.00002", 1)
+    any_store.set_rating(ada.id, "2411.00002", -1)  # reversed
+    any_store.set_rating(bob.id, "2411.00003", 1)
+    ada_now = any_store.get_subscriber(ada.id)
     assert (ada_now.likes, ada_now.dislikes) == (("2411.00001",), ("2411.00002",))
-    assert store.get_subscriber(bob.id).likes == ("2411.00003",)  # never shared
-    store.set_rating(ada.id, "2411.00001", None)  # undo
-    assert store.rating(ada.id, "2411.00001") is None
-    store.delete_subscriber(ada.id, "hash-of-ada")
-    with store.engine.connect() as conn:
+    assert any_store.get_subscriber(bob.id).likes == ("2411.00003",)  # never shared
+    any_store.set_rating(ada.id, "2411.00001", None)  # undo
+    assert any_store.rating(ada.id, "2411.00001") is None
+    any_store.delete_subscriber(ada.id, "hash-of-ada")
+    with any_store.engine.connect() as conn:
         left = conn.execute(
             sa.text("SELECT count(*) FROM ratings WHERE subscriber_id = :i"), {"i": ada.id}
         )

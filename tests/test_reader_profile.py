@@ -156,13 +156,6 @@ def test_set_changes_only_what_it_is_told(env: Path, db_url: str) -> None:
     assert "is not on the list" in _run("subscribers", "set", "nobody@example.org", code=1).output
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fresh.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_export_import_keeps_the_whole_profile(
     env: Path, fresh_url: str, monkeypatch: pytest.MonkeyPatch, fmt: str
