@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from send import free_port, start_sink  # noqa: E402 - the sink of bench/send.py
+from send import Sink  # noqa: E402 - the sink of bench/send.py
 
 DIGEST = [sys.executable, "-c", "from digest.cli import main; main()"]
 SECRET = "bench-secret-0123456789-abcdefghijklmnop"
@@ -114,14 +114,14 @@ def main() -> None:
     papers, people = work / "papers.json", work / "people.csv"
     make_papers(opts.papers, papers)
     make_people(opts.subscribers, people)
-    port = free_port()
-    sink = start_sink(port)
+    sink = Sink()
+    port = sink.port
     env = {
         **os.environ, "DIGEST_DATABASE_URL": f"sqlite:///{work / 'digest.db'}",
         "DIGEST_SECRET_KEY": SECRET, "DIGEST_FROM": "digest <digest@example.org>",
         "DIGEST_TRANSPORT": "smtp", "DIGEST_SMTP_HOST": "127.0.0.1",
         "DIGEST_SMTP_PORT": str(port), "DIGEST_SMTP_SECURITY": "none",
-        "DIGEST_LOG_LEVEL": "WARNING",
+        "DIGEST_LOG_LEVEL": "WARNING", "DIGEST_BASE_URL": "https://digest.example.org",
     }  # fmt: skip
     rows = []
     try:
@@ -135,13 +135,13 @@ def main() -> None:
         once = {**env, "DIGEST_DATABASE_URL": f"sqlite:///{work / 'run.db'}",
                 "DIGEST_SOURCES": "file", "DIGEST_PAPERS_FILE": str(papers)}  # fmt: skip
         measure([*DIGEST, "subscribers", "import", str(people)], once, work)
-        rows.append(("run (collect+build+send)", *measure([*DIGEST, "run"], once, work)))
+        today = ["--date", time.strftime("%Y-%m-%d", time.gmtime())]  # build now, not at 07:00
+        rows.append(("run (collect+build+send)", *measure([*DIGEST, "run", *today], once, work)))
         base = measure(
             [sys.executable, "-c", BASELINE, str(papers), str(people), str(port)], env, work
         )
     finally:
-        sink.stdin.close()
-        sink.wait(timeout=60)
+        sink.close()
     print(f"{opts.papers:,} papers, {opts.subscribers:,} subscribers, SQLite, SMTP to a local sink")
     for label, rss, seconds, line in rows:
         print(f"  digest {label:<24} peak RSS {rss:6.0f} MB  {seconds:6.1f} s  {line[:70]}")

@@ -115,7 +115,9 @@ def prepare(url: str, subscribers: int, same_content: bool, seed: int) -> str:
     env = digest_env(url, transport="file", sources="file",
                      papers_file=str(ROOT / "examples" / "papers.json"))  # fmt: skip
     run_timed([digest_command(), "init"], env=env)
-    run_timed([digest_command(), "run"], env=env)
+    # --date builds at once (without it `digest run` waits for DIGEST_SCHEDULE's time).
+    today = datetime.now(UTC).date().isoformat()
+    run_timed([digest_command(), "run", "--date", today], env=env)
     status = json.loads(run_timed([digest_command(), "status", "--json"], env=env).stdout)
     key = status["editions"][0]["key"]
     topics = taxonomy_topics()
