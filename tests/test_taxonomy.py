@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from digest.errors import DigestError
 from digest.models import Paper
-from digest.themes.taxonomy import load_taxonomy
+from digest.sources.jsonfile import load_papers
+from digest.themes.taxonomy import Topic, keyword_pattern, load_taxonomy
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
 def taxonomy():
     return load_taxonomy()
+
+
+@pytest.fixture(scope="module")
+def hf_papers():
+    """Every recorded Hugging Face paper: real titles, abstracts, HF keywords and summaries."""
+    names = ("hf_daily_papers_2024-10-25.json", "hf_daily_papers_recent.json")
+    return [p for name in names for p in load_papers(FIXTURES / name).papers]
 
 
 def test_shipped_taxonomy_has_a_dozen_or_more_unique_topics(taxonomy):
@@ -66,6 +78,35 @@ def test_one_passing_mention_in_the_abstract_is_not_enough(taxonomy):
     twice = Paper("1", "Sheaf cohomology", abstract="Robot arms need curves; robot safety too.")
     assert "Robotics" not in taxonomy.match(once)
     assert "Robotics" in taxonomy.match(twice)
+
+
+def test_places_are_counted_across_keywords_and_each_keeps_its_case_rule():
+    topic = Topic("Speech", keywords=("recognition", "speech recognition", "ASR"))
+    # Two keywords starting at two places of one phrase: two places, as two mentions would be.
+    assert topic.matches(Paper("1", "Sheaves", abstract="We study speech recognition."))
+    # Both keywords start at the same place: one place only.
+    same_place = Topic("Speech", keywords=("speech", "speech recognition"))
+    assert not same_place.matches(Paper("1", "Sheaves", abstract="We study speech recognition."))
+    # "asr" in lower case is not the acronym, while "Recognition" ignores case.
+    assert not topic.matches(Paper("1", "Sheaves", abstract="Recognition of asr tokens."))
+    assert topic.matches(Paper("1", "Sheaves", abstract="Recognition of ASR tokens."))
+
+
+def test_matching_agrees_with_each_keyword_scanned_on_its_own(taxonomy, hf_papers):
+    """The one-scan matcher against the rule it implements, on every recorded HF paper."""
+
+    def by_each_keyword(topic, paper):
+        if set(topic.categories) & set(paper.categories):
+            return True
+        patterns = [keyword_pattern(k) for k in topic.keywords]
+        if any(p.search(" \n ".join((paper.title, *paper.keywords))) for p in patterns):
+            return True
+        prose = f"{paper.abstract}\n{paper.ai_summary or ''}"
+        return len({m.start() for p in patterns for m in p.finditer(prose)}) >= 2
+
+    pairs = [(t, p) for t in taxonomy.entries for p in hf_papers]
+    assert sum(t.matches(p) for t, p in pairs) > len(hf_papers)  # most papers have a topic
+    assert [t.matches(p) for t, p in pairs] == [by_each_keyword(t, p) for t, p in pairs]
 
 
 def test_find_ignores_case(taxonomy):
