@@ -56,15 +56,11 @@ def all_papers() -> list[Paper]:
     return [*from_hf_items(items, source="hf").papers, *EXTRA]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def filled(request: pytest.FixtureRequest, db_url: str) -> Store:
+@pytest.fixture
+def filled(any_store: Store) -> Store:
     """A migrated store on SQLite or a throw-away PostgreSQL database, holding all_papers()."""
-    url = db_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    store = Store(url)
-    store.migrate()
-    store.upsert_papers(all_papers())
-    yield store
-    store.close()
+    any_store.upsert_papers(all_papers())
+    return any_store
 
 
 def _ids(store: Store, query: str, limit: int = 100) -> tuple[int, list[str]]:

@@ -7,27 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from digest.models import Subscriber
 from digest.store import Store
 from digest.tokens import Purpose, Signer
 from tests.conftest import TEST_SECRET
 from tests.test_seeding import STORED
 from tests.webclient import WebClient, served
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, db_url: str) -> str:
-    return db_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
-
-
-@pytest.fixture
-def check(database: str) -> Store:
-    store = Store(database)
-    store.migrate()
-    yield store
-    store.close()
 
 
 def links(sid: int, arxiv_id: str) -> dict[str, str]:
@@ -37,8 +22,9 @@ def links(sid: int, arxiv_id: str) -> dict[str, str]:
 
 
 def test_a_scanner_records_nothing_and_the_button_records_reverses_and_undoes(
-    check: Store, database: str, tmp_path: Path
+    any_store: Store, any_db_url: str, tmp_path: Path
 ) -> None:
+    check, database = any_store, any_db_url
     check.upsert_papers([STORED])
     ada = check.add_subscriber(Subscriber("ada@example.org"))
     more, less = links(ada.id, STORED.arxiv_id).values()

@@ -17,8 +17,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from digest.models import DeliveryStatus
 from digest.store import Store, new_holder
 from tests.smtpserver import Script, ScriptedServer
@@ -27,14 +25,6 @@ from tests.test_send_cli import DIGEST, TEST_ENV
 
 READERS = 120
 SENT_BEFORE_KILL = 100
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database of each kind (PostgreSQL: a throw-away one)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'crash.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 def digest(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -55,8 +45,9 @@ def wait_for(store: Store, edition_id: int, want: dict[str, int], proc: subproce
 
 
 def test_sigkill_mid_send_is_reported_unknown_at_once_and_blocks_until_resolved(
-    database: str, tmp_path: Path
+    fresh_url: str, tmp_path: Path
 ) -> None:
+    database = fresh_url  # an empty database of each kind
     store = Store(database)
     store.migrate()
     edition = make_edition(store)
@@ -112,12 +103,12 @@ def test_sigkill_mid_send_is_reported_unknown_at_once_and_blocks_until_resolved(
     store.close()
 
 
-def test_a_live_holder_on_another_machine_keeps_its_rows(database: str) -> None:
+def test_a_live_holder_on_another_machine_keeps_its_rows(fresh_url: str) -> None:
     """A worker elsewhere that is mid-message is alive: its `sending` row is not touched."""
     from digest.delivery.recovery import recover_crashed
     from digest.store import utcnow
 
-    store, other = Store(database), Store(database)
+    store, other = Store(fresh_url), Store(fresh_url)
     store.migrate()
     edition = make_edition(store)
     (reader,) = add(store, 1)
