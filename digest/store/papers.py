@@ -29,6 +29,9 @@ _PAPER_FIELDS = tuple(f.name for f in dataclasses.fields(Paper))
 # all of them go in one executemany; unchanged columns are written with the value they have.
 # search_text (what the archive search reads) is derived from the merged paper each time.
 _WRITTEN_ON_MERGE = (*_MERGED_FIELDS, "listed_at", "sources")
+# What a merge reads of a stored paper: not the clock columns, nor search_text (as long as
+# the abstract), which a merge derives again.
+_READ_FOR_MERGE = ("arxiv_id", *_WRITTEN_ON_MERGE)
 
 
 @dataclass
@@ -40,11 +43,15 @@ class UpsertResult:
     unchanged: list[str] = field(default_factory=list)
 
 
-def row_to_paper(row: sa.RowMapping) -> Paper:
-    """The Paper of a ``papers`` row (extra columns of a join are ignored)."""
-    values = {name: row[name] for name in _PAPER_FIELDS}
+def row_to_paper(row: sa.RowMapping, fields: Sequence[str] = _PAPER_FIELDS) -> Paper:
+    """The Paper of a ``papers`` row (extra columns of a join are ignored).
+
+    ``fields``: the Paper fields the row holds (those left out keep their defaults).
+    """
+    values = {name: row[name] for name in fields}
     for name in _TUPLE_FIELDS:
-        values[name] = tuple(values[name] or ())
+        if name in values:
+            values[name] = tuple(values[name] or ())
     return Paper(**values)
 
 
@@ -128,13 +135,19 @@ class _UpsertPlan:
         self.result.merged.append(arxiv_id)
 
 
-def _stored_papers(conn: Connection, arxiv_ids: Iterable[str]) -> dict[str, tuple[int, Paper]]:
-    """The stored rows among ``arxiv_ids``: arXiv id -> (row id, paper), read in chunks."""
+def _stored_papers(
+    conn: Connection, arxiv_ids: Iterable[str], fields: Sequence[str] = _PAPER_FIELDS
+) -> dict[str, tuple[int, Paper]]:
+    """The stored rows among ``arxiv_ids``: arXiv id -> (row id, paper), read in chunks.
+
+    Only the Paper ``fields`` are read (never search_text, as long as the abstract).
+    """
     t = schema.papers
+    columns = [t.c.id, *(t.c[name] for name in fields)]
     found: dict[str, tuple[int, Paper]] = {}
     for chunk in in_chunks(arxiv_ids):
-        for row in conn.execute(sa.select(t).where(t.c.arxiv_id.in_(chunk))).mappings():
-            found[row["arxiv_id"]] = (row["id"], row_to_paper(row))
+        for row in conn.execute(sa.select(*columns).where(t.c.arxiv_id.in_(chunk))).mappings():
+            found[row["arxiv_id"]] = (row["id"], row_to_paper(row, fields))
     return found
 
 
@@ -151,7 +164,7 @@ class PaperStore(StoreBase):
         batch = list(papers)
         now = utcnow()
         with self.transaction() as conn:
-            stored = _stored_papers(conn, {p.arxiv_id for p in batch})
+            stored = _stored_papers(conn, {p.arxiv_id for p in batch}, _READ_FOR_MERGE)
             plan = _UpsertPlan(stored)
             for paper in batch:
                 plan.add(paper)
