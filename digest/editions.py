@@ -28,7 +28,6 @@ from digest.periods import (
 )
 from digest.store import AlreadyExists, HourGroup, Store, utcnow
 from digest.themes import rank
-from digest.themes.embeddings import load_embedder
 
 __all__ = [
     "Due",
@@ -75,8 +74,10 @@ def compose_edition(
         reason = f"{len(papers)} new papers"
     grouped = []
     if papers:
-        # scikit-learn loads in ~1 s: only building an edition needs it
+        # scikit-learn loads in ~1 s, numpy in 0.1 s: only building an edition needs them
+        # (`digest collect` imports this module too, for the pipeline)
         from digest.themes import grouping as themes
+        from digest.themes.embeddings import load_embedder
 
         embed = load_embedder() if settings.themes_embeddings else None
         grouped = rank.order_themes(themes.group(papers, embed=embed), now or utcnow())

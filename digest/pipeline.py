@@ -121,13 +121,14 @@ def refresh(
     ``names`` (default DIGEST_SOURCES; see digest.sources.recent); None when there is
     nothing to ask. Merged, never new: no edition lists them again.
     """
-    from digest.sources.recent import RecentSignals
-    from digest.themes.followups import FOLLOWUP_WINDOW
-
     names = set(settings.sources if names is None else names)
     hf, arxiv = "hf" in names, "arxiv" in names
     if not (hf or arxiv):
         return None  # a papers file is refreshed by collecting a newer file
+    # httpx and the HF and arXiv sources: only when there is something to ask them.
+    from digest.sources.recent import RecentSignals
+    from digest.themes.followups import FOLLOWUP_WINDOW
+
     watched = store.watched_papers(utcnow() - FOLLOWUP_WINDOW)
     if not watched:
         return None

@@ -65,3 +65,18 @@ def test_two_processes_migrating_an_empty_database_at_once_both_succeed(
         head = store.revision()
         store.close()
         assert head and [out.strip() for _, out, _ in results] == [head, head]
+
+
+def test_the_schema_head_the_store_knows_is_the_newest_migration(tmp_path: Path) -> None:
+    # A database at SCHEMA_HEAD is not migrated again: a new migration must move it.
+    from alembic.script import ScriptDirectory
+
+    from digest.store.base import SCHEMA_HEAD, _alembic_config
+
+    assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == SCHEMA_HEAD
+    store = Store(f"sqlite:///{tmp_path / 'digest.db'}")
+    store.migrate()
+    assert store.revision() == SCHEMA_HEAD
+    store.migrate()  # at the head already: nothing to do, and nothing breaks
+    assert store.revision() == SCHEMA_HEAD
+    store.close()

@@ -265,6 +265,25 @@ def test_paragraphs_in_an_abstract_survive_unwrapping(tmp_path: Path) -> None:
     assert paper.abstract == "First paragraph.\n\nSecond paragraph."
 
 
+def test_json_lines_text_is_cleaned_alike_whether_or_not_it_needed_it(tmp_path: Path) -> None:
+    # Single-spaced ASCII lines take a shortcut; anything else is folded and stripped.
+    texts = {
+        "Plain and clean": "Plain and clean",
+        "  Leading and trailing  ": "Leading and trailing",
+        "Two  spaces\tand a tab": "Two spaces and a tab",
+        "A bell\x07 and a delete\x7f": "A bell and a delete",
+        "Wrapped at\nthe column": "Wrapped at the column",
+        "Café, naïve (NFC)": "Café, naïve (NFC)",
+        "": "",
+    }
+    path = tmp_path / "rows.jsonl"
+    rows = [{"id": f"2601.{i:05d}", "title": f"T {t}", "abstract": t} for i, t in enumerate(texts)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    papers = load_papers(path).papers
+    assert [p.abstract for p in papers] == list(texts.values())
+    assert [p.title for p in papers] == [f"T {t}".strip() for t in texts.values()]
+
+
 def test_examples_file_has_40_plus_real_diverse_papers() -> None:
     result = load_papers(EXAMPLES)
     assert result.skipped == [] and len(result.papers) >= 40

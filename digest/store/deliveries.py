@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.models import (
     Delivery,
@@ -123,10 +122,10 @@ class DeliveryStore(StoreBase):
     def _insert_ignore(self) -> sa.Insert:
         t = schema.deliveries
         if self.dialect == "postgresql":
-            return postgresql.insert(t).on_conflict_do_nothing(
+            return self.dialect_insert(t).on_conflict_do_nothing(
                 constraint="uq_deliveries_edition_subscriber"
             )
-        return sqlite.insert(t).on_conflict_do_nothing(
+        return self.dialect_insert(t).on_conflict_do_nothing(
             index_elements=["edition_id", "subscriber_id"]
         )
 

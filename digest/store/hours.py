@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.models import DeliveryStatus, Edition, Frequency, SubscriberStatus
 from digest.store import schema
@@ -121,8 +120,12 @@ class HourStore(StoreBase):
             sa.literal(utcnow(), schema.UtcDateTime()),
         ).where(sa.true())  # SQLite: a WHERE tells its parser the ON CONFLICT is the upsert's
         columns = ["edition_id", "subscriber_id", "status", "attempts", "updated_at"]
-        insert = (postgresql if self.dialect == "postgresql" else sqlite).insert(d)
-        query = insert.from_select(columns, rows).on_conflict_do_nothing().returning(d.c.id)
+        query = (
+            self.dialect_insert(d)
+            .from_select(columns, rows)
+            .on_conflict_do_nothing()
+            .returning(d.c.id)
+        )
         with self.transaction() as conn:  # rowcount is -1 here on PostgreSQL: count RETURNING
             return len(conn.execute(query).all())
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.models import Paper
 from digest.store import schema
@@ -70,9 +69,7 @@ class ShownStore(StoreBase):
     """Record what emails showed; find the papers with news since; read a reader's emails."""
 
     def _insert_unless_there(self, table: sa.Table, keys: list[str]) -> sa.Insert:
-        if self.dialect == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+        return self.dialect_insert(table).on_conflict_do_nothing(index_elements=keys)
 
     def snapshot_edition(
         self,
