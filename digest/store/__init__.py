@@ -12,6 +12,7 @@ from digest.store.archive import (
 )
 from digest.store.base import AlreadyExists, StoreBase, StoreError, utcnow
 from digest.store.deliveries import DeliveryStore
+from digest.store.editions import EditionStore
 from digest.store.failures import FailureGroup, FailureStore
 from digest.store.hours import HourGroup, HourStore
 from digest.store.leases import LeaseStore, holder_is_gone, new_holder
@@ -42,6 +43,7 @@ __all__ = [
 
 class Store(
     PaperStore,
+    EditionStore,
     ArchiveStore,
     SubscriberStore,
     RatingStore,

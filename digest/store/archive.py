@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection
 from digest.models import Edition, EditionStatus, Paper
 from digest.store import schema
 from digest.store.base import StoreBase, in_chunks
-from digest.store.papers import edition_from_row, row_to_paper
+from digest.store.editions import edition_from_row
+from digest.store.papers import row_to_paper
 from digest.store.search import fts5_query, tsquery
 
 __all__ = ["ArchiveStore", "EditionOverview", "SearchHit", "SearchResult", "ThemeOverview"]
