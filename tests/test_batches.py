@@ -31,6 +31,10 @@ STORED = {
     for r in map(json.loads, (ROOT / "tests/fixtures/arxiv_topics_sample.jsonl").open())
 }
 ORGS = ("Google DeepMind", "Multimedia and Human Understanding Group", "Meta AI")
+# A paper stored twice under two ids (a withdrawn and a re-submitted listing, say): a reader
+# who likes both has two equally near liked papers, a tie the batch must break as select does.
+TWIN = next(iter(STORED.values()))
+STORED["2501.90001"] = dataclasses.replace(TWIN, arxiv_id="2501.90001")
 
 
 def _lookup(ids):
@@ -66,6 +70,8 @@ def _reader(rng: random.Random, edition: Edition, topics: list[str], i: int) -> 
     own = [p.arxiv_id for p in edition.papers]
     pool = [*STORED, *own, "2501.99999", "2501.99998"]  # two ids nobody stored
     rated = rng.sample(pool, rng.choice([0, 1, 2, 5, 8, 12]))
+    if rng.random() < 0.1:
+        rated = [TWIN.arxiv_id, "2501.90001", *(a for a in rated if a not in STORED)]
     cut = rng.randint(0, len(rated))
     authors = [a for p in rng.sample(edition.papers, 2) for a in p.authors[:2]]
     follow_authors = rng.sample(authors, min(len(authors), rng.choice([0, 0, 1, 2])))

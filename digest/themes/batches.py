@@ -60,8 +60,8 @@ def select_batch(
         first = []
         if i in followed:
             # Followed papers first, by the blend, ties in trending order (as `select` sorts).
-            mine = scorer.scores(readers[i]).blended.tolist()
-            first = sorted(followed[i], key=lambda c: (-mine[c], position[c]))[:limit]
+            blended = scorer.scores(readers[i]).blended.tolist()
+            first = sorted(followed[i], key=lambda c: (-blended[c], position[c]))[:limit]
             first = [position[c] for c in first]
         kept.append(first + [p for p in places[i][: max(0, limit - len(first))] if p >= 0])
     order = scorer.order.tolist()
@@ -74,9 +74,9 @@ def select_batch(
             found = [reason for reason, bits in wanted[i] if bits >> p & 1]
             if found:
                 reasons[c] = found
-        mine = followed.get(i, {})
-        whys = _lines(scorer, columns, mine, near.get(i, {}), reasons)
-        chosen[key] = _selection(edition, scorer, columns, whys, counts[i] + len(mine))
+        follows = followed.get(i, {})
+        whys = _lines(scorer, columns, follows, near.get(i, {}), reasons)
+        chosen[key] = _selection(edition, scorer, columns, whys, counts[i] + len(follows))
     return chosen
 
 

@@ -259,8 +259,8 @@ class ForMe:
             held = columns >= 0
             blended[ratings.owner()[held], columns[held]] = -np.inf
             liked = _padded_likes(ratings, last + 1)
-        order = self.order
-        return Batch(blended[rows][:, order], relevance[rows][:, order], owes[rows], liked[rows])
+        cells = np.ix_(rows, self.order)
+        return Batch(blended[cells], relevance[cells], owes[rows], liked[rows])
 
     def nearest_liked_batch(
         self, liked: np.ndarray, columns: np.ndarray
@@ -277,8 +277,8 @@ class ForMe:
             return [[None] * k for _ in range(readers)], np.ones((readers, k), dtype=bool)
         like_vectors = self._vectors[np.maximum(liked, 0)]  # readers x likes x d
         chosen_vectors = self.edition_vectors[np.maximum(columns, 0)]  # readers x k x d
-        similarity = np.einsum("rkd,rwd->rkw", chosen_vectors, like_vectors, optimize=True)
-        similarity[np.broadcast_to((liked < 0)[:, None, :], similarity.shape)] = -np.inf
+        similarity = np.matmul(chosen_vectors, like_vectors.transpose(0, 2, 1))
+        similarity += np.where(liked < 0, -np.inf, 0).astype(np.float32)[:, None, :]  # padding
         best = similarity.argmax(axis=2)
         nearest = np.where(liked[:, :1] >= 0, np.take_along_axis(liked, best, axis=1), -1)
         ids = [[self._ids[j] if j >= 0 else None for j in row] for row in nearest.tolist()]
