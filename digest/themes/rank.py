@@ -215,11 +215,14 @@ def _selection(
 
     Within a theme the papers keep the selection's order; the other ``candidates`` are omitted.
     """
-    shown = scorer.shown
+    papers, scores, groups = scorer.papers, scorer.shown.scores, scorer.shown.groups
     by_theme: dict[int, list[SelectedPaper]] = {}
     for c, why in zip(kept, whys, strict=True):
-        chosen = SelectedPaper(scorer.papers[c], shown.scores[c], why)
-        by_theme.setdefault(shown.groups[c], []).append(chosen)
+        chosen = SelectedPaper(papers[c], scores[c], why)
+        if groups[c] in by_theme:
+            by_theme[groups[c]].append(chosen)
+        else:
+            by_theme[groups[c]] = [chosen]
     themes = tuple(
         SelectedTheme(edition.themes[g].label, tuple(by_theme[g])) for g in sorted(by_theme)
     )
