@@ -72,6 +72,8 @@ def _reader(rng: random.Random, edition: Edition, topics: list[str], i: int) -> 
     rated = rng.sample(pool, rng.choice([0, 1, 2, 5, 8, 12]))
     if rng.random() < 0.1:
         rated = [TWIN.arxiv_id, "2501.90001", *(a for a in rated if a not in STORED)]
+    if rng.random() < 0.05:  # a library's worth: more likes than a batch pads for
+        rated = rng.sample(pool, 90)
     cut = rng.randint(0, len(rated))
     authors = [a for p in rng.sample(edition.papers, 2) for a in p.authors[:2]]
     follow_authors = rng.sample(authors, min(len(authors), rng.choice([0, 0, 1, 2])))

@@ -27,6 +27,8 @@ from digest.themes.rank import _limit, _lines, _near, _selection, selection_key
 
 __all__ = ["select_batch"]
 
+_PART = 256  # readers whose nearest liked papers are found in one product
+
 
 def select_batch(
     edition: Edition,
@@ -119,29 +121,30 @@ def _nearest(
     liked paper (relevance above the edition's average), with the phrase naming it."""
     from digest.themes.relevance import liked_why
 
-    owing = np.flatnonzero(batch.owes).tolist()
-    if not owing:
-        return {}
-    width = max(len(places[i]) for i in owing)
-    padded = np.array([places[i] + [-1] * (width - len(places[i])) for i in owing], dtype=np.int64)
-    relevance = np.take_along_axis(batch.relevance[owing], np.maximum(padded, 0), axis=1)
-    owed = (padded >= 0) & (relevance > 0)
-    wanted = np.where(owed, scorer.order[np.maximum(padded, 0)], -1)
-    ids, clear = scorer.nearest_liked_batch(batch.liked[owing], wanted)
-    unclear = (owed & ~clear).any(axis=1).tolist()
-    near = {}
+    near: dict[int, dict[int, str]] = {}
     phrases: dict[str, str] = {}  # one phrase per liked paper, shared by the batch
-    for j, (i, row) in enumerate(zip(owing, wanted.tolist(), strict=True)):
-        if unclear[j]:  # a near tie: decided as the reader's own product decides it
-            near[i] = _near(scorer, readers[i], scorer.scores(readers[i]), columns[i])
-            continue
-        mine = near[i] = {}
-        for c, liked in zip(row, ids[j], strict=True):
-            if c >= 0 and liked:
-                phrase = phrases.get(liked)
-                if phrase is None:
-                    phrase = phrases[liked] = liked_why(liked)
-                mine[c] = phrase
+    owing = np.flatnonzero(batch.owes).tolist()
+    # In parts: the readers x kept papers x likes product stays a few MB at any batch size.
+    for start in range(0, len(owing), _PART):
+        part = owing[start : start + _PART]
+        width = max(len(places[i]) for i in part)
+        padded = np.array([places[i] + [-1] * (width - len(places[i])) for i in part])
+        relevance = np.take_along_axis(batch.relevance[part], np.maximum(padded, 0), axis=1)
+        owed = (padded >= 0) & (relevance > 0)
+        wanted = np.where(owed, scorer.order[np.maximum(padded, 0)], -1)
+        ids, clear = scorer.nearest_liked_batch(batch.liked[part], wanted)
+        unclear = ((owed & ~clear).any(axis=1) | batch.crowded[part]).tolist()
+        for j, (i, row) in enumerate(zip(part, wanted.tolist(), strict=True)):
+            if unclear[j]:  # a near tie, or many likes: as the reader's own product decides
+                near[i] = _near(scorer, readers[i], scorer.scores(readers[i]), columns[i])
+                continue
+            mine = near[i] = {}
+            for c, liked in zip(row, ids[j], strict=True):
+                if c >= 0 and liked:
+                    phrase = phrases.get(liked)
+                    if phrase is None:
+                        phrase = phrases[liked] = liked_why(liked)
+                    mine[c] = phrase
     return near
 
 

@@ -58,6 +58,7 @@ class Batch:
     relevance: np.ndarray  # (readers, papers) z-scores; 0 where the reader rated nothing known
     owes: np.ndarray  # (readers,) the blend listens to likes and they rated a known paper
     liked: np.ndarray  # (readers, most likes) rows of the rated vectors they liked; -1 pads
+    crowded: np.ndarray  # (readers,) liked more than _LIKES_AT_ONCE: their ``liked`` row is empty
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class _Prepared:
 
 
 _KEPT = 4096  # rows kept beside a prepared batch: about 5 MB at 150 papers
+# Readers whose likes `Batch.liked` holds: one who seeded hundreds from a library would make
+# the whole batch's padded rows that wide (MBs per batch); such readers go one by one.
+_LIKES_AT_ONCE = 64
 
 
 def _key(subscriber: Subscriber) -> Hashable:
@@ -250,6 +254,7 @@ class ForMe:
         relevance = np.zeros((last + 1, n), dtype=np.float32)
         owes = np.zeros(last + 1, dtype=bool)
         liked = np.full((last + 1, 0), -1, dtype=np.int64)
+        crowded = np.zeros(last + 1, dtype=bool)
         if prepared is not None:
             blended[:last], relevance[:last] = prepared.blended, prepared.relevance
             owes[:last] = (prepared.blends > 0) & prepared.rated
@@ -258,9 +263,10 @@ class ForMe:
             columns = self._rated_columns[ratings.paper]
             held = columns >= 0
             blended[ratings.owner()[held], columns[held]] = -np.inf
-            liked = _padded_likes(ratings, last + 1)
+            crowded[:last] = ratings.like_counts() > _LIKES_AT_ONCE
+            liked = _padded_likes(ratings, last + 1, crowded)
         cells = np.ix_(rows, self.order)
-        return Batch(blended[cells], relevance[cells], owes[rows], liked[rows])
+        return Batch(blended[cells], relevance[cells], owes[rows], liked[rows], crowded[rows])
 
     def nearest_liked_batch(
         self, liked: np.ndarray, columns: np.ndarray
@@ -347,12 +353,14 @@ class ForMe:
         return [self._ids[j] for j in liked[similarity.argmax(axis=1)].tolist()]
 
 
-def _padded_likes(ratings: Ratings, rows: int) -> np.ndarray:
-    """Each reader's liked rows in the order they rated them, padded with -1: rows x most likes."""
+def _padded_likes(ratings: Ratings, rows: int, crowded: np.ndarray) -> np.ndarray:
+    """Each reader's liked rows in the order they rated them, padded with -1: rows x most
+    likes (a ``crowded`` reader's row left empty)."""
     likes = ratings.like_counts()
-    width = int(likes.max()) if len(likes) else 0
-    padded = np.full((rows, width), -1, dtype=np.int64)
     owner = ratings.owner()[ratings.liked]
     slot = np.arange(len(owner)) - np.concatenate([[0], np.cumsum(likes)])[owner]
-    padded[owner, slot] = ratings.paper[ratings.liked]
+    keep = ~crowded[owner]
+    width = int(likes[~crowded[: len(likes)]].max(initial=0))
+    padded = np.full((rows, width), -1, dtype=np.int64)
+    padded[owner[keep], slot[keep]] = ratings.paper[ratings.liked][keep]
     return padded
