@@ -140,3 +140,24 @@ def test_readers_the_index_handles_are_left_to_it() -> None:
     plain = [Subscriber("a@example.org", id=1), Subscriber("b@example.org", id=2, topics=("LLM",))]
     scorer = rank.for_me(edition, NOW, _lookup)
     assert select_batch(edition, plain, index=index, scorer=scorer, default_max=30) == {}
+
+
+@pytest.mark.parametrize("size", [0, 1, 5])
+def test_small_editions_and_readers_left_with_nothing(size: int) -> None:
+    """No paper, or only papers a reader rated, followed or filtered out: still what select gives."""
+    papers = [Paper(f"2601.0000{i}", f"Robots {i}", "Robots walk.", upvotes=i % 2,
+                    authors=("Ada Lovelace",)) for i in range(size)]  # fmt: skip
+    edition = Edition("daily-x", Frequency.DAILY, NOW.date(),
+                      (Theme("all", tuple(papers)),) if papers else ())  # fmt: skip
+    taxonomy = load_taxonomy()
+    index, scorer = EditionIndex(edition, taxonomy, NOW), rank.for_me(edition, NOW, _lookup)
+    readers = [
+        Subscriber("a@example.org", likes=("2601.00000",)),
+        Subscriber("b@example.org", likes=("2501.99999",), blend=1.0),
+        Subscriber("c@example.org", follow_authors=("Ada Lovelace",), max_papers=1),
+        Subscriber("d@example.org", dislikes=("2601.00001",), keywords=("robot",), min_score=0.5),
+    ]
+    chosen = select_batch(edition, readers, index=index, scorer=scorer, default_max=30)
+    for sub in readers:
+        slow = rank.select(edition, sub, taxonomy=taxonomy, default_max=30, now=NOW, scorer=scorer)
+        assert chosen[rank.selection_key(sub)] == slow, sub

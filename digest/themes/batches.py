@@ -128,7 +128,9 @@ def _nearest(
     for start in range(0, len(owing), _PART):
         part = owing[start : start + _PART]
         width = max(len(places[i]) for i in part)
-        padded = np.array([places[i] + [-1] * (width - len(places[i])) for i in part])
+        padded = np.array(
+            [places[i] + [-1] * (width - len(places[i])) for i in part], dtype=np.int64
+        )
         relevance = np.take_along_axis(batch.relevance[part], np.maximum(padded, 0), axis=1)
         owed = (padded >= 0) & (relevance > 0)
         wanted = np.where(owed, scorer.order[np.maximum(padded, 0)], -1)
