@@ -4,8 +4,9 @@ An edition is scored for many readers: its papers' vectors and trending ranks ar
 once here, the papers readers liked or disliked are looked up (``lookup``, the store's
 ``get_papers``) and turned into vectors once per edition, and ``prepare`` scores a batch of
 readers with one sparse product and one matrix product (digest.themes.relevance). The send
-calls ``prepare`` on each claimed batch; ``scores`` then hands `select` one reader's row.
-Readers with the same likes, dislikes and blend share one row.
+calls ``prepare`` on each claimed batch; ``batch`` then hands digest.themes.batches the whole
+batch's rows at once (and the nearest liked papers, ``nearest_liked_batch``), and ``scores``
+hands `select` one reader's row. Readers with the same likes, dislikes and blend share one row.
 """
 
 from __future__ import annotations

@@ -218,11 +218,11 @@ def _selection(
     papers, scores, groups = scorer.papers, scorer.shown.scores, scorer.shown.groups
     by_theme: dict[int, list[SelectedPaper]] = {}
     for c, why in zip(kept, whys, strict=True):
-        chosen = SelectedPaper(papers[c], scores[c], why)
-        if groups[c] in by_theme:
-            by_theme[groups[c]].append(chosen)
+        chosen, group = SelectedPaper(papers[c], scores[c], why), groups[c]
+        if group in by_theme:
+            by_theme[group].append(chosen)
         else:
-            by_theme[groups[c]] = [chosen]
+            by_theme[group] = [chosen]
     themes = tuple(
         SelectedTheme(edition.themes[g].label, tuple(by_theme[g])) for g in sorted(by_theme)
     )
