@@ -1,4 +1,4 @@
-"""Each reader's own selection through the real `rank.select`: quality and cost at scale.
+"""Each reader's own selection, as `rank.select` and the send make it: quality and cost at scale.
 
 Quality (issue 14's offline evaluation, through the path a send takes). Simulated readers of
 bench/foryou.py: each likes 5 papers of one arXiv topic announced on earlier days and gets
@@ -10,15 +10,19 @@ with and without simulated votes, against the base rate and the trending-only se
 (blend 0), and the same readers through `relevance.choose` (must agree).
 
 Scale (issue 14 item 5). `--subscribers` readers (5-50 likes, 0-5 dislikes each, drawn from
-the dev file and the edition itself) over a 150-paper edition, in a fresh process:
+the dev file and the edition itself) over a 150-paper edition, in a fresh process, through
+what a send calls for each claimed batch of `--batch` readers: `Contents.prepare` (the
+likes scored in one product, `ForMe.prepare`, and the batch's selections chosen at once),
+then `Contents.selection` for each reader; the same readers without likes go the same way
+(the edition's topic matrix answers them, digest.themes.matching). Printed, CPU seconds
+beside wall seconds (the machine is shared):
 
-* scoring: `ForMe.prepare` per claimed batch of `--batch` readers (the send's claim size),
-  the way the send calls it, rated papers' vectors built once per edition;
-* against the simple alternative measured in the same run: each reader scored alone
-  (`ForMe.scores` without a prepared batch), timed on a sample and extrapolated;
-* what likes add to a whole `select`: select for a sample of readers with their likes minus
-  the same readers without likes, extrapolated to all of them;
-* the process's peak RSS (VmHWM) after reading the inputs and after scoring everyone.
+* scoring (`ForMe.prepare`) and selection (the rest), with likes and without, and what the
+  likes add to a send; of it, the rated papers' vectors, made once per edition;
+* against the simple alternatives measured in the same run, on a sample, extrapolated: each
+  reader scored alone (`ForMe.scores` without a prepared batch), and each reader selected
+  alone (`rank.select` on a prepared batch, the way the send selected before batches);
+* the process's peak RSS (VmHWM) after reading the inputs and after everyone.
 
 Run by hand, never from tests:
     python bench/readers.py                            # 40 readers, 100,000 subscribers
@@ -34,6 +38,7 @@ import json
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +50,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import foryou  # noqa: E402  (bench/foryou.py: readers, spaces, shares)
+from harness import BENCH_SECRET  # noqa: E402
 
+from digest.config import load_settings  # noqa: E402
+from digest.delivery.contents import Contents  # noqa: E402
 from digest.models import Edition, Frequency, Subscriber, Theme  # noqa: E402
 from digest.themes.rank import for_me, select  # noqa: E402
 from digest.themes.relevance import DEFAULT_BLEND, TextSpace  # noqa: E402
@@ -114,16 +122,22 @@ def scale(rows: list[dict], subscribers: int, batch: int, seed: int) -> None:
     r = json.loads(worker.stdout)
     n = r["subscribers"]
     print(f"scale: {n:,} subscribers ({r['ratings']:.1f} ratings on average), "
-          f"{r['papers']} papers, batches of {batch}, {r['rated']:,} distinct rated papers")  # fmt: skip
+          f"{r['papers']} papers, batches of {batch}, {r['rated']:,} distinct rated papers, "
+          "through the send's Contents.prepare and Contents.selection")  # fmt: skip
     print("  wall s (CPU s)                                   with likes      same readers without")
-    for name in ("prepare", "select"):
+    for name, what in (("scoring", "scoring (ForMe.prepare)"),
+                       ("select", "selection (the rest of both)")):  # fmt: skip
         w, p = r["likes"][name], r["plain"][name]
-        print(f"  {name:46s} {w[0]:6.2f} ({w[1]:6.2f})   {p[0]:6.2f} ({p[1]:6.2f})")
-    added = [r["likes"][k][i] - r["plain"][k][i] for i in (0, 1) for k in ("prepare", "select")]
-    print(f"  what likes add to a send: {added[0] + added[1]:.2f} s wall, "
-          f"{added[2] + added[3]:.2f} s CPU (of it, the rated papers' vectors once: {r['load']:.2f} s)")  # fmt: skip
+        print(f"  {what:46s} {w[0]:6.2f} ({w[1]:6.2f})   {p[0]:6.2f} ({p[1]:6.2f})")
+    added = [
+        sum(r["likes"][k][i] - r["plain"][k][i] for k in ("scoring", "select")) for i in (0, 1)
+    ]
+    print(f"  what likes add to a send: {added[0]:.2f} s wall, {added[1]:.2f} s CPU "
+          f"(of it, the rated papers' vectors once: {r['load']:.2f} s)")  # fmt: skip
     print(f"  scoring each reader alone instead of by batch (timed on {r['sample']:,}, "
-          f"extrapolated): {r['alone']:.2f} s, {r['alone'] / r['likes']['prepare'][0]:.1f}x the batches")  # fmt: skip
+          f"extrapolated): {r['alone']:.2f} s CPU, {r['alone'] / r['likes']['scoring'][1]:.1f}x the batches")  # fmt: skip
+    print(f"  selecting each reader alone (rank.select on the prepared batch, timed on {r['sample']:,}, "
+          f"extrapolated): {r['one_by_one']:.2f} s CPU, {r['one_by_one'] / r['likes']['select'][1]:.1f}x the batches")  # fmt: skip
     print(f"  peak RSS: {r['rss_inputs']:.0f} MB with digest imported and the edition scored, "
           f"{r['rss_after']:.0f} MB after everyone")  # fmt: skip
 
@@ -143,11 +157,33 @@ def _subscribers(rng, start: int, stop: int, rated_ids: list[str], edition_ids: 
     return out
 
 
-def _timed(totals: dict, name: str, work) -> None:
-    wall, cpu = time.perf_counter(), time.process_time()
-    work()
-    totals[name][0] += time.perf_counter() - wall
-    totals[name][1] += time.process_time() - cpu
+class _Clock:
+    """Wall and CPU seconds spent in timed blocks, by side and name."""
+
+    def __init__(self) -> None:
+        self.totals: dict[tuple[str, str], list[float]] = {}
+
+    def __call__(self, side: str, name: str, work):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return work()
+        finally:
+            total = self.totals.setdefault((side, name), [0.0, 0.0])
+            total[0] += time.perf_counter() - wall
+            total[1] += time.process_time() - cpu
+
+    def sides(self) -> dict[str, dict[str, list[float]]]:
+        """Per side: scoring (ForMe.prepare), and the rest of the batch's prepare and selections."""
+        out = {}
+        for side in ("likes", "plain"):
+            scoring, prepare, each = (
+                self.totals.get((side, k), [0.0, 0.0]) for k in ("scoring", "prepare", "each")
+            )
+            out[side] = {
+                "scoring": scoring,
+                "select": [p - s + e for p, s, e in zip(prepare, scoring, each, strict=True)],
+            }
+        return out
 
 
 def scale_worker(args) -> None:
@@ -158,38 +194,57 @@ def scale_worker(args) -> None:
     edition_rows = [r for r in rows if r["date"] == day][:150]
     votes = foryou.simulated_votes(len(edition_rows), random.Random(args.seed))
     papers = [foryou.as_paper(r, v) for r, v in zip(edition_rows, votes, strict=True)]
-    edition = Edition("daily-bench", Frequency.DAILY, NOW.date(), (Theme("all", tuple(papers)),))
+    edition = Edition("daily-bench", Frequency.DAILY, NOW.date(), (Theme("all", tuple(papers)),),
+                      created_at=NOW)  # fmt: skip
     stored = {r["id"]: foryou.as_paper(r) for r in rows if r["date"] != day}
     older = sorted(stored)
 
     def lookup(ids):  # the store's get_papers, from memory: the database is not measured here
         return {a: stored[a] for a in ids if a in stored}
 
-    scorer = for_me(edition, NOW, lookup)
-    scorer.edition_vectors  # noqa: B018  (once per edition, as a send would)
+    settings = load_settings(
+        database_url=f"sqlite:///{tempfile.mkdtemp()}/unused.db", secret_key=BENCH_SECRET,
+        base_url="https://digest.example.org", sender="digest <digest@example.org>",
+        max_papers=30,
+    )  # fmt: skip
+    # One Contents per side, as a send makes one; the edition's topic matrix and vectors are
+    # made before the clock starts (a send's first batch makes them, once per edition).
+    sides = {side: Contents(edition, settings, lookup=lookup) for side in ("likes", "plain")}
+    for contents in sides.values():
+        contents.index  # noqa: B018
+        contents.scorer.edition_vectors  # noqa: B018
     rss_inputs = foryou._peak_rss_mb()
-    totals = {k: {"prepare": [0.0, 0.0], "select": [0.0, 0.0]} for k in ("likes", "plain")}
+    clock = _Clock()
+    for side, contents in sides.items():  # the scoring within Contents.prepare, timed apart
+        score = contents.scorer.prepare
+        contents.scorer.prepare = lambda readers, side=side, score=score: clock(
+            side, "scoring", lambda: score(readers)
+        )
     ratings = 0
 
-    def send(readers, kind):
-        _timed(totals[kind], "prepare", lambda: scorer.prepare(readers))
-        _timed(totals[kind], "select", lambda: [
-            select(edition, s, taxonomy=TAXONOMY, default_max=30, now=NOW, scorer=scorer)
-            for s in readers
-        ])  # fmt: skip
+    def send(readers, side):
+        """What the send does with a claimed batch before rendering: prepare, then select each."""
+        contents = sides[side]
+        clock(side, "prepare", lambda: contents.prepare(readers))
+        clock(side, "each", lambda: [contents.selection(s) for s in readers])
 
     for lo in range(0, args.subscribers, args.batch):
         readers = _subscribers(
-            rng, lo, min(lo + args.batch, args.subscribers), older, list(scorer.columns)
+            rng,
+            lo,
+            min(lo + args.batch, args.subscribers),
+            older,
+            list(sides["likes"].scorer.columns),
         )
         ratings += sum(len(s.likes) + len(s.dislikes) for s in readers)
         send(readers, "likes")
         send([Subscriber(s.email, id=s.id, max_papers=10) for s in readers], "plain")
     rss_after = foryou._peak_rss_mb()
-    began = time.perf_counter()
-    fresh = for_me(edition, NOW, lookup)
+    scorer = sides["likes"].scorer
+    fresh = Contents(edition, settings, lookup=lookup).scorer
+    began = time.process_time()
     fresh._load(set(scorer._rated))  # the one-off cost of the rated papers' vectors
-    load = time.perf_counter() - began
+    load = time.process_time() - began
 
     sample = _subscribers(
         np.random.default_rng(args.seed + 1),
@@ -198,15 +253,26 @@ def scale_worker(args) -> None:
         older,
         list(scorer.columns),
     )
-    began = time.perf_counter()
+    began = time.process_time()
     for s in sample:
-        scorer._rows.clear()
-        scorer.scores(s)
-    alone = (time.perf_counter() - began) / len(sample) * args.subscribers
+        fresh._rows.clear()
+        fresh.scores(s)
+    alone = (time.process_time() - began) / len(sample) * args.subscribers
+    # The per-reader selection `rank.select` makes, on batches the scorer prepared (not timed).
+    spent = 0.0
+    for lo in range(0, len(sample), args.batch):
+        part = sample[lo : lo + args.batch]
+        fresh.prepare(part)
+        began = time.process_time()
+        for s in part:
+            select(edition, s, taxonomy=TAXONOMY, default_max=30, now=NOW, scorer=fresh)
+        spent += time.process_time() - began
+    one_by_one = spent / len(sample) * args.subscribers
     print(json.dumps({
         "subscribers": args.subscribers, "papers": len(papers), "ratings": ratings / args.subscribers,
         "rated": len(scorer._rated), "load": load, "sample": len(sample), "alone": alone,
-        "likes": totals["likes"], "plain": totals["plain"], "rss_inputs": rss_inputs, "rss_after": rss_after,
+        "one_by_one": one_by_one, **clock.sides(),
+        "rss_inputs": rss_inputs, "rss_after": rss_after,
     }))  # fmt: skip
 
 

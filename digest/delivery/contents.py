@@ -85,6 +85,7 @@ class Contents:
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         # Selections by key: the follow-ups step and the email both ask for the same one.
         self._selections: OrderedDict[Hashable, Selection] = OrderedDict()
+        self._prepared: dict[Hashable, Selection] = {}  # the last prepared batch's, by key
         self._size = size
         self.renders = 0
         self._index: EditionIndex | None = None
@@ -112,8 +113,13 @@ class Contents:
         return self._assembly  # type: ignore[return-value]
 
     def prepare(self, subscribers: Sequence[Subscriber]) -> None:
-        """Score a batch of subscribers' likes at once (one matrix product) before their emails."""
-        self.scorer.prepare(subscribers)
+        """Choose a batch of subscribers' papers at once (one matrix product, one top-k)."""
+        from digest.themes.batches import select_batch  # NumPy: only once an edition is sent
+
+        self._prepared = select_batch(
+            self.edition, subscribers, index=self.index, scorer=self.scorer,
+            default_max=self.settings.max_papers,
+        )  # fmt: skip
 
     def _rolled(self, subscriber: Subscriber) -> list[Edition]:
         """Editions whose papers this subscriber's email gathers too (empty_days = "roll")."""
@@ -140,6 +146,8 @@ class Contents:
                 default_max=self.settings.max_papers, now=self.now,
             )  # fmt: skip
         key = rank.selection_key(subscriber)
+        if key in self._prepared:  # chosen with its claimed batch
+            return self._prepared[key]
         if key in self._selections:
             self._selections.move_to_end(key)
             return self._selections[key]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from digest.models import Edition, SelectedPaper, SelectedTheme, Selection, Subscriber
-from digest.themes.rank import _newest_first, _why, trending_score
+from digest.themes.rank import _newest_first, _signals_line, trending_score
 from digest.themes.taxonomy import Taxonomy, Topic, keyword_pattern
 
 __all__ = ["EditionIndex"]
@@ -46,13 +46,10 @@ class EditionIndex:
                 themes_of.setdefault(p.arxiv_id, []).append(ti)
         self.scores = [s for s, _ in scored]
         self.papers = [p for _, p in scored]
+        lines = [_signals_line(p) for _, p in scored]
         self.ranked = [
-            _Ranked(
-                SelectedPaper(p, round(s, 3), _why(p, [])),
-                _why(p, []),
-                tuple(themes_of.get(p.arxiv_id, ())),
-            )
-            for s, p in scored
+            _Ranked(SelectedPaper(p, round(s, 3), line), line, tuple(themes_of.get(p.arxiv_id, ())))
+            for (s, p), line in zip(scored, lines, strict=True)
         ]
         self.labels = [t.label for t in edition.themes]
         self.taxonomy = taxonomy
@@ -88,34 +85,35 @@ class EditionIndex:
         s = subscriber
         return not (s.likes or s.dislikes or s.follow_authors or s.follow_orgs)
 
-    def _wants(self, subscriber: Subscriber) -> tuple[list[tuple[str, int]], bool]:
-        """The subscriber's (reason, column) pairs in `select`'s order; True: everything."""
-        topics: list[tuple[str, int]] = []
+    def candidates(self, subscriber: Subscriber) -> tuple[list[tuple[str, int]], int]:
+        """The subscriber's (reason, column) pairs in `select`'s order, and the bits of the
+        papers their topics, keywords and minimum score let in (no topic or keyword: all)."""
+        wanted: list[tuple[str, int]] = []
         keywords = [k for k in subscriber.keywords if k.strip()]
         for name in subscriber.topics:
             if not name.strip():
                 continue
             topic = self.taxonomy.find(name)
             if topic is not None:
-                topics.append((f"matches {topic.name}", self._topics[topic.name]))
+                wanted.append((f"matches {topic.name}", self._topics[topic.name]))
             else:
                 keywords.append(name)  # a free-text topic: treat it as a keyword
-        wanted = topics + [
+        wanted += [
             (f'mentions "{k.strip()}"', self.keyword_column(k)) for k in dict.fromkeys(keywords)
         ]
-        return wanted, not wanted
-
-    def select(self, subscriber: Subscriber, default_max: int) -> Selection:
-        """What `rank.select` gives ``subscriber`` (who must be one this index ``handles``)."""
-        wanted, everything = self._wants(subscriber)
         mask = self.everyone
-        if not everything:
+        if wanted:
             mask = 0
             for _, column in wanted:
                 mask |= column
         if subscriber.min_score is not None:  # scores fall with the bit index
             above = _count_at_least(self.scores, subscriber.min_score)
             mask &= (1 << above) - 1
+        return wanted, mask
+
+    def select(self, subscriber: Subscriber, default_max: int) -> Selection:
+        """What `rank.select` gives ``subscriber`` (who must be one this index ``handles``)."""
+        wanted, mask = self.candidates(subscriber)
         limit = max(0, min(subscriber.max_papers or default_max, default_max))
         kept: list[int] = []
         rest = mask
@@ -127,7 +125,7 @@ class EditionIndex:
         for i in kept:
             ranked = self.ranked[i]
             chosen = ranked.selected
-            if not everything:
+            if wanted:
                 bit = 1 << i
                 reasons = [r for r, column in wanted if column & bit][:2]
                 why = " · ".join([ranked.signals, *reasons])

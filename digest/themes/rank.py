@@ -146,7 +146,7 @@ def for_me(
     """
     import numpy as np
 
-    from digest.themes.foryou import ForMe
+    from digest.themes.foryou import ForMe, Shown
 
     papers = edition.papers
     scores = [trending_score(p, now) for p in papers]
@@ -156,9 +156,11 @@ def for_me(
     )
     position = np.empty(len(papers), dtype=np.int64)
     position[order] = np.arange(len(papers))
-    # The theme of each paper (edition.papers runs theme by theme).
-    groups = np.repeat(np.arange(len(edition.themes)), [len(t.papers) for t in edition.themes])
-    return ForMe(papers, scores, lookup, space, position, groups)
+    # What every selection shows of a paper, worked out once per edition, not per reader.
+    # The theme of each paper: edition.papers runs theme by theme.
+    groups = [g for g, theme in enumerate(edition.themes) for _ in theme.papers]
+    shown = Shown([round(s, 3) for s in scores], [_signals_line(p) for p in papers], groups)
+    return ForMe(papers, scores, shown, lookup, space, position)
 
 
 def select(
@@ -191,24 +193,40 @@ def select(
     scorer = scorer or for_me(edition, now)
     columns, followed, reasons = _candidates(scorer, subscriber, taxonomy)
     scores = scorer.scores(subscriber)
-    # The site-wide maximum caps everyone: it keeps an email under Gmail's clipping size.
-    limit = max(0, min(subscriber.max_papers or default_max, default_max))
     cols = np.asarray(columns, dtype=np.int64)
     # Followed papers first; then the blend; ties keep the edition's trending order.
     keys = (scorer.position[cols], -scores.blended[cols])
     order = np.lexsort((*keys, [c not in followed for c in columns]) if followed else keys)
-    kept = cols[order[:limit]].tolist()
-    shown = _shown(scorer)
-    whys = _whys(scorer, shown, subscriber, scores, kept, followed, reasons)
-    # Shown in the edition's themes and their order; within a theme, in the selection's order.
+    kept = cols[order[: _limit(subscriber, default_max)]].tolist()
+    whys = _whys(scorer, subscriber, scores, kept, followed, reasons)
+    return _selection(edition, scorer, kept, whys, len(columns))
+
+
+def _limit(subscriber: Subscriber, default_max: int) -> int:
+    """How many papers the subscriber gets at most."""
+    # The site-wide maximum caps everyone: it keeps an email under Gmail's clipping size.
+    return max(0, min(subscriber.max_papers or default_max, default_max))
+
+
+def _selection(
+    edition: Edition, scorer: ForMe, kept: list[int], whys: list[str], candidates: int
+) -> Selection:
+    """The kept columns with their why lines, shown in the edition's themes and their order.
+
+    Within a theme the papers keep the selection's order; the other ``candidates`` are omitted.
+    """
+    papers, scores, groups = scorer.papers, scorer.shown.scores, scorer.shown.groups
     by_theme: dict[int, list[SelectedPaper]] = {}
     for c, why in zip(kept, whys, strict=True):
-        chosen = SelectedPaper(scorer.papers[c], shown.scores[c], why)
-        by_theme.setdefault(shown.groups[c], []).append(chosen)
+        chosen, group = SelectedPaper(papers[c], scores[c], why), groups[c]
+        if group in by_theme:
+            by_theme[group].append(chosen)
+        else:
+            by_theme[group] = [chosen]
     themes = tuple(
         SelectedTheme(edition.themes[g].label, tuple(by_theme[g])) for g in sorted(by_theme)
     )
-    return Selection(themes, omitted=len(columns) - len(kept))
+    return Selection(themes, omitted=candidates - len(kept))
 
 
 def _candidates(
@@ -240,27 +258,8 @@ def _candidates(
     return columns, followed, reasons
 
 
-class _Shown:
-    """Per edition, what every selection shows of a paper: its rounded score, its signals
-    line ("12 upvotes · 3 comments", or "new") and its theme; worked out once, not per reader."""
-
-    def __init__(self, scorer: ForMe) -> None:
-        self.scores = [round(float(t), 3) for t in scorer.trending]
-        self.signals = [" · ".join(signals(p) or ["new"]) for p in scorer.papers]
-        self.groups = [int(g) for g in scorer.groups]
-
-
-def _shown(scorer: ForMe) -> _Shown:
-    """The scorer's _Shown, made on first use and kept with it."""
-    shown = getattr(scorer, "_shown", None)
-    if shown is None:
-        shown = scorer._shown = _Shown(scorer)
-    return shown
-
-
 def _whys(
     scorer: ForMe,
-    shown: _Shown,
     subscriber: Subscriber,
     scores: Scores,
     kept: list[int],
@@ -268,8 +267,13 @@ def _whys(
     reasons: dict[int, list[str]],
 ) -> list[str]:
     """The why line of each kept paper: a follow, the liked paper it resembles, signals, topics."""
-    # A paper owes something to a liked one only when the blend listens to likes and the
-    # paper stands above the edition's average relevance to them.
+    return _lines(scorer, kept, followed, _near(scorer, subscriber, scores, kept), reasons)
+
+
+def _near(scorer: ForMe, subscriber: Subscriber, scores: Scores, kept: list[int]) -> dict[int, str]:
+    """The kept papers that owe something to a liked one, with the phrase naming it."""
+    # Only when the blend listens to likes and the paper stands above the edition's average
+    # relevance to them.
     near: dict[int, str] = {}
     if scores.blend > 0 and scores.relevance is not None:
         from digest.themes.relevance import liked_why  # loaded already: they rated papers
@@ -279,13 +283,24 @@ def _whys(
         for c, liked in zip(owed, scorer.nearest_liked(subscriber, owed), strict=True):
             if liked:
                 near[c] = liked_why(liked)
-    lines = []
-    for c in kept:
-        parts = [p for p in (followed.get(c), near.get(c)) if p]
-        parts.append(shown.signals[c])
-        parts.extend(reasons.get(c, ())[:2])
-        lines.append(" · ".join(parts))  # as _why puts it
-    return lines
+    return near
+
+
+def _lines(
+    scorer: ForMe,
+    kept: list[int],
+    followed: dict[int, str],
+    near: dict[int, str],
+    reasons: dict[int, list[str]],
+) -> list[str]:
+    """The why lines of the kept papers, from their parts."""
+    signals = scorer.shown.signals
+    if not followed and not reasons:  # most readers with likes: as _why joins it, faster
+        return [f"{near[c]} · {signals[c]}" if c in near else signals[c] for c in kept]
+    return [
+        _why(signals[c], reasons.get(c, ()), [p for p in (followed.get(c), near.get(c)) if p])
+        for c in kept
+    ]
 
 
 class _Matcher:
@@ -327,9 +342,14 @@ def signals(paper: Paper) -> list[str]:
     return parts
 
 
-def _why(paper: Paper, reasons: list[str], personal: Sequence[str] = ()) -> str:
-    """One short line for the email: a follow or a like, the paper's signals (or "new"), topics."""
-    return " · ".join([*personal, *(signals(paper) or ["new"]), *reasons[:2]])
+def _signals_line(paper: Paper) -> str:
+    """The paper's signals as the why line starts them: "12 upvotes · 3 comments", or "new"."""
+    return " · ".join(signals(paper) or ["new"])
+
+
+def _why(signals_line: str, reasons: Sequence[str], personal: Sequence[str] = ()) -> str:
+    """One short line for the email: a follow or a like, the paper's signals line, topics."""
+    return " · ".join([*personal, signals_line, *reasons[:2]])
 
 
 def _count(n: int, noun: str) -> str:
