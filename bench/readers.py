@@ -54,6 +54,7 @@ from harness import BENCH_SECRET  # noqa: E402
 
 from digest.config import load_settings  # noqa: E402
 from digest.delivery.contents import Contents  # noqa: E402
+from digest.delivery.heap import steady_heap  # noqa: E402
 from digest.models import Edition, Frequency, Subscriber, Theme  # noqa: E402
 from digest.themes.rank import for_me, select  # noqa: E402
 from digest.themes.relevance import DEFAULT_BLEND, TextSpace  # noqa: E402
@@ -228,17 +229,18 @@ def scale_worker(args) -> None:
         clock(side, "prepare", lambda: contents.prepare(readers))
         clock(side, "each", lambda: [contents.selection(s) for s in readers])
 
-    for lo in range(0, args.subscribers, args.batch):
-        readers = _subscribers(
-            rng,
-            lo,
-            min(lo + args.batch, args.subscribers),
-            older,
-            list(sides["likes"].scorer.columns),
-        )
-        ratings += sum(len(s.likes) + len(s.dislikes) for s in readers)
-        send(readers, "likes")
-        send([Subscriber(s.email, id=s.id, max_papers=10) for s in readers], "plain")
+    with steady_heap():  # the collector's pace of a send (delivery.send.send_edition)
+        for lo in range(0, args.subscribers, args.batch):
+            readers = _subscribers(
+                rng,
+                lo,
+                min(lo + args.batch, args.subscribers),
+                older,
+                list(sides["likes"].scorer.columns),
+            )
+            ratings += sum(len(s.likes) + len(s.dislikes) for s in readers)
+            send(readers, "likes")
+            send([Subscriber(s.email, id=s.id, max_papers=10) for s in readers], "plain")
     rss_after = foryou._peak_rss_mb()
     scorer = sides["likes"].scorer
     fresh = Contents(edition, settings, lookup=lookup).scorer

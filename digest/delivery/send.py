@@ -13,6 +13,7 @@ from typing import Any
 
 from digest.config import Settings
 from digest.delivery.contents import Contents
+from digest.delivery.heap import steady_heap
 from digest.delivery.lease import send_lease
 from digest.delivery.recovery import unresolved_unknown
 from digest.delivery.report import DeliveryReport, NoProgress, Progress, handed_over
@@ -151,7 +152,8 @@ def send_edition(
             if transport is None:
                 await tx.aclose()
 
-    return asyncio.run(main())
+    with steady_heap():
+        return asyncio.run(main())
 
 
 def send_message(settings: Settings, message: Message, *, folder: str = "messages") -> str:
