@@ -129,7 +129,7 @@ def _label(
         label = field or common_word(members, taken)
         if not qualify:
             return label
-        return _qualified(label, members, words, [], {}, surface, edition, taken, bool(field))
+        return _qualified(label, members, words, edition, taken, bool(field))
     cover = {key: coverage(key, words) for key in shared}
     # Coverage counts twice (weighted: a title counts more than an abstract): a phrase in
     # most papers beats a sharper one in a third ("Optimization" over "Differential privacy").
@@ -157,55 +157,37 @@ def _label(
     )
     if not qualify:
         return label
-    return _qualified(label, members, words, ranked, cover, surface, edition, taken, bool(field))
+    return _qualified(label, members, words, edition, taken, bool(field))
 
 
 def _qualified(
     label: str | None,
     members: list[Paper],
     words: list[frozenset[str]],
-    ranked: list,
-    cover: dict,
-    surface: dict,
     edition: _Edition,
     taken: list[frozenset[str]],
     field: bool = False,
 ) -> str | None:
     """A one-word label with a qualifier from its papers (see digest.themes.qualifiers).
 
-    In order: the two-word phrase holding the word that the most papers write ("Hole" ->
-    "Black hole"); "X and Y" with the best covering title phrase; "X and Y" or "Adjective X"
-    with the theme's most distinctive covering word. What is added must be in as many of
-    the papers as the word, or in half of them (and a third): a qualifier narrows a label
-    only so far. The label as it was when nothing qualifies. ``taken[-1]`` holds the
-    label's stems (every step records its choice there) and is replaced by the whole's.
-    A ``field`` name (arXiv category, taxonomy topic) is qualified only when its own word is
-    in half the papers: the whole is then read as words.
+    First the two-word phrase holding the word that the most papers write ("Hole" -> "Black
+    hole"), else the theme's most distinctive covering word ("Galaxies and stars",
+    "Multimodal reasoning"). What is added must be in as many of the papers as the word, or
+    in half of them (and a third): a qualifier narrows a label only so far. The label as it
+    was when nothing qualifies, or when it is a ``field`` name (arXiv category, taxonomy
+    topic) whose own word is in fewer than a third of the papers: such a name covers the
+    papers filed under it, and a qualified label is read as words. ``taken[-1]`` holds the
+    label's stems (every step records its choice there) and becomes the whole label's.
     """
     if label is None or len(label.split()) > 1:
         return label
-    first = tuple(sorted(taken[-1]))
-    alone = coverage(first, words) if words else 0.0
-    if field and alone < PAIR_COVERAGE:
-        return label  # "Cosmology" names the papers filed under it, not the ones saying it
+    alone = coverage(tuple(sorted(taken[-1])), words) if words else 0.0
+    if field and alone < MIN_COVERAGE:
+        return label
     own = taken.pop()
-    # A qualifier in fewer papers than the word would narrow the label: at most to half.
     least = max(MIN_COVERAGE, min(alone, PAIR_COVERAGE))
-    second = next(
-        (
-            key
-            for _, key in ranked
-            if len(key) <= 2
-            and cover[key] >= least
-            and _apart(first, key)
-            and not dangling(key, surface)
-            and free(own | frozenset(key), taken)
-        ),
-        None,
-    )
     key, whole = (
         adjacent_phrase(label, members, taken, least)
-        or (second and (second, f"{label} and {_lowered(second, surface)}"))
         or joined(label, own, members, words, (edition.words, edition.papers), taken, least)
         or ((), label)
     )

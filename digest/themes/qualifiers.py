@@ -1,10 +1,12 @@
-"""A lone word made into a label a researcher would write: "Black holes", "Galaxies and stars".
+"""A lone word made into a label a researcher would write: "Black hole", "Galaxies and stars".
 
 A one-word label ("Hole", "Robotics", "Galaxies") tells a reader little. Its qualifier comes
 from the theme's own papers and is as honest as the word: first the two-word phrase holding
 the word that the most papers write (adjacent in a title, the keywords, the abstract or the
-summary: "black hole", "neural networks"), if a third of the papers write it; else the word
-joined with the theme's best other covering phrase ("Galaxies and stars"). When neither
+summary: "black hole", "neural networks"), if enough of the papers write it; else the
+theme's most distinctive word that as many papers hold, before the word if an adjective
+("Multimodal reasoning"), after "and" if a noun ("Galaxies and stars"), in the phrase the
+papers write it in if it modifies another word ("Agents and language models"). When none
 exists the word stays alone: a qualifier that most papers lack would mislead.
 """
 
@@ -36,7 +38,7 @@ def adjacent_phrase(
 ) -> tuple[Key, str] | None:
     """(key, written form) of the two-word phrase holding ``word`` most papers write, or None.
 
-    The phrase must be written by a third of the papers (and two), read well as a label (no
+    The phrase must be written by ``least`` of the papers (and two), read well as a label (no
     stop word, number or generic word such as "novel" or "results" beside the word, no
     hanging end) and read unlike the labels ``taken``. Ties go to the phrase more titles hold.
     """
@@ -105,8 +107,9 @@ def joined(
     as common in the theme as in the edition (``edition``: stem -> papers, and how many),
     best by coverage times the log of that lift, reading unlike the labels ``taken``. An
     adjective goes before the word ("Multimodal reasoning"); a noun after "and" ("Galaxies and
-    stars"); a word the papers write mostly before another ("language models") reads as
-    neither and is passed over. None when no word qualifies.
+    stars"); a word the papers write mostly before another comes with that other word, when
+    ``least`` of the papers write the two ("Agents and language models"), else is passed
+    over. None when no word qualifies.
     """
     (held, total), n = edition, len(members)
     titled = Counter(w for p in members for w in word_set(p.title))
@@ -126,7 +129,13 @@ def joined(
         if modifier < MODIFIER:
             # a name ("Gaussian") is capitalised nearly every time it is written
             name = sum(c for f, c in forms.items() if f[:1].isupper()) >= 0.8 * sum(forms.values())
-            return (term,), f"{label} and {written if name else written[:1].lower() + written[1:]}"
+            return (term,), f"{label} and {written if name else _lower(written)}"
+        # a modifier: the phrase the papers write it in ("Agents and language models")
+        phrase = adjacent_phrase(written, members, taken, least)
+        if phrase is not None and free(frozenset(phrase[0]), [own]):
+            key, text = phrase
+            if free(own | set(key), taken):
+                return key, f"{label} and {_lower(text)}"
     return None
 
 
@@ -168,3 +177,10 @@ def _plain(word: str) -> bool:
     """An ordinary word (not an acronym or a name) that may be lower-cased mid-label."""
     first = word.split()[0]
     return first[1:] == first[1:].lower() and not any(c.isdigit() for c in first)
+
+
+def _lower(text: str) -> str:
+    """A phrase as written after "and": Title Case words lower-cased, acronyms kept."""
+    return " ".join(
+        w.lower() if w[1:] == w[1:].lower() and w[:1].isalpha() else w for w in text.split()
+    )
