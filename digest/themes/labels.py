@@ -49,6 +49,8 @@ LENGTH_BONUS = {1: 1.0, 2: 1.4, 3: 1.5}
 EXTEND_SHARE = 0.5
 # "X and Y": the second part must be in this share of the papers.
 JOIN_COVERAGE = 0.4
+# A lone word's qualifier must be in as many papers as the word, or in this share of them.
+QUALIFIER_COVERAGE = 0.6
 
 
 def label_clusters(
@@ -173,7 +175,7 @@ def _qualified(
     First the two-word phrase holding the word that the most papers write ("Hole" -> "Black
     hole"), else the theme's most distinctive covering word ("Galaxies and stars",
     "Multimodal reasoning"). What is added must be in as many of the papers as the word, or
-    in half of them (and a third): a qualifier narrows a label only so far. The label as it
+    in QUALIFIER_COVERAGE of them (and a third): a qualifier narrows a label only so far. The label as it
     was when nothing qualifies, or when it is a ``field`` name (arXiv category, taxonomy
     topic) whose own word is in fewer than a third of the papers: such a name covers the
     papers filed under it, and a qualified label is read as words. ``taken[-1]`` holds the
@@ -185,7 +187,7 @@ def _qualified(
     if field and alone < MIN_COVERAGE:
         return label
     own = taken.pop()
-    least = max(MIN_COVERAGE, min(alone, PAIR_COVERAGE))
+    least = max(MIN_COVERAGE, min(alone, QUALIFIER_COVERAGE))
     key, whole = (
         adjacent_phrase(label, members, taken, least)
         or joined(label, own, members, words, (edition.words, edition.papers), taken, least)
