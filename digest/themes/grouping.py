@@ -162,7 +162,7 @@ def _sub_themes(parent: str, parts: list[Cluster], papers: list[Paper], original
     """The parts of a split theme, each "Parent: what sets it apart from its siblings"."""
     groups = [[papers[r] for r in part.rows] for part in parts]
     inside = [p for g in groups for p in g]
-    names = label_clusters(groups, inside, parent)
+    names = label_clusters(groups, inside, parent, qualify=False)  # "Parent: one word" reads well
     out = []
     for number, (name, group_) in enumerate(zip(names, groups, strict=True), start=1):
         sub = name if name is not None else f"part {number}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass
 
 from digest.models import Paper
 from digest.themes.categories import CATEGORY_NAMES
@@ -28,6 +29,7 @@ from digest.themes.field_labels import (
     topic_label,
 )
 from digest.themes.phrases import dangling, display, find_phrases, word_set
+from digest.themes.qualifiers import adjacent_phrase, joined
 from digest.themes.words import GENERIC_STEMS, STOP_WORDS, analyze, stem
 
 __all__ = ["CATEGORY_NAMES", "MIN_COVERAGE", "analyze", "coverage", "label_clusters"]
@@ -47,10 +49,12 @@ LENGTH_BONUS = {1: 1.0, 2: 1.4, 3: 1.5}
 EXTEND_SHARE = 0.5
 # "X and Y": the second part must be in this share of the papers.
 JOIN_COVERAGE = 0.4
+# A lone word's qualifier must be in as many papers as the word, or in this share of them.
+QUALIFIER_COVERAGE = 0.6
 
 
 def label_clusters(
-    clusters: list[list[Paper]], papers: list[Paper], reserved: str
+    clusters: list[list[Paper]], papers: list[Paper], reserved: str, *, qualify: bool = True
 ) -> list[str | None]:
     """A unique readable label of 1-4 words per cluster, biggest cluster first.
 
@@ -60,7 +64,9 @@ def label_clusters(
     In order: the best such phrase of two or three words if it is nearly as distinctive as the
     best single word; two words joined ("Galaxies and stars") when each is in half the papers;
     a single word in half the papers; the arXiv category, then the taxonomy topic, of a third
-    of the papers; a single word in a third; the phrase the most papers share.
+    of the papers; a single word in a third; the phrase the most papers share. A label of
+    one word then takes a qualifier from its papers (``_qualified``) unless ``qualify`` is
+    False: a sub-theme's "Parent: sub" has the parent's words already.
     """
     samples = [_sample(members) for members in clusters]
     inside = {id(p) for members in clusters for p in members}
@@ -70,14 +76,26 @@ def label_clusters(
     everywhere: Counter = Counter()
     for found in phrases.weights:
         everywhere.update(found.keys())
+    # Papers holding each word, over the edition: a qualifier must be the theme's own.
+    held = Counter(w for p in read for w in word_set(text(p)))
+    edition = _Edition(everywhere, held, len(read))
     taken: list[frozenset[str]] = [frozenset(stem(w) for w in reserved.split())]
     labels: list[str | None] = []
     start = 0
     for sample in samples:
         weights = phrases.weights[start : start + len(sample)]
         start += len(sample)
-        labels.append(_label(sample, weights, phrases.surface, everywhere, len(read), taken))
+        labels.append(_label(sample, weights, phrases.surface, edition, taken, qualify))
     return labels
+
+
+@dataclass(frozen=True)
+class _Edition:
+    """What a label is told apart from: papers holding each phrase key and each word."""
+
+    phrases: Counter
+    words: Counter
+    papers: int
 
 
 def _sample(members: list[Paper]) -> list[Paper]:
@@ -92,9 +110,9 @@ def _label(
     members: list[Paper],
     weights: list[dict],
     surface: dict,
-    everywhere: Counter,
-    total: int,
+    edition: _Edition,
     taken: list[frozenset[str]],
+    qualify: bool,
 ) -> str | None:
     """One cluster's label (see label_clusters), or None if its papers share no phrase."""
     inside: Counter = Counter()
@@ -107,17 +125,20 @@ def _label(
             titled[key] += weight >= 1
     # a theme is what at least two papers have in common
     shared = sorted(key for key in inside if sharing[key] >= 2)
-    if not shared:  # no phrase in common, but maybe a field or a word
-        return (
-            category_label(members, taken)
-            or topic_label(members, taken)
-            or common_word(members, taken)
-        )
     words = [word_set(text(p)) for p in members]
+    if not shared:  # no phrase in common, but maybe a field or a word
+        field = category_label(members, taken) or topic_label(members, taken)
+        label = field or common_word(members, taken)
+        if not qualify:
+            return label
+        return _qualified(label, members, words, edition, taken, bool(field))
     cover = {key: coverage(key, words) for key in shared}
     # Coverage counts twice (weighted: a title counts more than an abstract): a phrase in
     # most papers beats a sharper one in a third ("Optimization" over "Differential privacy").
-    base = {key: _score(key, inside[key], len(members), everywhere[key], total) for key in shared}
+    base = {
+        key: _score(key, inside[key], len(members), edition.phrases[key], edition.papers)
+        for key in shared
+    }
     scores = {key: inside[key] / len(members) * base[key] for key in shared}
     # Researchers name their subject in titles; abstracts are full of "diverse", "complex".
     ranked = sorted(
@@ -125,14 +146,55 @@ def _label(
         key=lambda item: (-item[0], item[1]),
     )
     # A word in half the papers beats a field name; a word in a third does not.
-    return (
-        _pick(ranked, taken, surface, cover, scores, base)
-        or category_label(members, taken)
-        or topic_label(members, taken)
+    field = None
+    label = _pick(ranked, taken, surface, cover, scores, base)
+    if label is None:
+        field = category_label(members, taken) or topic_label(members, taken)
+    label = (
+        label
+        or field
         or _single(ranked, taken, surface, cover, scores)
         or _widest(shared, cover, inside, scores, taken, surface)
         or common_word(members, taken)
     )
+    if not qualify:
+        return label
+    return _qualified(label, members, words, edition, taken, bool(field))
+
+
+def _qualified(
+    label: str | None,
+    members: list[Paper],
+    words: list[frozenset[str]],
+    edition: _Edition,
+    taken: list[frozenset[str]],
+    field: bool = False,
+) -> str | None:
+    """A one-word label with a qualifier from its papers (see digest.themes.qualifiers).
+
+    First the two-word phrase holding the word that the most papers write ("Hole" -> "Black
+    hole"), else the theme's most distinctive covering word ("Galaxies and stars",
+    "Multimodal reasoning"). What is added must be in as many of the papers as the word, or
+    in QUALIFIER_COVERAGE of them (and a third): a qualifier narrows a label only so far. The label as it
+    was when nothing qualifies, or when it is a ``field`` name (arXiv category, taxonomy
+    topic) whose own word is in fewer than a third of the papers: such a name covers the
+    papers filed under it, and a qualified label is read as words. ``taken[-1]`` holds the
+    label's stems (every step records its choice there) and becomes the whole label's.
+    """
+    if label is None or len(label.split()) > 1:
+        return label
+    alone = coverage(tuple(sorted(taken[-1])), words) if words else 0.0
+    if field and alone < MIN_COVERAGE:
+        return label
+    own = taken.pop()
+    least = max(MIN_COVERAGE, min(alone, QUALIFIER_COVERAGE))
+    key, whole = (
+        adjacent_phrase(label, members, taken, least)
+        or joined(label, own, members, words, (edition.words, edition.papers), taken, least)
+        or ((), label)
+    )
+    taken.append(own | frozenset(key))
+    return whole
 
 
 def coverage(key: tuple[str, ...], papers_words: list[frozenset[str]]) -> float:
@@ -216,8 +278,13 @@ def _joined(first: tuple, ranked: list, cover: dict, taken: list, surface: dict)
         taken.append(frozenset(first))
         return label
     taken.append(frozenset(first + second))
-    tail = display(second, surface[second])
-    return f"{label} and {tail if _acronym(second, surface) else tail[:1].lower() + tail[1:]}"
+    return f"{label} and {_lowered(second, surface)}"
+
+
+def _lowered(key: tuple[str, ...], surface: dict) -> str:
+    """A phrase as written after "and": lower case unless it starts with an acronym or name."""
+    tail = display(key, surface[key])
+    return tail if _acronym(key, surface) else tail[:1].lower() + tail[1:]
 
 
 def _apart(first: tuple, second: tuple) -> bool:

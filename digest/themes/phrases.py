@@ -20,11 +20,11 @@ from functools import lru_cache
 from digest.models import Paper
 from digest.themes.words import GENERIC_END_STEMS, GENERIC_STEMS, STOP_WORDS, TOKEN, analyze, stem
 
-__all__ = ["Key", "Phrases", "dangling", "display", "find_phrases", "word_set"]
+__all__ = ["BREAK", "Key", "Phrases", "dangling", "display", "find_phrases", "word_set"]
 
 Key = tuple[str, ...]
 TITLE, PROSE = 1.0, 0.5  # a phrase in a title or keywords counts twice one in prose
-_BREAK = re.compile(r"[.,;:!?()\[\]{}\"]|\s-\s")
+BREAK = re.compile(r"[.,;:!?()\[\]{}\"]|\s-\s")
 # Words that leave a phrase hanging when they end it ("Active galactic", "Advanced deep").
 _DANGLING = re.compile(
     r"(?:ic|al|ive|ous|ble|ful|ary|ed|deep|multi|large|high|low|advanced|large language)$"
@@ -68,7 +68,7 @@ def _title_phrases(paper: Paper) -> dict[Key, str]:
     """Key -> written form of every candidate-shaped phrase of the title and keywords."""
     out: dict[Key, str] = {}
     for text in (paper.title, *paper.keywords):
-        for chunk in _BREAK.split(text):
+        for chunk in BREAK.split(text):
             words = TOKEN.findall(chunk)
             lower = [w.lower() for w in words]
             stems = [stem(w) for w in words]
@@ -97,7 +97,7 @@ def _fits(lower: list[str], stems: list[str]) -> bool:
 def _prose_hits(paper: Paper, candidates: set, starts: set) -> Iterator[tuple[Key, str]]:
     """(key, written form) of each candidate in the abstract or summary."""
     for text in (paper.abstract, paper.ai_summary or ""):
-        for chunk in _BREAK.split(text):
+        for chunk in BREAK.split(text):
             words = TOKEN.findall(chunk)
             stems = [stem(w) for w in words]
             for i, first in enumerate(stems):
