@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from digest.mail.mime import CRLF, encode_html, encode_text, seven_bit_html
 
@@ -62,6 +62,24 @@ class Piece:
     tail: str | None
     tail_done: tuple[Chunk, ...]
     opening: tuple[Chunk, ...] = ()  # head_done + body: the piece when it starts a line
+    # What adding the piece does from a builder state (pending line, after a blank line):
+    # filled by PartBuilder as it goes, so each piece is finished once per state, not per email.
+    steps: dict[tuple[str | None, bool], _Step] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """Adding one piece from one builder state: the chunks it puts, merged, and the state after."""
+
+    chunks: tuple[Chunk, ...]
+    pending: str | None
+    pending_done: tuple[Chunk, ...] | None
+    blank: bool
+
+
+_STEPS = 1024  # states remembered per piece: a segment after a paper gets one per paper
 
 
 class Finisher:
@@ -170,9 +188,34 @@ class PartBuilder:
         self._blank = True  # at the start, and after a blank line: blank lines are dropped
         self._pending: str | None = None  # the line begun and not ended yet
         self._pending_done: tuple[Chunk, ...] | None = None
+        self._recorded: list[Chunk] | None = None  # chunks put by the piece being added
+        self._content_seen = False  # it put a per-subscriber line: not the same next time
 
     def add(self, piece: Piece, values: Mapping[str, str]) -> None:
         """Append ``piece``, slot ``i`` (of the Finisher's slots) filled from ``values["si"]``."""
+        state = (self._pending, self._blank)
+        step = piece.steps.get(state)
+        if step is None:  # first time from this state: finish it line by line, and remember
+            self._recorded, self._content_seen = [], False
+            self._add(piece, values)
+            if not self._content_seen and len(piece.steps) < _STEPS:
+                piece.steps[state] = _Step(
+                    _merged(self._recorded), self._pending, self._pending_done, self._blank
+                )
+            self._recorded = None
+            return
+        encoded, text = self.encoded, self.text
+        for chunk in step.chunks:
+            if chunk.__class__ is _Slotted:
+                line = chunk.format.format_map(values)  # type: ignore[union-attr]
+                encoded.append(self._encode(line + CRLF))
+                text.append(line)
+            else:
+                encoded.append(chunk.encoded)  # type: ignore[union-attr]
+                text.append(chunk.text)  # type: ignore[union-attr]
+        self._pending, self._pending_done, self._blank = step.pending, step.pending_done, step.blank
+
+    def _add(self, piece: Piece, values: Mapping[str, str]) -> None:
         if piece.tail is None:
             if self._pending is None:
                 self._pending, self._pending_done = piece.head, piece.head_done
@@ -203,7 +246,7 @@ class PartBuilder:
         return b"".join(self.encoded), text if self._html else text + "\n"
 
     def _put(self, chunks: Sequence[Chunk], values: Mapping[str, str]) -> None:
-        encoded, text = self.encoded, self.text
+        encoded, text, recorded = self.encoded, self.text, self._recorded
         for chunk in chunks:
             kind = chunk.__class__
             if kind is _Static:
@@ -215,13 +258,37 @@ class PartBuilder:
                     self._blank = False
                 encoded.append(chunk.encoded)  # type: ignore[union-attr]
                 text.append(chunk.text)  # type: ignore[union-attr]
+                if recorded is not None:
+                    recorded.append(chunk)
             elif kind is _Slotted:
                 line = chunk.format.format_map(values)  # type: ignore[union-attr]
                 encoded.append(self._encode(line + CRLF))
                 text.append(line)
                 self._blank = False
+                if recorded is not None:
+                    recorded.append(chunk)
             else:
+                self._content_seen = True
                 line = chunk.line  # type: ignore[union-attr]
                 for marker, value in self._content.items():
                     line = line.replace(marker, value)
                 self._put(self._finisher.line(line), values)
+
+
+def _merged(chunks: list[Chunk]) -> tuple[Chunk, ...]:
+    """Runs of static chunks as one (bytes and lines joined); blank lines stay apart, since
+    ``PartBuilder.finish`` drops a text part's last blank line."""
+    out: list[Chunk] = []
+    run: list[_Static] = []
+    for chunk in [*chunks, None]:
+        if chunk.__class__ is _Static and chunk is not _BLANK:
+            run.append(chunk)  # type: ignore[arg-type]
+            continue
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            out.append(_Static(b"".join(c.encoded for c in run), "\n".join(c.text for c in run)))
+        run = []
+        if chunk is not None:
+            out.append(chunk)
+    return tuple(out)
