@@ -189,7 +189,7 @@ def encode_text(text: str) -> bytes:
 
 def encode_html(text: str) -> bytes:
     """Lines of the 7-bit HTML part (CRLF-ended), any still past 998 bytes wrapped."""
-    if any(len(line) > MAX_LINE for line in text.split(CRLF)):
+    if len(text) > MAX_LINE and any(len(line) > MAX_LINE for line in text.split(CRLF)):
         text = CRLF.join(part for line in text.split(CRLF) for part in _wrap_line(line, WRAP_AT))
     return text.encode("ascii")
 

@@ -13,7 +13,7 @@ and get each subscriber's URLs spliced in, exactly as ``mime.SplicedMessage`` do
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from digest.mail.mime import CRLF, encode_html, encode_text, seven_bit_html
@@ -80,6 +80,23 @@ class _Step:
 
 
 _STEPS = 1024  # states remembered per piece: a segment after a paper gets one per paper
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    """A run of pieces added from one builder state: their chunks, the paper each shows."""
+
+    chunks: tuple[Chunk, ...]
+    papers: tuple[int, ...]  # per chunk: the index of the token that fills its slot s2 (or -1)
+    pending: str | None
+    pending_done: tuple[Chunk, ...] | None
+    blank: bool
+
+
+# Sections remembered per part. Each holds references to chunks the pieces hold anyway (about
+# 1 KB with its key), so 5,000 stay well inside the memory budget even when every email's
+# themes show different papers; past it the memo starts again.
+_SECTIONS = 5_000
 
 
 class Finisher:
@@ -189,21 +206,25 @@ class PartBuilder:
         self._pending: str | None = None  # the line begun and not ended yet
         self._pending_done: tuple[Chunk, ...] | None = None
         self._recorded: list[Chunk] | None = None  # chunks put by the piece being added
-        self._content_seen = False  # it put a per-subscriber line: not the same next time
+        self._section: list[tuple[Chunk, int]] | None = None  # ... and by the section
+        self._at = -1  # the section's paper being added (its token fills slot "s2")
+        self._contents = 0  # per-subscriber lines put so far: such a step is not remembered
 
     def add(self, piece: Piece, values: Mapping[str, str]) -> None:
         """Append ``piece``, slot ``i`` (of the Finisher's slots) filled from ``values["si"]``."""
         state = (self._pending, self._blank)
         step = piece.steps.get(state)
         if step is None:  # first time from this state: finish it line by line, and remember
-            self._recorded, self._content_seen = [], False
+            self._recorded, contents = [], self._contents
             self._add(piece, values)
-            if not self._content_seen and len(piece.steps) < _STEPS:
+            if self._contents == contents and len(piece.steps) < _STEPS:
                 piece.steps[state] = _Step(
                     _merged(self._recorded), self._pending, self._pending_done, self._blank
                 )
             self._recorded = None
             return
+        if self._section is not None:
+            self._section.extend((chunk, self._at) for chunk in step.chunks)
         encoded, text = self.encoded, self.text
         for chunk in step.chunks:
             if chunk.__class__ is _Slotted:
@@ -214,6 +235,57 @@ class PartBuilder:
                 encoded.append(chunk.encoded)  # type: ignore[union-attr]
                 text.append(chunk.text)  # type: ignore[union-attr]
         self._pending, self._pending_done, self._blank = step.pending, step.pending_done, step.blank
+
+    def section(
+        self,
+        memo: dict[Hashable, _Section],
+        key: Hashable,
+        pieces: Callable[[], Iterable[tuple[Piece, int]]],
+        tokens: Sequence[str],
+        values: dict[str, str],
+    ) -> None:
+        """Add a run of pieces (a theme and its papers) remembered in ``memo`` under ``key``.
+
+        ``pieces()`` gives each piece and the index in ``tokens`` of the paper it shows (-1:
+        none); it is called only the first time ``key`` comes from this builder state. Then
+        each email replays the run's chunks, each paper's token in slot ``s2``: a handful of
+        appends instead of finishing a dozen pieces.
+        """
+        state = (key, self._pending, self._blank)
+        step = memo.get(state)
+        if step is None:
+            outer, self._section, contents = self._section, [], self._contents
+            for piece, at in pieces():
+                if at >= 0:  # a paper: slot s2 holds its token until the next paper's
+                    self._at, values["s2"] = at, tokens[at]
+                self.add(piece, values)
+            self._at, recorded, self._section = -1, self._section, outer
+            if outer is not None:
+                outer.extend(recorded)
+            if self._contents == contents:
+                if len(memo) >= _SECTIONS:
+                    memo.clear()
+                memo[state] = _Section(
+                    tuple(c for c, _ in recorded), tuple(at for _, at in recorded),
+                    self._pending, self._pending_done, self._blank,
+                )  # fmt: skip
+            return
+        if self._section is not None:
+            self._section.extend(zip(step.chunks, step.papers, strict=True))
+        encoded, text = self.encoded, self.text
+        for chunk, at in zip(step.chunks, step.papers, strict=True):
+            if chunk.__class__ is _Slotted:
+                if at >= 0:
+                    values["s2"] = tokens[at]
+                line = chunk.format.format_map(values)  # type: ignore[union-attr]
+                encoded.append(self._encode(line + CRLF))
+                text.append(line)
+            else:
+                encoded.append(chunk.encoded)  # type: ignore[union-attr]
+                text.append(chunk.text)  # type: ignore[union-attr]
+        self._pending, self._pending_done, self._blank = step.pending, step.pending_done, step.blank
+        if tokens:  # as after adding the pieces one by one: the line of the last paper may be
+            values["s2"] = tokens[-1]  # ended by the next piece, with that paper's token
 
     def _add(self, piece: Piece, values: Mapping[str, str]) -> None:
         if piece.tail is None:
@@ -246,7 +318,7 @@ class PartBuilder:
         return b"".join(self.encoded), text if self._html else text + "\n"
 
     def _put(self, chunks: Sequence[Chunk], values: Mapping[str, str]) -> None:
-        encoded, text, recorded = self.encoded, self.text, self._recorded
+        encoded, text, recorded, section = self.encoded, self.text, self._recorded, self._section
         for chunk in chunks:
             kind = chunk.__class__
             if kind is _Static:
@@ -260,6 +332,8 @@ class PartBuilder:
                 text.append(chunk.text)  # type: ignore[union-attr]
                 if recorded is not None:
                     recorded.append(chunk)
+                if section is not None:
+                    section.append((chunk, self._at))
             elif kind is _Slotted:
                 line = chunk.format.format_map(values)  # type: ignore[union-attr]
                 encoded.append(self._encode(line + CRLF))
@@ -267,8 +341,10 @@ class PartBuilder:
                 self._blank = False
                 if recorded is not None:
                     recorded.append(chunk)
+                if section is not None:
+                    section.append((chunk, self._at))
             else:
-                self._content_seen = True
+                self._contents += 1
                 line = chunk.line  # type: ignore[union-attr]
                 for marker, value in self._content.items():
                     line = line.replace(marker, value)
