@@ -84,13 +84,36 @@ _STEPS = 1024  # states remembered per piece: a segment after a paper gets one p
 
 @dataclass(frozen=True, slots=True)
 class _Section:
-    """A run of pieces added from one builder state: their chunks, the paper each shows."""
+    """A run of pieces added from one builder state, ready to replay: the static chunks between
+    slotted lines (bytes and lines, as tuples to extend with), each slotted line with the
+    paper whose token fills its slot s2 (-1: the token of the paper before the run), and the
+    builder state after."""
 
-    chunks: tuple[Chunk, ...]
-    papers: tuple[int, ...]  # per chunk: the index of the token that fills its slot s2 (or -1)
+    runs: tuple[tuple[tuple[bytes, ...], tuple[str, ...]], ...]  # one more than slots
+    slots: tuple[tuple[str, int], ...]
     pending: str | None
     pending_done: tuple[Chunk, ...] | None
     blank: bool
+
+    @classmethod
+    def of(
+        cls, recorded: list[tuple[Chunk, int]], pending: str | None,
+        pending_done: tuple[Chunk, ...] | None, blank: bool,
+    ) -> _Section:  # fmt: skip
+        """The section of the chunks ``recorded`` (each with its paper) as they were put."""
+        runs, slots, run = [], [], []
+        for chunk, at in recorded:
+            if chunk.__class__ is _Slotted:
+                runs.append(run)
+                slots.append((chunk.format, at))  # type: ignore[union-attr]
+                run = []
+            else:
+                run.append(chunk)
+        runs.append(run)
+        return cls(
+            tuple((tuple(c.encoded for c in r), tuple(c.text for c in r)) for r in runs),  # type: ignore[union-attr]
+            tuple(slots), pending, pending_done, blank,
+        )  # fmt: skip
 
 
 # Sections remembered per part. Each holds references to chunks the pieces hold anyway (about
@@ -251,38 +274,33 @@ class PartBuilder:
         each email replays the run's chunks, each paper's token in slot ``s2``: a handful of
         appends instead of finishing a dozen pieces.
         """
+        if self._section is not None:
+            raise ValueError("sections do not nest")
         state = (key, self._pending, self._blank)
         step = memo.get(state)
         if step is None:
-            outer, self._section, contents = self._section, [], self._contents
+            self._section, contents = [], self._contents
             for piece, at in pieces():
                 if at >= 0:  # a paper: slot s2 holds its token until the next paper's
                     self._at, values["s2"] = at, tokens[at]
                 self.add(piece, values)
-            self._at, recorded, self._section = -1, self._section, outer
-            if outer is not None:
-                outer.extend(recorded)
+            self._at, recorded, self._section = -1, self._section, None
             if self._contents == contents:
                 if len(memo) >= _SECTIONS:
                     memo.clear()
-                memo[state] = _Section(
-                    tuple(c for c, _ in recorded), tuple(at for _, at in recorded),
-                    self._pending, self._pending_done, self._blank,
-                )  # fmt: skip
+                memo[state] = _Section.of(recorded, self._pending, self._pending_done, self._blank)
             return
-        if self._section is not None:
-            self._section.extend(zip(step.chunks, step.papers, strict=True))
-        encoded, text = self.encoded, self.text
-        for chunk, at in zip(step.chunks, step.papers, strict=True):
-            if chunk.__class__ is _Slotted:
-                if at >= 0:
-                    values["s2"] = tokens[at]
-                line = chunk.format.format_map(values)  # type: ignore[union-attr]
-                encoded.append(self._encode(line + CRLF))
-                text.append(line)
-            else:
-                encoded.append(chunk.encoded)  # type: ignore[union-attr]
-                text.append(chunk.text)  # type: ignore[union-attr]
+        encoded, text, runs = self.encoded, self.text, step.runs
+        for i, (line_format, at) in enumerate(step.slots):
+            encoded.extend(runs[i][0])
+            text.extend(runs[i][1])
+            if at >= 0:
+                values["s2"] = tokens[at]
+            line = line_format.format_map(values)
+            encoded.append(self._encode(line + CRLF))
+            text.append(line)
+        encoded.extend(runs[-1][0])
+        text.extend(runs[-1][1])
         self._pending, self._pending_done, self._blank = step.pending, step.pending_done, step.blank
         if tokens:  # as after adding the pieces one by one: the line of the last paper may be
             values["s2"] = tokens[-1]  # ended by the next piece, with that paper's token
