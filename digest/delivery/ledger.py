@@ -55,10 +55,14 @@ class LedgerWriter:
         return future
 
     def sent(self, delivery_id: int, message_id: str | None) -> None:
-        """Record ``sending`` -> ``sent`` in the next commit (not awaited)."""
+        """Record ``sending`` -> ``sent`` in the next commit (not awaited).
+
+        It does not wake the writer: the next ``sending`` mark (or the close) commits it, so a
+        commit of sent marks alone costs nothing. That next mark comes before this sender's
+        next message at the latest, which keeps the crash bound above.
+        """
         with self._wake:
             self._sent.append((delivery_id, message_id))
-            self._wake.notify()
 
     async def aclose(self) -> None:
         """Commit what is waiting, stop the thread, give the connection back."""
@@ -73,7 +77,7 @@ class LedgerWriter:
         try:
             while True:
                 with self._wake:
-                    while not (self._begins or self._sent or self._closing):
+                    while not (self._begins or self._closing):
                         self._wake.wait()
                     begins, self._begins = self._begins, []
                     sent, self._sent = self._sent, []
