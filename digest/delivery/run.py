@@ -82,7 +82,9 @@ class SendOptions:
     retry_max_delay: float = 900.0  # the backoff doubles up to this
     pause_after: int = 3  # connection failures in a row that pause the run
     failure_pause: float = 0.5  # wait after a connection failure, times the failures so far
-    batch_size: int = 200  # rows claimed at a time
+    # Rows claimed at a time. Between batches every connection idles (the next claim, its
+    # readers' scores and follow-ups): 1,000 makes that five times rarer than 200 did.
+    batch_size: int = 1000
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     # Which subscribers get a row: queues theirs and returns how many (None: every active
     # subscriber of the edition's frequency). The subscribers' own hours pass the due ones.
