@@ -7,8 +7,8 @@ very bytes digest sent, same sink process, same connections, all N messages, in 
     python bench/send.py --subscribers 100000 --repeat 1   # peak RSS at that size
 
 Set-up, not timed: a fresh database (an SQLite file, or a throw-away PostgreSQL database on
-127.0.0.1:5432 that is dropped afterwards), `digest init`, `digest run` with the file source
-(collects examples/papers.json and builds today's edition), and N active subscribers who each follow 3 of
+127.0.0.1:5432 that is dropped afterwards), `digest init`, `digest build` with the file source
+(collects examples/papers.json and builds today's edition, on any day of the week), and N active subscribers who each follow 3 of
 the taxonomy's 18 topics picked at random (seeded), so selections differ as on a real list;
 --same-content gives everyone no topics (the whole edition).
 
@@ -105,8 +105,9 @@ def taxonomy_topics() -> list[str]:
 def prepare(url: str, subscribers: int, same_content: bool, seed: int) -> str:
     """A database ready to send: papers, today's edition, subscribers. Returns the edition key.
 
-    The edition comes from `digest run` (collect the example papers, build today's edition,
-    send it to nobody yet), so the benchmark needs no module of digest but the schema.
+    The edition comes from `digest build` (collect the example papers, build today's edition),
+    so the benchmark needs no module of digest but the schema. Not `digest run`: it builds
+    nothing before DIGEST_SCHEDULE's time (a weekend, or before 07:00 UTC).
     """
     import sqlalchemy as sa
 
@@ -115,9 +116,7 @@ def prepare(url: str, subscribers: int, same_content: bool, seed: int) -> str:
     env = digest_env(url, transport="file", sources="file",
                      papers_file=str(ROOT / "examples" / "papers.json"))  # fmt: skip
     run_timed([digest_command(), "init"], env=env)
-    # --date builds at once (without it `digest run` waits for DIGEST_SCHEDULE's time).
-    today = datetime.now(UTC).date().isoformat()
-    run_timed([digest_command(), "run", "--date", today], env=env)
+    run_timed([digest_command(), "build"], env=env)
     status = json.loads(run_timed([digest_command(), "status", "--json"], env=env).stdout)
     key = status["editions"][0]["key"]
     topics = taxonomy_topics()

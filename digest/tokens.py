@@ -192,13 +192,16 @@ class Signer:
             )
             for p in Purpose
         }
-        # An email carries one feedback token per paper. HMAC-SHA256 from hash states keyed
-        # once and copied per token costs ~1.5 us instead of itsdangerous' ~6.5 us; the bytes
-        # are the same (tests/test_tokens.py).
-        feedback = self._signers[Purpose.FEEDBACK]
-        self._feedback_pads = _hmac_pads(feedback.derive_key())
-        sep = feedback.sep
-        self._feedback_sep = sep.encode("ascii") if isinstance(sep, str) else sep
+        # An email carries one feedback token per paper and an unsubscribe and a preferences
+        # token. HMAC-SHA256 from hash states keyed once and copied per token costs ~1.5 us
+        # instead of itsdangerous' ~6.5 us; the bytes are the same (tests/test_tokens.py).
+        self._pads = {
+            p: _hmac_pads(signer.derive_key())
+            for p, signer in self._signers.items()
+            if not MAX_AGE[p]  # timed (confirm) tokens carry a timestamp: itsdangerous signs
+        }
+        sep = self._signers[Purpose.FEEDBACK].sep
+        self._sep = sep.encode("ascii") if isinstance(sep, str) else sep
         self._legacy = {
             p: (URLSafeTimedSerializer if MAX_AGE[p] else URLSafeSerializer)(
                 secret_key, salt=f"digest.{p}"
@@ -209,7 +212,18 @@ class Signer:
     def make(self, purpose: Purpose, subscriber_id: int, nonce: int = 0) -> str:
         """A URL-safe token letting its bearer do ``purpose`` for this subscriber."""
         payload = f"{subscriber_id}.{nonce}" if nonce else str(subscriber_id)
+        if purpose in self._pads:
+            return self._signed(purpose, payload.encode("ascii"))
         return self._signers[purpose].sign(payload).decode("ascii")
+
+    def _signed(self, purpose: Purpose, payload: bytes) -> str:
+        """``payload``, the separator and its HMAC-SHA256, as itsdangerous' Signer.sign."""
+        inner, outer = self._pads[purpose]
+        inner, outer = inner.copy(), outer.copy()
+        inner.update(payload)
+        outer.update(inner.digest())
+        signature = base64.urlsafe_b64encode(outer.digest()).rstrip(b"=")
+        return (payload + self._sep + signature).decode("ascii")
 
     def make_feedback(self, subscriber_id: int, arxiv_id: str) -> str:
         """A token for one subscriber's "more/less like this" on one paper (never expires).
@@ -218,11 +232,7 @@ class Signer:
         choice itself is not signed; the bearer may make either choice, and undo it.
         """
         payload = f"{subscriber_id}~{arxiv_id.replace('/', '_')}".encode()
-        inner, outer = self._feedback_pads[0].copy(), self._feedback_pads[1].copy()
-        inner.update(payload)
-        outer.update(inner.digest())
-        signature = base64.urlsafe_b64encode(outer.digest()).rstrip(b"=")
-        return (payload + self._feedback_sep + signature).decode("ascii")
+        return self._signed(Purpose.FEEDBACK, payload)
 
     def verify_feedback(self, token: str) -> FeedbackData:
         """Check a feedback token; TokenError when it is malformed, forged or for another use."""

@@ -179,3 +179,23 @@ def test_feedback_tokens_are_the_bytes_itsdangerous_signs():
     for sid, arxiv_id in [(1, "2411.01234"), (123456789, "hep-th/9901001"), (0, "2411.00001v2")]:
         payload = f"{sid}~{arxiv_id.replace('/', '_')}"
         assert signer.make_feedback(sid, arxiv_id) == reference.sign(payload).decode()
+
+
+def test_link_tokens_are_the_bytes_itsdangerous_signs():
+    """Unsubscribe and preferences tokens (the fast HMAC too) are itsdangerous' very tokens,
+    so every link in emails already sent keeps verifying, and confirm tokens still expire."""
+    from itsdangerous import Signer as ItsdangerousSigner
+
+    signer = Signer("k" * 40)
+    for purpose in (Purpose.UNSUBSCRIBE, Purpose.PREFERENCES):
+        reference = ItsdangerousSigner(
+            "k" * 40, salt=f"digest.{purpose}", digest_method=hashlib.sha256
+        )
+        for sid, nonce in [(1, 0), (123456789012, 0), (7, 3)]:
+            payload = f"{sid}.{nonce}" if nonce else str(sid)
+            token = signer.make(purpose, sid, nonce)
+            assert token == reference.sign(payload).decode()
+            assert signer.verify(token, purpose) == TokenData(sid, nonce)
+    confirm = signer.make(Purpose.CONFIRM, 5, 2)
+    assert confirm.count(".") == 3  # id, nonce, timestamp, signature
+    assert signer.verify(confirm, Purpose.CONFIRM) == TokenData(5, 2)

@@ -42,19 +42,27 @@ class LedgerWriter:
     async def begin(self, delivery_id: int) -> bool:
         """Move the row to ``sending``, committed when this returns; False if it is not open
         any more or its subscriber is no longer active."""
+        return await self.begin_soon(delivery_id)
+
+    def begin_soon(self, delivery_id: int) -> asyncio.Future[bool]:
+        """``begin``, handed to the writer thread now: the caller awaits the future later."""
         future: asyncio.Future[bool] = self._loop.create_future()
         with self._wake:
             if self._closing:
                 raise RuntimeError("the ledger writer is closed")
             self._begins.append((delivery_id, future))
             self._wake.notify()
-        return await future
+        return future
 
     def sent(self, delivery_id: int, message_id: str | None) -> None:
-        """Record ``sending`` -> ``sent`` in the next commit (not awaited)."""
+        """Record ``sending`` -> ``sent`` in the next commit (not awaited).
+
+        It does not wake the writer: the next ``sending`` mark (or the close) commits it, so a
+        commit of sent marks alone costs nothing. That next mark comes before this sender's
+        next message at the latest, which keeps the crash bound above.
+        """
         with self._wake:
             self._sent.append((delivery_id, message_id))
-            self._wake.notify()
 
     async def aclose(self) -> None:
         """Commit what is waiting, stop the thread, give the connection back."""
@@ -69,7 +77,7 @@ class LedgerWriter:
         try:
             while True:
                 with self._wake:
-                    while not (self._begins or self._sent or self._closing):
+                    while not (self._begins or self._closing):
                         self._wake.wait()
                     begins, self._begins = self._begins, []
                     sent, self._sent = self._sent, []
@@ -92,8 +100,10 @@ class LedgerWriter:
                 self._loop.call_soon_threadsafe(_settle, future, None, exc)
             return
         self.commits += 1
-        for did, future in begins:
-            self._loop.call_soon_threadsafe(_settle, future, did in moved, None)
+        # One wake-up of the event loop per commit, not one per row (each is a write to its pipe).
+        settled = [(future, did in moved) for did, future in begins]
+        if settled:
+            self._loop.call_soon_threadsafe(_settle_all, settled)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -103,3 +113,8 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def _settle_all(settled: list[tuple[asyncio.Future[bool], bool]]) -> None:
+    for future, moved in settled:
+        _settle(future, moved, None)

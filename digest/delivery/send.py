@@ -47,7 +47,7 @@ async def deliver(
     retry_max_delay: float | None = None,
     pause_after: int = 3,
     failure_pause: float = 0.5,
-    batch_size: int = 200,
+    batch_size: int = 1000,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     audience: Callable[[Store, Edition], int] | None = None,
 ) -> DeliveryReport:
@@ -62,7 +62,11 @@ async def deliver(
     kept alive while the send runs, so another process can tell at once if this one dies.
     ``report.unresolved`` names any delivery, of any edition, whose outcome is unknown after.
     """
-    contents = Contents(edition, settings, renderer, taxonomy, lookup=store.get_papers, store=store)
+    # A claimed batch's selections stay remembered from shown.prepare to its emails.
+    contents = Contents(
+        edition, settings, renderer, taxonomy, size=max(256, batch_size), lookup=store.get_papers,
+        store=store,
+    )  # fmt: skip
     report = DeliveryReport(edition_key=edition.key, dry_run=dry_run, outbox=transport.outbox)
     if dry_run:
         return _dry_run(store, edition, contents, report)

@@ -45,6 +45,11 @@ class Throttle:
         self._window: deque[float] = deque(history, maxlen=per_hour or None)
         self._lock = asyncio.Lock()
 
+    @property
+    def limited(self) -> bool:
+        """Whether ``acquire`` may wait at all (a rate or an hourly limit is set)."""
+        return bool(self.interval or self.per_hour)
+
     async def acquire(self) -> None:
         """Wait until one more message may go."""
         if not self.interval and not self.per_hour:

@@ -17,6 +17,7 @@ repeat cleanly, gets ``None`` from :func:`assembly_for`: the caller renders per 
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ class _Part:
         env = template.environment
         self.loops = {name: _uses_loop(source, name, env) for name in ("theme", "paper")}
         self.memo: dict[tuple, Piece] = {}
+        self.sections: dict = {}  # runs of pieces (a theme and its papers), see PartBuilder
         self.segments = self._skeleton()
 
     def _skeleton(self) -> dict[str, Piece]:
@@ -161,8 +163,13 @@ class Assembly:
                 raise _Unfit(f"{name} has not the blocks {', '.join(BLOCKS)}")
             source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
             self.parts[kind] = _Part(self, kind, template, source)
-        self._envelopes: dict[str, SplicedMessage] = {}
+        # Per paper count: the subject and the envelope around it; per count and number of
+        # themes: the heading; per first titles: the preheader (each the same in many emails).
+        self._envelopes: dict[int, SplicedMessage] = {}
+        self._headings: dict[tuple[int, int], str] = {}
+        self._preheaders: dict[tuple[str, ...], str] = {}
         self._views: dict[tuple, PaperView] = {}
+        self._labels: dict[str, str] = {}  # a theme's label as shown
         self.thumbnails = renderer.settings.thumbnails
 
     def _view(self, selected: SelectedPaper, lead: bool) -> PaperView:
@@ -190,31 +197,40 @@ class Assembly:
         sid = r._id(subscriber)
         unsubscribe, preferences = r.links(subscriber)
         sign = r.signer.make_feedback
-        shown = []  # per theme: its dict for the templates, and per paper (view, key, token)
+        lead = self.thumbnails
+        shown = []  # per theme: its label, papers, their keys (what each shows) and tokens
         for t in themes:
-            label = clean(t.label) or "Papers"
-            papers = [
-                (view, (view.url, view.why, view.thumbnail, label), sign(sid, p.paper.arxiv_id))
-                for i, p in enumerate(t.papers)
-                for view in (self._view(p, self.thumbnails and i == 0),)
-            ]
-            shown.append(({"label": label, "papers": [v for v, _, _ in papers]}, papers))
-        count = sum(len(papers) for _, papers in shown)
-        titles = [v.title for _, papers in shown for v, _, _ in papers[:3]][:3]
-        content = {
-            self.heading_marker: r.heading(self.edition, count, len(themes)),
-            self.preheader_marker: shorten("Top papers: " + "; ".join(titles), 140),
-        }
+            label = self._labels.get(t.label)
+            if label is None:
+                label = self._labels[t.label] = clean(t.label) or "Papers"
+            keys = tuple((p.paper.arxiv_id, p.why, lead and i == 0) for i, p in enumerate(t.papers))
+            tokens = [sign(sid, p.paper.arxiv_id) for p in t.papers]
+            shown.append(_Shown(label, t.papers, keys, tokens))
+        count = sum(len(t.papers) for t in shown)
+        firsts = [(p, lead and i == 0) for t in shown for i, p in enumerate(t.papers[:3])][:3]
+        titles = tuple(self._view(p, first).title for p, first in firsts)
+        preheader = self._preheaders.get(titles)
+        if preheader is None:
+            if len(self._preheaders) >= _MEMO:
+                self._preheaders.clear()
+            preheader = shorten("Top papers: " + "; ".join(titles), 140)
+            self._preheaders[titles] = preheader
+        heading = self._headings.get((count, len(themes)))
+        if heading is None:
+            heading = r.heading(self.edition, count, len(themes))
+            self._headings[count, len(themes)] = heading
+        content = {self.heading_marker: heading, self.preheader_marker: preheader}
         values = {"s0": unsubscribe, "s1": preferences}  # the order of self.slot_names
         joined = {
             kind: self._join(part, shown, selection.omitted, content, values, extra)
             for kind, part in self.parts.items()
         }
         (text_bytes, text), (html_bytes, html) = joined["text"], joined["html"]
-        subject = r.subject(self.edition, count)
-        envelope = self._envelopes.get(subject)
+        envelope = self._envelopes.get(count)
         if envelope is None:
-            envelope = self._envelopes[subject] = r._spliced(subject, "", "", ())
+            subject = r.subject(self.edition, count)
+            envelope = self._envelopes[count] = r._spliced(subject, "", "", ())
+        subject = envelope.subject
         unsubscribe_headers = {
             "List-Unsubscribe": f"<{unsubscribe}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -224,15 +240,20 @@ class Assembly:
                        text=text, html=html, headers=headers, raw=raw)  # fmt: skip
 
     def _join(
-        self, part: _Part, shown: list, omitted: int, content: dict, values: dict, extra: Any
-    ) -> tuple[bytes, str]:
+        self, part: _Part, shown: list[_Shown], omitted: int, content: dict, values: dict,
+        extra: Any,
+    ) -> tuple[bytes, str]:  # fmt: skip
         """One part of one email: the skeleton's segments around the remembered blocks."""
         seg, block = part.segments, part.block
         out = PartBuilder(part.finisher, content, part.escape)
         add = out.add
         add(seg["start"], values)
-        key = tuple((theme["label"], len(papers)) for theme, papers in shown)
-        add(block("contents", key, {"themes": [t for t, _ in shown], "count": _SENTINEL}), values)
+        key = tuple((t.label, len(t.papers)) for t in shown)
+        piece = part.memo.get(("contents", key))
+        if piece is None:
+            themes = [self._theme(t) for t in shown]
+            piece = block("contents", key, {"themes": themes, "count": _SENTINEL})
+        add(piece, values)
         if part.extra:
             add(seg["contents_extra"], values)
             if extra is None:
@@ -241,27 +262,49 @@ class Assembly:
                 ctx = part.template.new_context({**self.edition_vars, "extra": extra})
                 add(part.finisher.piece("".join(part.template.blocks["extra"](ctx))), values)
         add(seg["contents_theme"], values)
-        theme_loop, paper_loop = part.loops["theme"], part.loops["paper"]
-        between_papers, theme_paper = seg["paper_paper"], seg["theme_paper"]
-        for ti, (theme, papers) in enumerate(shown):
-            if ti:
-                add(seg["paper_theme"], values)
-            tkey = (theme["label"], len(papers), ti + 1 if theme_loop else 0)
-            add(block("theme", tkey, {"theme": theme, "loop": _Loop(ti + 1)}), values)
-            add(theme_paper, values)
-            for pi, (view, pkey, token) in enumerate(papers):
-                if pi:
-                    add(between_papers, values)
-                at = pi + 1 if paper_loop else 0
-                piece = block(
-                    "paper", (pkey, at), {"p": view, "theme": theme, "loop": _Loop(pi + 1)}
-                )
-                values["s2"] = token
-                add(piece, values)
+        theme_loop = part.loops["theme"]
+        for ti, theme in enumerate(shown):
+            skey = (ti > 0, theme.label, ti + 1 if theme_loop else 0, theme.keys)
+            pieces = functools.partial(self._section, part, ti, theme)
+            out.section(part.sections, skey, pieces, theme.tokens, values)
         add(seg["paper_more"], values)
         add(block("more", (omitted,), {"omitted": omitted}), values)
         add(seg["end"], values)
         return out.finish(values)
+
+    def _theme(self, theme: _Shown) -> dict[str, Any]:
+        """What the templates see of a theme: its label and its papers' views."""
+        lead = self.thumbnails
+        views = [self._view(p, lead and i == 0) for i, p in enumerate(theme.papers)]
+        return {"label": theme.label, "papers": views}
+
+    def _section(self, part: _Part, ti: int, theme: _Shown) -> list[tuple[Piece, int]]:
+        """The pieces of one theme of an email: its header, then each paper (and the joins)."""
+        seg, block = part.segments, part.block
+        shown = self._theme(theme)
+        label, papers = theme.label, shown["papers"]
+        pieces = [(seg["paper_theme"], -1)] if ti else []
+        tkey = (label, len(papers), ti + 1 if part.loops["theme"] else 0)
+        pieces.append((block("theme", tkey, {"theme": shown, "loop": _Loop(ti + 1)}), -1))
+        pieces.append((seg["theme_paper"], -1))
+        paper_loop = part.loops["paper"]
+        for pi, view in enumerate(papers):
+            if pi:
+                pieces.append((seg["paper_paper"], -1))
+            pkey = ((view.url, view.why, view.thumbnail, label), pi + 1 if paper_loop else 0)
+            variables = {"p": view, "theme": shown, "loop": _Loop(pi + 1)}
+            pieces.append((block("paper", pkey, variables), pi))
+        return pieces
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """One theme of one email: its label, its papers, what each shows, each one's token."""
+
+    label: str
+    papers: tuple[SelectedPaper, ...]
+    keys: tuple[tuple[str, str, bool], ...]  # per paper: arXiv id, why, shown as the lead
+    tokens: list[str]
 
 
 def assembly_for(renderer: Renderer, edition: Edition) -> Assembly | None:

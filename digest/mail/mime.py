@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import email.utils
+import itertools
 import re
 import secrets
 import time
@@ -88,6 +89,40 @@ def make_message_id(domain: str) -> str:
     return f"<{secrets.token_hex(12)}.{int(time.time())}@{domain}>"
 
 
+class _MessageIds:
+    """Message-IDs of one SplicedMessage: 64 random bits drawn once, then a counter.
+
+    Unique as ``make_message_id``'s (the random part differs per envelope, the counter per
+    message) without reading the kernel's random source per message (~80 us under load).
+    """
+
+    def __init__(self, domain: str) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._count = itertools.count()
+        self._domain = domain
+
+    def next(self) -> str:
+        """A fresh Message-ID, same shape as make_message_id's."""
+        unique = f"{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
+        return f"<{unique}.{int(time.time())}@{self._domain}>"
+
+
+class _Dates:
+    """The Date header, formatted once per second (formatdate costs ~10 us per call)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def now(self) -> str:
+        """``email.utils.formatdate(usegmt=True)`` of now."""
+        second = int(time.time())
+        if second != self._second:
+            self._value = email.utils.formatdate(second, usegmt=True)
+            self._second = second
+        return self._value
+
+
 @dataclass(frozen=True, slots=True)
 class Slots:
     """The placeholders of one render, where each subscriber's signed links are spliced in.
@@ -154,7 +189,7 @@ def encode_text(text: str) -> bytes:
 
 def encode_html(text: str) -> bytes:
     """Lines of the 7-bit HTML part (CRLF-ended), any still past 998 bytes wrapped."""
-    if any(len(line) > MAX_LINE for line in text.split(CRLF)):
+    if len(text) > MAX_LINE and any(len(line) > MAX_LINE for line in text.split(CRLF)):
         text = CRLF.join(part for line in text.split(CRLF) for part in _wrap_line(line, WRAP_AT))
     return text.encode("ascii")
 
@@ -220,6 +255,7 @@ class SplicedMessage:
         self.sender = sender
         self.subject = subject
         self.domain = domain_of(sender)
+        self._ids, self._dates = _MessageIds(self.domain), _Dates()
         html = seven_bit_html(html)
         self._text = _Part(text, placeholders, encode_text)
         self._html = _Part(html, placeholders, encode_html)
@@ -270,8 +306,8 @@ class SplicedMessage:
     ) -> tuple[bytes, dict[str, str]]:
         """The message bytes around encoded ``text`` and ``html`` parts, and its headers."""
         to = format_address("To", recipient)
-        message_id = make_message_id(self.domain)
-        date = email.utils.formatdate(usegmt=True)
+        message_id = self._ids.next()
+        date = self._dates.now()
         extra = [f"To: {to}", f"Date: {date}", f"Message-ID: {message_id}"]
         all_headers = {"Message-ID": message_id, "Date": date, **self._fixed}
         for name, value in (headers or {}).items():

@@ -13,8 +13,8 @@ and get each subscriber's URLs spliced in, exactly as ``mime.SplicedMessage`` do
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from digest.mail.mime import CRLF, encode_html, encode_text, seven_bit_html
 
@@ -62,6 +62,64 @@ class Piece:
     tail: str | None
     tail_done: tuple[Chunk, ...]
     opening: tuple[Chunk, ...] = ()  # head_done + body: the piece when it starts a line
+    # What adding the piece does from a builder state (pending line, after a blank line):
+    # filled by PartBuilder as it goes, so each piece is finished once per state, not per email.
+    steps: dict[tuple[str | None, bool], _Step] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """Adding one piece from one builder state: the chunks it puts, merged, and the state after."""
+
+    chunks: tuple[Chunk, ...]
+    pending: str | None
+    pending_done: tuple[Chunk, ...] | None
+    blank: bool
+
+
+_STEPS = 1024  # states remembered per piece: a segment after a paper gets one per paper
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    """A run of pieces added from one builder state, ready to replay: the static chunks between
+    slotted lines (bytes and lines, as tuples to extend with), each slotted line with the
+    paper whose token fills its slot s2 (-1: the token of the paper before the run), and the
+    builder state after."""
+
+    runs: tuple[tuple[tuple[bytes, ...], tuple[str, ...]], ...]  # one more than slots
+    slots: tuple[tuple[str, int], ...]
+    pending: str | None
+    pending_done: tuple[Chunk, ...] | None
+    blank: bool
+
+    @classmethod
+    def of(
+        cls, recorded: list[tuple[Chunk, int]], pending: str | None,
+        pending_done: tuple[Chunk, ...] | None, blank: bool,
+    ) -> _Section:  # fmt: skip
+        """The section of the chunks ``recorded`` (each with its paper) as they were put."""
+        runs, slots, run = [], [], []
+        for chunk, at in recorded:
+            if chunk.__class__ is _Slotted:
+                runs.append(run)
+                slots.append((chunk.format, at))  # type: ignore[union-attr]
+                run = []
+            else:
+                run.append(chunk)
+        runs.append(run)
+        return cls(
+            tuple((tuple(c.encoded for c in r), tuple(c.text for c in r)) for r in runs),  # type: ignore[union-attr]
+            tuple(slots), pending, pending_done, blank,
+        )  # fmt: skip
+
+
+# Sections remembered per part. Each holds references to chunks the pieces hold anyway (about
+# 1 KB with its key), so 5,000 stay well inside the memory budget even when every email's
+# themes show different papers; past it the memo starts again.
+_SECTIONS = 5_000
 
 
 class Finisher:
@@ -170,9 +228,84 @@ class PartBuilder:
         self._blank = True  # at the start, and after a blank line: blank lines are dropped
         self._pending: str | None = None  # the line begun and not ended yet
         self._pending_done: tuple[Chunk, ...] | None = None
+        self._recorded: list[Chunk] | None = None  # chunks put by the piece being added
+        self._section: list[tuple[Chunk, int]] | None = None  # ... and by the section
+        self._at = -1  # the section's paper being added (its token fills slot "s2")
+        self._contents = 0  # per-subscriber lines put so far: such a step is not remembered
 
     def add(self, piece: Piece, values: Mapping[str, str]) -> None:
         """Append ``piece``, slot ``i`` (of the Finisher's slots) filled from ``values["si"]``."""
+        state = (self._pending, self._blank)
+        step = piece.steps.get(state)
+        if step is None:  # first time from this state: finish it line by line, and remember
+            self._recorded, contents = [], self._contents
+            self._add(piece, values)
+            if self._contents == contents and len(piece.steps) < _STEPS:
+                piece.steps[state] = _Step(
+                    _merged(self._recorded), self._pending, self._pending_done, self._blank
+                )
+            self._recorded = None
+            return
+        if self._section is not None:
+            self._section.extend((chunk, self._at) for chunk in step.chunks)
+        encoded, text = self.encoded, self.text
+        for chunk in step.chunks:
+            if chunk.__class__ is _Slotted:
+                line = chunk.format.format_map(values)  # type: ignore[union-attr]
+                encoded.append(self._encode(line + CRLF))
+                text.append(line)
+            else:
+                encoded.append(chunk.encoded)  # type: ignore[union-attr]
+                text.append(chunk.text)  # type: ignore[union-attr]
+        self._pending, self._pending_done, self._blank = step.pending, step.pending_done, step.blank
+
+    def section(
+        self,
+        memo: dict[Hashable, _Section],
+        key: Hashable,
+        pieces: Callable[[], Iterable[tuple[Piece, int]]],
+        tokens: Sequence[str],
+        values: dict[str, str],
+    ) -> None:
+        """Add a run of pieces (a theme and its papers) remembered in ``memo`` under ``key``.
+
+        ``pieces()`` gives each piece and the index in ``tokens`` of the paper it shows (-1:
+        none); it is called only the first time ``key`` comes from this builder state. Then
+        each email replays the run's chunks, each paper's token in slot ``s2``: a handful of
+        appends instead of finishing a dozen pieces.
+        """
+        if self._section is not None:
+            raise ValueError("sections do not nest")
+        state = (key, self._pending, self._blank)
+        step = memo.get(state)
+        if step is None:
+            self._section, contents = [], self._contents
+            for piece, at in pieces():
+                if at >= 0:  # a paper: slot s2 holds its token until the next paper's
+                    self._at, values["s2"] = at, tokens[at]
+                self.add(piece, values)
+            self._at, recorded, self._section = -1, self._section, None
+            if self._contents == contents:
+                if len(memo) >= _SECTIONS:
+                    memo.clear()
+                memo[state] = _Section.of(recorded, self._pending, self._pending_done, self._blank)
+            return
+        encoded, text, runs = self.encoded, self.text, step.runs
+        for i, (line_format, at) in enumerate(step.slots):
+            encoded.extend(runs[i][0])
+            text.extend(runs[i][1])
+            if at >= 0:
+                values["s2"] = tokens[at]
+            line = line_format.format_map(values)
+            encoded.append(self._encode(line + CRLF))
+            text.append(line)
+        encoded.extend(runs[-1][0])
+        text.extend(runs[-1][1])
+        self._pending, self._pending_done, self._blank = step.pending, step.pending_done, step.blank
+        if tokens:  # as after adding the pieces one by one: the line of the last paper may be
+            values["s2"] = tokens[-1]  # ended by the next piece, with that paper's token
+
+    def _add(self, piece: Piece, values: Mapping[str, str]) -> None:
         if piece.tail is None:
             if self._pending is None:
                 self._pending, self._pending_done = piece.head, piece.head_done
@@ -203,7 +336,7 @@ class PartBuilder:
         return b"".join(self.encoded), text if self._html else text + "\n"
 
     def _put(self, chunks: Sequence[Chunk], values: Mapping[str, str]) -> None:
-        encoded, text = self.encoded, self.text
+        encoded, text, recorded, section = self.encoded, self.text, self._recorded, self._section
         for chunk in chunks:
             kind = chunk.__class__
             if kind is _Static:
@@ -215,13 +348,41 @@ class PartBuilder:
                     self._blank = False
                 encoded.append(chunk.encoded)  # type: ignore[union-attr]
                 text.append(chunk.text)  # type: ignore[union-attr]
+                if recorded is not None:
+                    recorded.append(chunk)
+                if section is not None:
+                    section.append((chunk, self._at))
             elif kind is _Slotted:
                 line = chunk.format.format_map(values)  # type: ignore[union-attr]
                 encoded.append(self._encode(line + CRLF))
                 text.append(line)
                 self._blank = False
+                if recorded is not None:
+                    recorded.append(chunk)
+                if section is not None:
+                    section.append((chunk, self._at))
             else:
+                self._contents += 1
                 line = chunk.line  # type: ignore[union-attr]
                 for marker, value in self._content.items():
                     line = line.replace(marker, value)
                 self._put(self._finisher.line(line), values)
+
+
+def _merged(chunks: list[Chunk]) -> tuple[Chunk, ...]:
+    """Runs of static chunks as one (bytes and lines joined); blank lines stay apart, since
+    ``PartBuilder.finish`` drops a text part's last blank line."""
+    out: list[Chunk] = []
+    run: list[_Static] = []
+    for chunk in [*chunks, None]:
+        if chunk.__class__ is _Static and chunk is not _BLANK:
+            run.append(chunk)  # type: ignore[arg-type]
+            continue
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            out.append(_Static(b"".join(c.encoded for c in run), "\n".join(c.text for c in run)))
+        run = []
+        if chunk is not None:
+            out.append(chunk)
+    return tuple(out)
