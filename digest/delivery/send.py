@@ -58,15 +58,11 @@ async def deliver(
     ``worker=True`` (PostgreSQL) shares the edition with other workers by claiming batches;
     otherwise a lease in the database keeps a second sender out. A dry run also takes an
     edition not stored yet (what `digest send` would build), which has no ledger rows.
-    ``holder`` names this run in the ledger and the runs table (default: a new one); it is
-    kept alive while the send runs, so another process can tell at once if this one dies.
+    ``holder`` names this run in the ledger and runs table (default: new), kept alive meanwhile.
     ``report.unresolved`` names any delivery, of any edition, whose outcome is unknown after.
     """
-    # A claimed batch's selections stay remembered from shown.prepare to its emails.
-    contents = Contents(
-        edition, settings, renderer, taxonomy, size=max(256, batch_size), lookup=store.get_papers,
-        store=store,
-    )  # fmt: skip
+    size = max(256, batch_size)  # a claimed batch's selections, from follow-ups to emails
+    contents = Contents(edition, settings, renderer, taxonomy, size, store.get_papers, store)
     report = DeliveryReport(edition_key=edition.key, dry_run=dry_run, outbox=transport.outbox)
     if dry_run:
         return _dry_run(store, edition, contents, report)
