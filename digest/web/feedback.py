@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from digest.logs import event
-from digest.models import Paper
+from digest.models import Paper, Subscriber
 from digest.tokens import FeedbackData, Purpose, TokenError
 from digest.web.context import WebContext, body_too_big, context_of
 
@@ -31,15 +31,25 @@ AUTHORS_SHOWN = 6  # then "et al."
 FORM_BYTES = 4096  # the feedback form: a CSRF token and a choice
 
 
-def _verified(ctx: WebContext, token: str) -> tuple[FeedbackData | None, Response | None]:
+def _reader(
+    ctx: WebContext, token: str
+) -> tuple[FeedbackData | None, Subscriber | None, Response | None]:
+    """(the link's data, its subscriber, None), or (None, None, the page to show instead):
+    a 400 for a broken link, a 404 when the subscriber's data was deleted."""
     try:
-        return ctx.signer.verify_feedback(token), None
+        data = ctx.signer.verify_feedback(token)
     except TokenError:
-        return None, ctx.notice(
-            "This link is not valid",
-            "Please use the complete “More like this” or “Less like this” link from your email.",
-            status=400,
+        return (
+            None,
+            None,
+            ctx.notice(
+                "This link is not valid",
+                "Please use the complete “More like this” or “Less like this” link from your email.",
+                status=400,
+            ),
         )
+    subscriber, error = ctx.subscriber_or_gone(data.subscriber_id)
+    return data, subscriber, error
 
 
 def _authors(paper: Paper | None) -> str:
@@ -52,10 +62,7 @@ def _authors(paper: Paper | None) -> str:
 async def feedback_page(request: Request) -> Response:
     """GET /feedback/{token}: the paper, the choice and a button; changes nothing."""
     ctx = context_of(request)
-    data, error = _verified(ctx, request.path_params["token"])
-    if error is not None:
-        return error
-    subscriber, error = ctx.subscriber_or_gone(data.subscriber_id)
+    data, subscriber, error = _reader(ctx, request.path_params["token"])
     if error is not None:
         return error
     asked = request.query_params.get("choice", "")
@@ -89,10 +96,7 @@ async def feedback(request: Request) -> Response:
     form = await request.form()
     if not ctx.csrf.check(request, form):
         return ctx.forbidden()
-    data, error = _verified(ctx, request.path_params["token"])
-    if error is not None:
-        return error
-    subscriber, error = ctx.subscriber_or_gone(data.subscriber_id)
+    data, subscriber, error = _reader(ctx, request.path_params["token"])
     if error is not None:
         return error
     choice = str(form.get("choice") or "")
