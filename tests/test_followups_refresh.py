@@ -31,6 +31,15 @@ def server():
         yield replay
 
 
+@pytest.fixture
+def config(settings, server: ReplayServer):
+    """The settings collecting from the replayed Hugging Face and arXiv APIs."""
+    return settings.model_copy(
+        update={"hf_base_url": server.url, "arxiv_api_url": server.url, "sources": ["hf"],
+                "hf_lookback_days": 0, "arxiv_api_interval": 0.0}
+    )  # fmt: skip
+
+
 def _text(outbox: Path, edition: str) -> str:
     (path,) = sorted((outbox / edition).glob("*.eml"))
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -38,12 +47,8 @@ def _text(outbox: Path, edition: str) -> str:
 
 
 def test_a_later_run_refreshes_the_shown_papers_days_and_versions_and_tells_once(
-    settings, server: ReplayServer, store: Store, tmp_path: Path
+    config, server: ReplayServer, store: Store, tmp_path: Path
 ) -> None:
-    config = settings.model_copy(
-        update={"hf_base_url": server.url, "arxiv_api_url": server.url, "sources": ["hf"],
-                "hf_lookback_days": 0, "arxiv_api_interval": 0.0}
-    )  # fmt: skip
     ids = hf_ids()
     later_items = json.loads(HF_2024.read_text())
     later_items[3]["paper"]["githubRepo"] = "https://github.com/example/late-code"
@@ -92,16 +97,12 @@ def test_a_later_run_refreshes_the_shown_papers_days_and_versions_and_tells_once
 
 
 def test_digest_collect_prints_the_refresh_line_and_lists_nothing_again(
-    settings, server: ReplayServer, store: Store, tmp_path: Path, monkeypatch
+    config, server: ReplayServer, store: Store, tmp_path: Path, monkeypatch
 ) -> None:
     from click.testing import CliRunner
 
     from digest.cli import cli
 
-    config = settings.model_copy(
-        update={"hf_base_url": server.url, "arxiv_api_url": server.url, "sources": ["hf"],
-                "hf_lookback_days": 0, "arxiv_api_interval": 0.0}
-    )  # fmt: skip
     ids = hf_ids()
     later_items = json.loads(HF_2024.read_text())
     later_items[0]["paper"]["projectPage"] = "https://project.example.org/"
@@ -112,7 +113,7 @@ def test_digest_collect_prints_the_refresh_line_and_lists_nothing_again(
     server.route(API_PATH, Reply(200, api_feed(ids)))
     store.add_subscriber(Subscriber("ada@example.org"))
     assert pipeline.run(config, store, today=FIRST).delivery.sent == 1
-    for name, value in {"DIGEST_DATABASE_URL": settings.database_url, "DIGEST_SOURCES": "hf",
+    for name, value in {"DIGEST_DATABASE_URL": config.database_url, "DIGEST_SOURCES": "hf",
                         "DIGEST_HF_BASE_URL": server.url, "DIGEST_ARXIV_API_URL": server.url,
                         "DIGEST_HF_LOOKBACK_DAYS": "0", "DIGEST_ARXIV_API_INTERVAL": "0"}.items():  # fmt: skip
         monkeypatch.setenv(name, str(value))
