@@ -220,10 +220,10 @@ def test_unsubscribe_mid_send_is_honoured(store: Store, settings: Settings) -> N
     leaver = readers[-1]
 
     class UnsubscribesOnFirstSend(MemoryTransport):
-        async def send(self, message) -> None:
+        async def send(self, message, written=None) -> None:
             if not self.messages:  # while the run is going, the last reader unsubscribes
                 store.set_subscriber_status(leaver.id, SubscriberStatus.UNSUBSCRIBED)
-            await super().send(message)
+            await super().send(message, written)
 
     memory = UnsubscribesOnFirstSend()
     report = send_edition(store, edition, settings, transport=memory)

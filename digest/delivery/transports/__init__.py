@@ -20,8 +20,9 @@ from digest.delivery.transports.base import (
     UnknownOutcome,
 )
 from digest.delivery.transports.local import FileTransport, MemoryTransport
+from digest.delivery.transports.replies import classify_reply
 from digest.delivery.transports.signing import DkimSigned
-from digest.delivery.transports.smtp import SmtpTransport, classify_reply
+from digest.delivery.transports.smtp import SmtpTransport
 
 __all__ = [
     "EDITION_HEADER",

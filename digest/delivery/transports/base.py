@@ -7,6 +7,7 @@ record that the outcome is unknown and never resend on its own.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -74,8 +75,14 @@ class Transport(Protocol):
     # "written to" it, never "sent"); None when mail leaves the machine.
     outbox: Path | None
 
-    async def send(self, message: Message) -> None:
-        """Hand one message over, or raise a TransportError subclass."""
+    async def send(self, message: Message, written: asyncio.Future[None] | None = None) -> None:
+        """Hand one message over, or raise a TransportError subclass.
+
+        ``written``, when given, may be resolved once the message's bytes are on their way
+        and only the server's reply is awaited; the send loop then builds its next message
+        meanwhile. A transport that never resolves it is fine: the loop resolves it itself
+        when ``send`` returns.
+        """
 
     async def aclose(self) -> None:
         """Release connections and files."""

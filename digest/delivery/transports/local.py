@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from pathlib import Path
@@ -52,7 +53,7 @@ class FileTransport:
         self._next[key] = n + 1
         return n
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message, written: asyncio.Future[None] | None = None) -> None:
         """Write the message's bytes and HTML to the outbox."""
         refuse_when_stopping(self)
         key = message.headers.get(EDITION_HEADER) or self.edition_key
@@ -89,7 +90,7 @@ class MemoryTransport:
         self.outbox: Path | None = None  # tests stand in for real sending
         self.messages: list[Message] = []
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message, written: asyncio.Future[None] | None = None) -> None:
         """Remember the message."""
         refuse_when_stopping(self)
         self.messages.append(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 from pathlib import Path
@@ -49,13 +50,13 @@ class DkimSigned:
         """As the inner transport."""
         return self.inner.outbox
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message, written: asyncio.Future[None] | None = None) -> None:
         """Sign ``message`` and hand it to the inner transport."""
         try:
             raw = self.signer.sign(message.raw)
         except DigestError as exc:  # our configuration, the same for every message: pause
             raise ConnectionFailure(str(exc)) from None
-        await self.inner.send(dataclasses.replace(message, raw=raw))
+        await self.inner.send(dataclasses.replace(message, raw=raw), written)
 
     async def aclose(self) -> None:
         """Close the inner transport."""

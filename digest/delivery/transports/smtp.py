@@ -19,42 +19,17 @@ from digest.delivery.transports.base import (
     ConnectionFailure,
     PermanentFailure,
     TemporaryFailure,
-    TransportError,
     UnknownOutcome,
     refuse_when_stopping,
 )
+from digest.delivery.transports.replies import classify_reply
 from digest.errors import DigestError
 from digest.models import Message
 
 if TYPE_CHECKING:
     from digest.config import Settings
 
-__all__ = ["SmtpTransport", "classify_reply"]
-
-# --- SMTP replies -----------------------------------------------------------------------------
-
-_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
-
-
-def classify_reply(code: int, text: str, *, stage: str = "data") -> TransportError:
-    """Turn an SMTP reply that is not success into the TransportError it means.
-
-    4xx defer; 5.1.x (bad mailbox) fails and suppresses; other 5xx fail without suppressing;
-    auth replies and a refused sender (our own configuration) pause the run.
-    """
-    detail = f"{code} {text.strip()}"[:300]
-    enhanced = _ENHANCED.match(text or "")
-    if code in (530, 534, 535, 538) or stage in ("auth", "connect", "tls"):
-        return ConnectionFailure(f"SMTP server refused us at {stage}: {detail}", code)
-    if 400 <= code < 500:
-        return TemporaryFailure(detail, code)
-    if stage == "mail" and 500 <= code < 600:
-        # A refused envelope sender is our configuration, not the recipient's address.
-        return ConnectionFailure(f"SMTP server refused the sender address: {detail}", code)
-    suppress = stage in ("rcpt", "data") and bool(
-        enhanced and enhanced.group(1) == "5" and enhanced.group(2) == "1"
-    )
-    return PermanentFailure(detail, code, suppress=suppress)
+__all__ = ["SmtpTransport"]
 
 
 def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
@@ -95,20 +70,35 @@ def _address(value: str) -> str:
 class _Clock:
     """One message's time limits: each reply within ``timeout``, the whole within its end."""
 
-    __slots__ = ("deadline", "end", "timeout", "loop")
+    __slots__ = ("deadline", "end", "timeout", "loop", "due")
 
     def __init__(
         self, deadline: asyncio.Timeout, end: float, timeout: float, loop: asyncio.AbstractEventLoop
     ) -> None:
         self.deadline, self.end, self.timeout, self.loop = deadline, end, timeout, loop
+        self.due = -1.0  # when the deadline was last set to (the whole message's end before)
 
     def start(self) -> None:
-        """A command goes out now: its reply is due within ``timeout``."""
-        self.deadline.reschedule(min(self.end, self.loop.time() + self.timeout))
+        """A command goes out now: its reply is due within ``timeout`` (or up to 1% sooner).
+
+        Each reschedule moves a timer in the loop's heap. A message's four commands follow
+        each other within milliseconds, so only the first moves it: the later ones would move
+        it by less than 1% of the timeout.
+        """
+        due = min(self.end, self.loop.time() + self.timeout)
+        if due - self.due > self.timeout / 100:
+            self.deadline.reschedule(due)
+            self.due = due
 
 
-async def _command(client: aiosmtplib.SMTP, line: bytes, clock: _Clock) -> aiosmtplib.SMTPResponse:
-    """Write one command line (or the message data) and await its reply.
+async def _command(
+    client: aiosmtplib.SMTP,
+    line: bytes,
+    clock: _Clock,
+    written: asyncio.Future[None] | None = None,
+) -> aiosmtplib.SMTPResponse:
+    """Write one command line (or the message data) and await its reply; ``written`` is
+    resolved in between.
 
     Straight on the connection's protocol: aiosmtplib's per-command path (address parsing,
     a lock and a wait_for per command) cost more per message than the plain client's whole
@@ -120,6 +110,8 @@ async def _command(client: aiosmtplib.SMTP, line: bytes, clock: _Clock) -> aiosm
     clock.start()
     try:
         protocol.write(line)
+        if written is not None and not written.done():
+            written.set_result(None)
         reply = await protocol.read_response(timeout=None)  # the clock bounds it
     except aiosmtplib.SMTPServerDisconnected:
         client.close()
@@ -250,14 +242,18 @@ class SmtpTransport:
                 f"cannot connect to {self.host}:{self.port}: {reason}"[:300]
             ) from None
 
-    async def send(self, message: Message) -> None:
-        """Send one message over a pooled connection; raise a TransportError on failure."""
+    async def send(self, message: Message, written: asyncio.Future[None] | None = None) -> None:
+        """Send one message over a pooled connection; raise a TransportError on failure.
+
+        ``written`` is resolved once the message's data is written and only the server's last
+        reply is awaited (see Transport.send).
+        """
         refuse_when_stopping(self)
         raw = message.raw
         # Dot-stuff (RFC 5321 4.5.2). The bytes are CRLF lines and never start with a dot, so
-        # every line start is after a LF; bytes.replace does it ~10x faster than a regex.
-        if b"\n." in raw:
-            raw = raw.replace(b"\n.", b"\n..")
+        # every line start is after a LF; bytes.replace does it ~10x faster than a regex, and
+        # gives back the same object, uncopied, when there is nothing to stuff.
+        raw = raw.replace(b"\n.", b"\n..")
         payload = b"".join((raw, b".\r\n" if raw.endswith(b"\r\n") else b"\r\n.\r\n"))
         sender = self._envelope_from
         if not sender:
@@ -267,13 +263,18 @@ class SmtpTransport:
         recipient = _address(message.recipient)
         client = await self._take()
         try:
-            await self._send_on(client, sender, recipient, payload)
+            await self._send_on(client, sender, recipient, payload, written)
         finally:
             assert self._pool is not None
             self._pool.put_nowait(client)
 
     async def _send_on(
-        self, client: aiosmtplib.SMTP, sender: str, recipient: str, payload: bytes
+        self,
+        client: aiosmtplib.SMTP,
+        sender: str,
+        recipient: str,
+        payload: bytes,
+        written: asyncio.Future[None] | None,
     ) -> None:
         loop = asyncio.get_running_loop()
         end = loop.time() + self.message_timeout
@@ -281,7 +282,7 @@ class SmtpTransport:
         try:
             async with asyncio.timeout(end) as deadline:
                 state["clock"] = _Clock(deadline, end, self.timeout, loop)
-                await self._transaction(client, sender, recipient, payload, state)
+                await self._transaction(client, sender, recipient, payload, state, written)
         except TimeoutError:  # also aiosmtplib's read timeouts, which subclass it
             client.close()
             if state["data_sent"]:
@@ -300,6 +301,7 @@ class SmtpTransport:
         recipient: str,
         payload: bytes,
         state: dict,
+        written: asyncio.Future[None] | None,
     ) -> None:
         if not client.is_connected:
             await self._connect(client)
@@ -327,7 +329,7 @@ class SmtpTransport:
             raise classify_reply(reply.code, reply.message, stage="data")
         # From here on the server may have the message: a lost connection is UnknownOutcome.
         state["data_sent"] = True
-        reply = await _command(client, payload, clock)
+        reply = await _command(client, payload, clock, written)
         if reply.code != 250:
             raise classify_reply(reply.code, reply.message, stage="data")
 
