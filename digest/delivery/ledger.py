@@ -1,16 +1,18 @@
-"""The send loop's ledger moves, group-committed on a thread of their own.
+"""The send loop's ledger moves, group-committed off the connections' critical path.
 
 Each message needs two ledger moves: ``sending`` committed before DATA, ``sent`` after the
 server's reply. Committed one by one inside the event loop, every connection waited for each
-commit (62% of the main thread's time on PostgreSQL). Here a writer thread takes whatever
-moves are waiting, commits them in one transaction, and wakes the senders whose ``sending``
-marks it holds, while the event loop goes on with the other connections.
+commit (62% of the main thread's time on PostgreSQL). Here the moves that are waiting go in
+one transaction: on PostgreSQL a writer thread commits them while the event loop goes on; on
+SQLite the loop commits them itself, when a sender first needs one (see LedgerWriter). The
+send loop queues a row's mark while the message before it is still on the wire
+(digest.delivery.run), so the commit is done by the time the connection is free.
 
 Exactly once is kept: a sender awaits its ``sending`` mark before DATA, as before. A ``sent``
-mark is not awaited; it is in the writer's next commit, which comes before that sender's
-next ``sending`` mark is committed. So at any moment each connection has at most one message
-in flight and one sent but not yet recorded: a crash leaves at most 2 x connections rows in
-``sending``, which the next run marks ``unknown`` (tests/test_crash.py).
+mark is not awaited; it is in the next commit, which comes before that sender's next
+``sending`` mark is committed. So at any moment each connection has at most two rows in
+``sending``: a crash leaves at most 2 x connections of them, which the next run marks
+``unknown`` (tests/test_crash.py).
 """
 
 from __future__ import annotations
@@ -19,15 +21,24 @@ import asyncio
 import threading
 from typing import Any
 
-from digest.store.deliveries import SendLedger
+from digest.store.ledger import SendLedger
 
 __all__ = ["LedgerWriter"]
 
 
 class LedgerWriter:
-    """Group commits of ``sending`` and ``sent`` marks; one per send run, in its event loop."""
+    """Group commits of ``sending`` and ``sent`` marks; one per send run, in its event loop.
 
-    def __init__(self, ledger: SendLedger) -> None:
+    ``threaded`` (PostgreSQL): a writer thread commits as soon as a mark is waiting, and waits
+    out the server's round trip while the event loop goes on.
+
+    Not ``threaded`` (SQLite): a commit is a local call of about 60 us (WAL, synchronous=
+    NORMAL), less than handing it to a thread costs (a wake-up, the GIL passed back and forth,
+    a wake-up back). It runs on the event loop when a sender first needs one of the waiting
+    marks (``marked``), so the marks the other connections queued meanwhile share it.
+    """
+
+    def __init__(self, ledger: SendLedger, *, threaded: bool = True) -> None:
         self._ledger = ledger
         self._loop = asyncio.get_running_loop()
         self._wake = threading.Condition()
@@ -36,23 +47,32 @@ class LedgerWriter:
         self._closing = False
         self._error: Exception | None = None
         self.commits = 0
-        self._thread = threading.Thread(target=self._run, name="digest-ledger", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="digest-ledger", daemon=True)
+            self._thread.start()
 
     async def begin(self, delivery_id: int) -> bool:
         """Move the row to ``sending``, committed when this returns; False if it is not open
         any more or its subscriber is no longer active."""
-        return await self.begin_soon(delivery_id)
+        return await self.marked(self.begin_soon(delivery_id))
 
     def begin_soon(self, delivery_id: int) -> asyncio.Future[bool]:
-        """``begin``, handed to the writer thread now: the caller awaits the future later."""
+        """``begin``, queued now: the caller awaits ``marked`` of the future later."""
         future: asyncio.Future[bool] = self._loop.create_future()
         with self._wake:
             if self._closing:
                 raise RuntimeError("the ledger writer is closed")
             self._begins.append((delivery_id, future))
-            self._wake.notify()
+            if self._thread is not None:
+                self._wake.notify()
         return future
+
+    async def marked(self, begun: asyncio.Future[bool]) -> bool:
+        """Whether ``begin_soon``'s row moved to ``sending``, once that is committed."""
+        if self._thread is None and not begun.done():
+            self._commit_inline()
+        return await begun
 
     def sent(self, delivery_id: int, message_id: str | None) -> None:
         """Record ``sending`` -> ``sent`` in the next commit (not awaited).
@@ -66,12 +86,27 @@ class LedgerWriter:
 
     async def aclose(self) -> None:
         """Commit what is waiting, stop the thread, give the connection back."""
+        if self._thread is None:
+            self._closing = True
+            try:
+                self._commit_inline()
+            finally:
+                self._ledger.close()
+            if self._error is not None:
+                raise self._error
+            return
         with self._wake:
             self._closing = True
             self._wake.notify()
         await asyncio.to_thread(self._thread.join)
         if self._error is not None:
             raise self._error
+
+    def _commit_inline(self) -> None:
+        begins, self._begins = self._begins, []
+        sent, self._sent = self._sent, []
+        if begins or sent:
+            self._commit(begins, sent)
 
     def _run(self) -> None:
         try:
@@ -102,7 +137,11 @@ class LedgerWriter:
         self.commits += 1
         # One wake-up of the event loop per commit, not one per row (each is a write to its pipe).
         settled = [(future, did in moved) for did, future in begins]
-        if settled:
+        if not settled:
+            return
+        if self._thread is None:
+            _settle_all(settled)
+        else:
             self._loop.call_soon_threadsafe(_settle_all, settled)
 
 

@@ -5,6 +5,9 @@ A row moves queued -> sending -> sent | deferred | failed | unknown. ``sending``
 handed to the transport, so a crash leaves ``sending`` rows that the next run turns into
 ``unknown`` at once (digest.delivery.recovery) and never resends on its own -- the listmonk
 lesson: a cursor is not a ledger.
+
+Each sender marks and builds its next row while the message before it is on the wire, so a
+connection goes on the moment the server replies (``SendRun._send_ahead``).
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import islice
 from typing import Any
 
 from digest.config import Settings
-from digest.delivery.contents import NOTHING_FOR_THEM, Contents
-from digest.delivery.failures import failure_of
+from digest.delivery.contents import Contents
 from digest.delivery.ledger import LedgerWriter
+from digest.delivery.options import SendOptions
+from digest.delivery.outcomes import OPEN, SENDING, Outcomes
 from digest.delivery.recovery import recover_crashed
 from digest.delivery.report import DeliveryReport, Progress
 from digest.delivery.shown import ShownBatches
@@ -31,7 +35,6 @@ from digest.delivery.transports import (
     PermanentFailure,
     TemporaryFailure,
     Transport,
-    TransportError,
     UnknownOutcome,
 )
 from digest.errors import DigestError
@@ -40,7 +43,6 @@ from digest.models import (
     DeliveryStatus,
     Edition,
     EditionStatus,
-    FailureKind,
     Message,
     SubscriberStatus,
 )
@@ -54,8 +56,6 @@ log = logging.getLogger(__name__)
 # A worker's claim on a batch it has not finished; after this another worker may take the rows
 # (harmless if the first is merely slow: the move to `sending` is a compare-and-set).
 CLAIM_TTL = 120.0
-OPEN = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
-SENDING = (DeliveryStatus.SENDING,)
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -65,30 +65,14 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _backoff(attempts: int, base: float, cap: float) -> float:
-    """Capped exponential backoff: base, 2*base, 4*base ... never more than cap."""
-    return min(cap, base * 2 ** max(0, attempts - 1))
-
-
 @dataclass(frozen=True)
-class SendOptions:
-    """How one send run behaves; defaults come from the settings (see ``deliver``)."""
+class _Ready:
+    """A claimed row with its ``sending`` mark on the way (None: its reader is not active) and
+    its email built (None: nothing for them; a DigestError: it cannot render)."""
 
-    worker: bool = False  # share the edition with other workers through claims (PostgreSQL)
-    retry_unknown: bool = False  # resend rows whose outcome is unknown after a crash
-    retry_failed: bool = False  # queue failed rows again whose cause may be fixed (not 5.1.x)
-    accept_unknown: bool = False  # count rows whose outcome is unknown as sent
-    retry_delay: float = 30.0  # first wait before a deferred (4xx) row is retried
-    retry_max_delay: float = 900.0  # the backoff doubles up to this
-    pause_after: int = 3  # connection failures in a row that pause the run
-    failure_pause: float = 0.5  # wait after a connection failure, times the failures so far
-    # Rows claimed at a time. Between batches every connection idles (the next claim, its
-    # readers' scores and follow-ups): 1,000 makes that five times rarer than 200 did.
-    batch_size: int = 1000
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
-    # Which subscribers get a row: queues theirs and returns how many (None: every active
-    # subscriber of the edition's frequency). The subscribers' own hours pass the due ones.
-    audience: Callable[[Store, Edition], int] | None = None
+    claim: Claim
+    begun: asyncio.Future[bool] | None
+    built: Message | DigestError | None
 
 
 def _stale_after(transport: Transport) -> timedelta:
@@ -97,16 +81,13 @@ def _stale_after(transport: Transport) -> timedelta:
 
 
 def _queue(store: Store, edition: Edition, audience: Callable | None = None) -> int:
-    """A queued row for every active subscriber of the edition's frequency (streamed).
+    """A queued row for every active subscriber of the edition's frequency.
 
     With ``audience`` (see SendOptions) only for the subscribers it picks.
     """
     if audience is not None:
         return audience(store, edition)
-    added = 0
-    for batch in batched(store.iter_active_subscribers(edition.frequency), 1000):
-        added += store.queue_deliveries(edition.id, [s.id for s in batch])  # type: ignore[arg-type]
-    return added
+    return store.queue_active(edition.id, edition.frequency)  # type: ignore[arg-type]
 
 
 class SendRun:
@@ -135,8 +116,9 @@ class SendRun:
         self.holder = holder  # kept alive by the caller (Store.alive); stamped on our rows
         self.concurrency = max(1, transport.concurrency)
         self.throttle = throttle_for(settings, store)
-        self.failures = 0  # connection failures in a row
         self.shown = ShownBatches(store, contents)  # followups: what the emails show
+        # Rows not simply sent (skipped, failed, deferred ...); counts connection failures.
+        self.outcomes = Outcomes(store, report, progress, settings, options, edition.key)
 
     async def run(self) -> DeliveryReport:
         """Send every open row (or until the run pauses); the report says what happened."""
@@ -175,7 +157,8 @@ class SendRun:
     async def _send_all(self, batch_size: int) -> None:
         """Claim batches and hand them to the senders until no row is open or the run pauses."""
         work: asyncio.Queue[Claim | None] = asyncio.Queue()
-        ledger = LedgerWriter(self.store.send_ledger())
+        # SQLite commits on the loop; PostgreSQL's round trips on a thread (see LedgerWriter).
+        ledger = LedgerWriter(self.store.send_ledger(), threaded=self.store.dialect != "sqlite")
         senders = [asyncio.create_task(self._sender(work, ledger)) for _ in range(self.concurrency)]
         try:
             while not self.report.paused:
@@ -218,79 +201,146 @@ class SendRun:
         return True
 
     async def _sender(self, work: asyncio.Queue[Claim | None], ledger: LedgerWriter) -> None:
-        while True:
-            claim = await work.get()
-            try:
+        """Send claimed rows from ``work`` one after another, until it hands over None."""
+        if self.throttle.limited:
+            while (claim := await work.get()) is not None:
+                try:
+                    if not self.report.paused:
+                        await self._send_throttled(claim, ledger)
+                finally:
+                    work.task_done()
+            work.task_done()
+            return
+        await self._send_ahead(work, ledger)
+
+    async def _send_ahead(self, work: asyncio.Queue[Claim | None], ledger: LedgerWriter) -> None:
+        """Rows one after another, each next one marked and built while this one is on the wire.
+
+        Once a message's data is written and only the server's reply is awaited, the next row's
+        ``sending`` mark goes to the ledger writer and its email is built, so the connection
+        carries on the moment the reply comes instead of idling through a build and a commit.
+        The crash bound holds: the next row's mark is committed together with the last row's
+        ``sent`` (queued before this message started), so a connection has at most two rows in
+        ``sending`` at any moment: one on the wire and one marked, or one sent but not yet
+        recorded and one on the wire.
+        """
+        loop = asyncio.get_running_loop()
+        upcoming: _Ready | None = None
+        last = False  # None came from ``work`` while a row was on the wire
+        while not (last and upcoming is None):
+            if upcoming is None:
+                claim = await work.get()
                 if claim is None:
+                    work.task_done()
                     return
-                if not self.report.paused:
-                    await self._send_one(claim, ledger)
+                if self.report.paused:
+                    work.task_done()
+                    continue
+                upcoming = self._ready(claim, ledger)
+            ready, upcoming = upcoming, None
+            try:
+                message = await self._marked(ready, ledger)
+                if message is None:
+                    continue
+                written: asyncio.Future[None] = loop.create_future()
+                sending = asyncio.ensure_future(
+                    self._hand_over(ready.claim, message, ledger, written)
+                )
+                try:
+                    await written
+                    if not (self.report.paused or last or work.empty()):
+                        claim = work.get_nowait()
+                        if claim is None:
+                            work.task_done()
+                            last = True
+                        else:
+                            upcoming = self._ready(claim, ledger)
+                finally:
+                    await sending
             finally:
                 work.task_done()
 
-    def _finish_row(self, delivery_id: int, status: DeliveryStatus, **fields: Any) -> None:
-        self.store.mark_delivery(delivery_id, status, **fields)
-        self.progress.advance(status)
+    def _ready(self, claim: Claim, ledger: LedgerWriter) -> _Ready:
+        """Hand the row's ``sending`` mark to the ledger writer and build its email now."""
+        if claim.subscriber.status is not SubscriberStatus.ACTIVE:
+            return _Ready(claim, None, None)
+        begun = ledger.begin_soon(claim.delivery_id)
+        return _Ready(claim, begun, self._build(claim))
 
-    def _skip(self, delivery_id: int, error: str) -> None:
-        """Mark an open row skipped (if it still is open) and count it."""
-        if self.store.mark_delivery(delivery_id, DeliveryStatus.SKIPPED, expect=OPEN, error=error):
-            self.report.skipped += 1
-            self.progress.advance(DeliveryStatus.SKIPPED)
-
-    async def _send_one(self, claim: Claim, ledger: LedgerWriter) -> None:
-        sub, did = claim.subscriber, claim.delivery_id
-        if sub.status is not SubscriberStatus.ACTIVE:
-            self._skip(did, str(sub.status))
-            return
-        if self.throttle.limited:  # the email waits for its turn before its row is marked
-            message = self._message_for(claim, OPEN)
-            if message is None:
-                return
-            await self.throttle.acquire()
-            if self.report.paused:
-                return
-            # Committed before DATA; also the last check that they have not unsubscribed.
-            moved = await ledger.begin(did)
-        else:
-            # The same mark, committed by the writer thread while the email is built here:
-            # the commit's latency no longer leaves the connection idle.
-            begun = ledger.begin_soon(did)
-            built = self._build(claim)
-            moved = await begun
-            if not isinstance(built, Message):
-                self._unbuilt(claim, built, SENDING if moved else OPEN)
-                return
-            message = built
-            if moved and self.report.paused:  # marked, never handed over: back to the queue
-                self.store.mark_delivery(did, DeliveryStatus.QUEUED, expect=SENDING)
-                return
+    async def _marked(self, ready: _Ready, ledger: LedgerWriter) -> Message | None:
+        """The row's email once its ``sending`` mark is committed; None (the row recorded, or
+        back in the queue) when it is not to be sent now."""
+        claim, did, built = ready.claim, ready.claim.delivery_id, ready.built
+        if ready.begun is None:
+            self.outcomes.skip(did, str(claim.subscriber.status))
+            return None
+        moved = await ledger.marked(ready.begun)
+        if not isinstance(built, Message):
+            self.outcomes.unbuilt(claim, built, SENDING if moved else OPEN)
+            return None
+        if moved and self.report.paused:  # marked, never handed over: back to the queue
+            self.store.mark_delivery(did, DeliveryStatus.QUEUED, expect=SENDING)
+            return None
         if not moved:
             if self.store.delivery_status(did) in OPEN:
-                self._skip(did, "no longer active")
+                self.outcomes.skip(did, "no longer active")
+            return None  # else another worker has the row
+        return built
+
+    async def _send_throttled(self, claim: Claim, ledger: LedgerWriter) -> None:
+        """One row under a rate limit: the email waits for its turn before its row is marked."""
+        did = claim.delivery_id
+        if claim.subscriber.status is not SubscriberStatus.ACTIVE:
+            self.outcomes.skip(did, str(claim.subscriber.status))
+            return
+        message = self._message_for(claim, OPEN)
+        if message is None:
+            return
+        await self.throttle.acquire()
+        if self.report.paused:
+            return
+        # Committed before DATA; also the last check that they have not unsubscribed.
+        if not await ledger.begin(did):
+            if self.store.delivery_status(did) in OPEN:
+                self.outcomes.skip(did, "no longer active")
             return  # else another worker has the row
+        await self._hand_over(claim, message, ledger)
+
+    async def _hand_over(
+        self,
+        claim: Claim,
+        message: Message,
+        ledger: LedgerWriter,
+        written: asyncio.Future[None] | None = None,
+    ) -> None:
+        """Send a row marked ``sending`` and record the outcome; ``written`` is resolved at the
+        latest when this returns (see Transport.send)."""
+        did = claim.delivery_id
         try:
-            await self.transport.send(message)
+            await self.transport.send(message, written)
         except (TemporaryFailure, PermanentFailure, ConnectionFailure, UnknownOutcome) as exc:
-            if not await self._record_failure(claim, exc):
+            if not await self.outcomes.record_failure(claim, exc):
                 return
         except Exception as exc:  # a bug in a transport: we cannot know what the server got
             self.report.unknown += 1
-            self._finish_row(did, DeliveryStatus.UNKNOWN, expect=SENDING,
+            self.outcomes.finish_row(did, DeliveryStatus.UNKNOWN, expect=SENDING,
                              error=f"{type(exc).__name__}: {exc}")  # fmt: skip
             log.exception("send.transport_error")
         else:
             self.report.sent += 1
             ledger.sent(did, message.headers.get("Message-ID"))
             self.progress.advance(DeliveryStatus.SENT)
-        self.failures = 0
+        finally:
+            if written is not None and not written.done():
+                written.set_result(None)
+        self.outcomes.failures = 0
 
     def _message_for(self, claim: Claim, expect: tuple[DeliveryStatus, ...]) -> Message | None:
         """The subscriber's email; None (the row recorded) when it is empty or cannot render."""
         built = self._build(claim)
         if isinstance(built, Message):
             return built
-        self._unbuilt(claim, built, expect)
+        self.outcomes.unbuilt(claim, built, expect)
         return None
 
     def _build(self, claim: Claim) -> Message | DigestError | None:
@@ -299,73 +349,6 @@ class SendRun:
             return self.contents.message(claim.subscriber)
         except DigestError as exc:  # one broken record: reported, and the run goes on
             return exc
-
-    def _unbuilt(
-        self, claim: Claim, why: DigestError | None, expect: tuple[DeliveryStatus, ...]
-    ) -> None:
-        """Record a row whose email is empty (``why`` None: skipped) or cannot render (failed)."""
-        if why is None:
-            self.report.skipped += 1
-            self._finish_row(claim.delivery_id, DeliveryStatus.SKIPPED, expect=expect,
-                             error=NOTHING_FOR_THEM)  # fmt: skip
-            return
-        self.report.failed += 1
-        self._finish_row(claim.delivery_id, DeliveryStatus.FAILED, expect=expect,
-                         error=f"render: {why}", count_attempt=True,
-                         failure=(FailureKind.RENDER, None))  # fmt: skip
-        event(log, "send.render_failed", subscriber=claim.subscriber.id, error=str(why),
-              level=logging.ERROR)  # fmt: skip
-
-    async def _record_failure(self, claim: Claim, exc: TransportError) -> bool:
-        """Put a failed send in the ledger; False when the row went back to the queue."""
-        sub, did, report = claim.subscriber, claim.delivery_id, self.report
-        if isinstance(exc, TemporaryFailure):
-            attempts = claim.attempts + 1
-            if attempts >= self.settings.smtp_max_attempts:
-                report.failed += 1
-                self._finish_row(did, DeliveryStatus.FAILED, expect=SENDING, error=str(exc),
-                                 count_attempt=True, failure=failure_of(exc))  # fmt: skip
-            else:
-                wait = _backoff(attempts, self.options.retry_delay, self.options.retry_max_delay)
-                self.store.mark_delivery(
-                    did, DeliveryStatus.DEFERRED, expect=SENDING, error=str(exc),
-                    count_attempt=True, next_attempt_at=utcnow() + timedelta(seconds=wait),
-                )  # fmt: skip
-            event(log, "send.deferred", subscriber=sub.id, attempt=attempts, error=str(exc))
-        elif isinstance(exc, PermanentFailure):
-            report.failed += 1
-            self._finish_row(did, DeliveryStatus.FAILED, expect=SENDING, error=str(exc),
-                             count_attempt=True, failure=failure_of(exc))  # fmt: skip
-            if exc.suppress:
-                report.suppressed += 1
-                self.store.set_subscriber_status(sub.id, SubscriberStatus.BOUNCED)  # type: ignore[arg-type]
-            event(log, "send.failed", subscriber=sub.id, error=str(exc), suppressed=exc.suppress)
-        elif isinstance(exc, ConnectionFailure):
-            await self._connection_failed(did, exc)
-            return False
-        else:  # UnknownOutcome: the server may have the message
-            report.unknown += 1
-            self._finish_row(did, DeliveryStatus.UNKNOWN, expect=SENDING, error=str(exc))
-            event(log, "send.unknown", subscriber=sub.id, error=str(exc), level=logging.WARNING)
-        return True
-
-    async def _connection_failed(self, delivery_id: int, exc: ConnectionFailure) -> None:
-        """Nothing reached the server: requeue the row; pause after ``pause_after`` in a row."""
-        self.store.mark_delivery(delivery_id, DeliveryStatus.QUEUED, expect=SENDING, error=str(exc))
-        self.failures += 1
-        event(log, "send.connection_failed", error=str(exc), level=logging.WARNING)
-        if self.failures >= self.options.pause_after:
-            self._pause(
-                f"{self.failures} connection failures in a row, last: {exc}. "
-                "Fix the SMTP settings or server, then run `digest send` again"
-            )
-        else:
-            await self.options.sleep(self.options.failure_pause * self.failures)
-
-    def _pause(self, reason: str) -> None:
-        if self.report.paused is None:
-            self.report.paused = reason
-            event(log, "send.paused", edition=self.edition.key, reason=reason, level=logging.ERROR)
 
     async def _finish(self) -> None:
         """Wait for other workers' last messages, record the ledger, mark the edition sent."""
