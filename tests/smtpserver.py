@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
@@ -47,6 +48,8 @@ class Script:
     # addr -> a reply | "disconnect" (after the data, before the reply) | "hang" | a list
     data: dict[str, str | list[str]] = field(default_factory=dict)
     delay: float = 0.0  # seconds before each final DATA reply
+    # Called with the recipients of each message as its data arrives, before the reply.
+    watch: Callable[[list[str]], None] | None = None
 
 
 class Handler:
@@ -73,6 +76,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.script.watch is not None:
+            self.script.watch(list(envelope.rcpt_tos))
         if self.script.delay:
             await asyncio.sleep(self.script.delay)
         action = self._lookup(self.script.data, envelope.rcpt_tos[0]) if envelope.rcpt_tos else None
