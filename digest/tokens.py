@@ -23,7 +23,7 @@ newer email. Old confirm links expired 48 hours after they were sent anyway.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import enum
 import hashlib
 import hmac
@@ -173,6 +173,9 @@ def _hmac_pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     )
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 to base64url
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -222,8 +225,9 @@ class Signer:
         inner, outer = inner.copy(), outer.copy()
         inner.update(payload)
         outer.update(inner.digest())
-        signature = base64.urlsafe_b64encode(outer.digest()).rstrip(b"=")
-        return (payload + self._sep + signature).decode("ascii")
+        # base64.urlsafe_b64encode, without its two Python calls per token (13 per email).
+        signature = binascii.b2a_base64(outer.digest(), newline=False).translate(_URLSAFE)
+        return (payload + self._sep + signature.rstrip(b"=")).decode("ascii")
 
     def make_feedback(self, subscriber_id: int, arxiv_id: str) -> str:
         """A token for one subscriber's "more/less like this" on one paper (never expires).

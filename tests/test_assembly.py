@@ -202,3 +202,25 @@ def test_a_per_subscriber_extra_section_is_assembled_alike(
     assert "Paper &lt;A&gt; &amp; B" in assembled.html or "Paper D" in assembled.html
     message = contents.message(Subscriber("z@example.org", id=99), extra=["Paper E"])
     assert "Since you last saw it: Paper E" in message.text
+
+
+def test_links_of_every_length_read_as_whole_renders(tmp_path: Path, edition: Edition) -> None:
+    """Feedback links of every width (subscriber ids of 1 to 16 digits, each met twice, the
+    second time from remembered sections), where the text part's soft line breaks cut the
+    token, read as whole renders, byte for byte when decoded."""
+    settings = settings_for(tmp_path)
+    renderer = Renderer(settings)
+    assembly = assembly_for(renderer, edition)
+    contents = Contents(edition, settings, renderer)
+    topics = list(load_taxonomy().topics)[:3]
+    for round_ in range(2):
+        for digits in range(1, 17):
+            sub = Subscriber(
+                f"w{digits}@example.org", id=10 ** (digits - 1) + round_, topics=topics
+            )
+            selection = contents.selection(sub)
+            assembled = assembly.message(sub, selection)
+            whole = renderer.prepare_digest(edition, selection).for_subscriber(sub)
+            assert (assembled.text, assembled.html) == (whole.text, whole.html), sub.id
+            assert parts(assembled) == parts(whole), sub.id
+            assert "=\r\n" in assembled.raw.decode()  # the text part's feedback links break

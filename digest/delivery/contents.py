@@ -183,6 +183,8 @@ class Contents:
             message = assembly.message(subscriber, selection, extra)
             if message is not None and self.checked < CHECKED:
                 message = self._checked(subscriber, selection, message, extra)
+            if message is not None:  # its headers are its own: no copy of the message needed
+                message.headers.setdefault(EDITION_HEADER, self.edition.key)
         if message is None:
             message = self._whole(subscriber, selection, extra, rolled)
             if message is None:

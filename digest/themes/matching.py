@@ -23,6 +23,7 @@ from digest.themes.taxonomy import Taxonomy, Topic, keyword_pattern
 __all__ = ["EditionIndex"]
 
 _KEYWORD_MEMO = 4096  # distinct keywords remembered per edition (each is one int)
+_CHOSEN_MEMO = 50_000  # papers with their reasons remembered (small, frozen, shared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,10 @@ class EditionIndex:
         self._texts = [" \n ".join((p.title, p.abstract, *p.keywords)) for p in self.papers]
         self._topics: dict[str, int] = {t.name: self._column_of(t) for t in taxonomy.entries}
         self._keywords: dict[str, int] = {}
+        # Per topic name as subscribers write it: its (reason, column), None for a free-text
+        # topic; per paper and reasons, what it shows. Both repeat across a list's readers.
+        self._found: dict[str, tuple[str, int] | None] = {}
+        self._chosen: dict[tuple[int, tuple[str, ...]], SelectedPaper] = {}
         self.everyone = (1 << len(self.papers)) - 1
 
     def _column_of(self, topic: Topic) -> int:
@@ -93,9 +98,16 @@ class EditionIndex:
         for name in subscriber.topics:
             if not name.strip():
                 continue
-            topic = self.taxonomy.find(name)
-            if topic is not None:
-                wanted.append((f"matches {topic.name}", self._topics[topic.name]))
+            found = self._found.get(name, False)
+            if found is False:
+                if len(self._found) >= _KEYWORD_MEMO:
+                    self._found.clear()
+                topic = self.taxonomy.find(name)
+                found = self._found[name] = (
+                    None if topic is None else (f"matches {topic.name}", self._topics[topic.name])
+                )
+            if found is not None:
+                wanted.append(found)  # type: ignore[arg-type]
             else:
                 keywords.append(name)  # a free-text topic: treat it as a keyword
         wanted += [
@@ -127,9 +139,15 @@ class EditionIndex:
             chosen = ranked.selected
             if wanted:
                 bit = 1 << i
-                reasons = [r for r, column in wanted if column & bit][:2]
-                why = " · ".join([ranked.signals, *reasons])
-                chosen = SelectedPaper(chosen.paper, chosen.score, why)
+                reasons = tuple([r for r, column in wanted if column & bit][:2])
+                key = (i, reasons)
+                shown = self._chosen.get(key)
+                if shown is None:
+                    if len(self._chosen) >= _CHOSEN_MEMO:
+                        self._chosen.clear()
+                    why = " · ".join([ranked.signals, *reasons])
+                    shown = self._chosen[key] = SelectedPaper(chosen.paper, chosen.score, why)
+                chosen = shown
             for ti in ranked.themes:
                 groups.setdefault(ti, []).append(chosen)
         themes = tuple(SelectedTheme(self.labels[ti], tuple(groups[ti])) for ti in sorted(groups))
