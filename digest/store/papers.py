@@ -200,53 +200,69 @@ class _UpsertPlan:
 def _stored_papers(
     conn: Connection, arxiv_ids: Iterable[str], fields: Sequence[str] = _PAPER_FIELDS
 ) -> dict[str, tuple[int, Paper]]:
-    """The stored rows among ``arxiv_ids``: arXiv id -> (row id, paper), read in chunks.
+    """The stored rows among ``arxiv_ids``: arXiv id -> (row id, paper).
 
-    Only the Paper ``fields`` are read (never search_text, as long as the abstract). The
-    list and time columns come as text and are decoded once per distinct value: a batch
-    repeats a few category lists and days thousands of times (10,000 known papers' read
-    0.22 -> 0.15 s CPU on SQLite).
+    Only the Paper ``fields`` are read (never search_text, as long as the abstract), through
+    the driver: on PostgreSQL in one ``= ANY(array)`` query (psycopg parsed each 500-id IN
+    list anew: 0.3 s of 10,000 known papers' 0.65 s CPU, and the wall time was 1.8 s); on
+    SQLite in IN lists of IN_CHUNK. The list and time columns are decoded once per
+    distinct value: a batch repeats a few category lists and days thousands of times.
     """
-    t = schema.papers
-    decode = _Decoder(conn.dialect.name)
-    columns = [t.c.id, *(decode.column(t.c[name]) for name in fields)]
+    decode = _Decoder(conn.dialect.name, fields)
+    # Only fixed column names are formatted in: the ids are bound.
+    select = f"SELECT id, {', '.join(decode.selected)} FROM papers WHERE arxiv_id "  # noqa: S608
+    if conn.dialect.name == "postgresql":
+        queries = [(select + "= ANY(%s)", ([*arxiv_ids],))]
+    else:
+        queries = [
+            (select + f"IN ({', '.join('?' * len(c))})", tuple(c)) for c in in_chunks(arxiv_ids)
+        ]
     found: dict[str, tuple[int, Paper]] = {}
-    for chunk in in_chunks(arxiv_ids):
-        for row in conn.execute(sa.select(*columns).where(t.c.arxiv_id.in_(chunk))).mappings():
-            values = {name: decode(name, row[name]) for name in fields}
-            found[row["arxiv_id"]] = (row["id"], Paper(**values))
+    at = fields.index("arxiv_id")
+    for sql, params in queries:
+        for row in conn.exec_driver_sql(sql, params):
+            values = decode(row)
+            found[values[at]] = (row[0], Paper(**dict(zip(fields, values, strict=True))))
     return found
 
 
 class _Decoder:
-    """Reads JSON list columns (and, on SQLite, UTC time columns) as text, decoding each
-    distinct text once, to exactly what row_to_paper makes of the typed column."""
+    """Reads a row's JSON list columns as text (and its time columns as the driver gives
+    them), decoding each distinct value once, to exactly what row_to_paper makes of the
+    typed columns."""
 
-    def __init__(self, dialect: str) -> None:
-        self.lists = set(_TUPLE_FIELDS)
-        self.times = {"published_at", "listed_at"} if dialect == "sqlite" else set()
-        self.seen: dict[tuple[str, str], object] = {}
+    def __init__(self, dialect: str, fields: Sequence[str]) -> None:
+        lists = set(_TUPLE_FIELDS)
+        times = set(_TIME_FIELDS)
+        self.sqlite = dialect == "sqlite"
+        self.selected = [f"CAST({name} AS TEXT)" if name in lists else name for name in fields]
+        # Positions in the row, which starts with the id.
+        self.lists = [i for i, name in enumerate(fields, start=1) if name in lists]
+        self.times = [i for i, name in enumerate(fields, start=1) if name in times]
+        self.seen_lists: dict[str, tuple[str, ...]] = {}
+        self.seen_times: dict[object, datetime] = {}
 
-    def column(self, column: sa.Column) -> sa.ColumnElement:
-        """The column as the query selects it."""
-        if column.name in self.lists:
-            return sa.cast(column, sa.Text).label(column.name)
-        if column.name in self.times:  # SQLite keeps them as text already
-            return sa.type_coerce(column, sa.Text).label(column.name)
-        return column
-
-    def __call__(self, name: str, value: object) -> object:
-        if value is None:
-            return () if name in self.lists else None
-        if name not in self.lists and name not in self.times:
-            return value
-        key = (name, value)
-        known = self.seen.get(key)
-        if known is None:
-            known = self.seen[key] = (
-                tuple(json.loads(value)) if name in self.lists else _utc(value)  # type: ignore[arg-type]
-            )
-        return known
+    def __call__(self, row: Sequence) -> list:
+        """The Paper values of one row (without its id), in ``fields`` order."""
+        values = list(row)
+        seen = self.seen_lists
+        for i in self.lists:
+            text = values[i]
+            if text is None:
+                values[i] = ()
+            elif (known := seen.get(text)) is not None:
+                values[i] = known
+            else:
+                values[i] = seen[text] = tuple(json.loads(text))
+        for i in self.times:
+            value = values[i]
+            if value is not None:
+                time = self.seen_times.get(value)
+                if time is None:
+                    time = _utc(value) if self.sqlite else value.astimezone(UTC)
+                    self.seen_times[value] = time
+                values[i] = time
+        return values[1:]
 
 
 def _utc(text: str) -> datetime:
