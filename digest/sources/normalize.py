@@ -9,6 +9,7 @@ the years 1900-2999, text that is valid UTF-8 (lone surrogates become U+FFFD).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -163,6 +164,8 @@ def _strings(record: Mapping, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for v in value if (t := clean_title(v))))
 
 
+# A listing repeats a few days thousands of times: each text is parsed and checked once.
+@functools.lru_cache(maxsize=1024)
 def parse_datetime(value: str, key: str) -> datetime | None:
     """An ISO 8601 date or time as an aware UTC datetime (None for blank text).
 
