@@ -75,6 +75,8 @@ class _Encoder:
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
         self.lists: dict[tuple[str, ...], str] = {}
+        # The clock's time is in every row and a listing's few days in thousands.
+        self.times: dict[datetime, datetime | str] = {}
         self.list_at = [i for i, name in enumerate(_INSERT_COLUMNS) if name in _TUPLE_FIELDS]
         self.time_at = [i for i, name in enumerate(_INSERT_COLUMNS) if name in _TIME_FIELDS]
 
@@ -90,11 +92,14 @@ class _Encoder:
             values[i] = text
         for i in self.time_at:
             if values[i] is not None:
-                values[i] = self.time(values[i])
+                time = self.times.get(values[i])
+                if time is None:
+                    time = self.times[values[i]] = self.time(values[i])
+                values[i] = time
         return tuple(values)
 
     def time(self, value: datetime) -> datetime | str:
-        """An aware datetime as the UtcDateTime column binds it."""
+        """An aware datetime as the UtcDateTime column binds it (``row`` keeps each one's)."""
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; use an aware UTC datetime")
         value = value.astimezone(UTC)
