@@ -32,6 +32,7 @@ __all__ = [
 REMAINDER_LABEL = "Other papers"
 
 # New-style (2007+) ids with an optional version, and old-style ids such as hep-th/9901001v2.
+_ARXIV_PREFIX = re.compile(r"^(?:https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", re.I)
 ARXIV_ID = re.compile(r"^(?:(\d{4}\.\d{4,5})|([a-z\-]+(?:\.[A-Z]{2})?/\d{7}))(?:v\d+)?$")
 
 
@@ -41,7 +42,7 @@ def normalize_arxiv_id(raw: str) -> str:
     Accepts a bare id, an ``arXiv:`` prefix, or an abs/pdf URL; raises ValueError otherwise.
     """
     text = raw.strip()
-    text = re.sub(r"^(?:https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", "", text, flags=re.I)
+    text = _ARXIV_PREFIX.sub("", text, count=1)
     text = text.removesuffix(".pdf")
     match = ARXIV_ID.match(text)
     if not match:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import unicodedata
 from datetime import date
 from importlib import resources
 
@@ -76,6 +78,23 @@ def test_words_are_folded_once_for_both_databases() -> None:
     assert tsquery("diffusion & robots | !x 42") == "diffusion:* & robots:* & x:* & 42"
     assert fts5_query("GPT-4") == '"gpt"* "4"'
     assert fts5_query('" * ( ^') is None and tsquery("") is None
+
+
+def test_text_with_a_few_non_ascii_characters_gives_the_words_of_the_general_rule() -> None:
+    # Accents and dashes in English text take a faster path: the words must be the ones the
+    # general rule (letters and digits of any script, after folding, marks removed) gives.
+    def rule(text: str) -> list[str]:
+        folded = unicodedata.normalize("NFKD", text.casefold())
+        return re.findall(r"[^\W_]+", "".join(c for c in folded if not unicodedata.combining(c)))
+
+    texts = [
+        "Naïve Bayes — “quoted” Müller’s café",
+        "ℌ\u00a0ﬁnal ① x²",  # compatibility forms: NFKD's "H" keeps its case
+        "日本語 models and Σίσυφος",
+        "e\u0301te\u0301 a–b " + "x" * 41,
+    ]
+    for text in texts:
+        assert search_words(text) == [w for w in rule(text) if len(w) <= 40], text
 
 
 def test_the_queries_find_what_a_reader_expects(store: Store) -> None:

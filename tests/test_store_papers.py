@@ -5,7 +5,8 @@ merge rules of storing papers one at a time, touches only changed rows, and is a
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from digest.models import Paper
 from digest.store import Store, StoreError
 from digest.store.base import IN_CHUNK
 from digest.store.schema import papers as papers_table
+from digest.store.search import paper_search_text
 
 DAY = datetime(2026, 1, 20, tzinfo=UTC)
 KNOWN = IN_CHUNK + 200  # more stored papers than one chunked read holds
@@ -152,3 +154,61 @@ def test_every_paper_of_a_big_batch_is_found_by_the_archive_search(batch_store: 
     for i in (0, 999, 1_000, 2_001, 2_499):
         found = batch_store.search_papers(str(i), limit=10)
         assert [h.paper.arxiv_id for h in found.hits] == [f"2601.{i:05d}"]
+
+
+def test_new_rows_hold_the_very_text_sqlalchemys_column_types_store(batch_store: Store) -> None:
+    # New rows go in through the driver: every column must read back as the same text a
+    # typed sa.insert() of the same paper stores (JSON lists, UTC times, NULLs, numbers).
+    berlin = timezone(timedelta(hours=1))
+    full = Paper(
+        arxiv_id="2601.90001",
+        title="Élan: a “typed” title",
+        abstract="Line one.\n\nParagraph two ✓",
+        authors=("Zoë Müller", 'Bo "B" Li'),
+        published_at=datetime(2026, 1, 19, 23, 30, 0, 123456, tzinfo=berlin),
+        listed_at=DAY,
+        upvotes=2_147_483_647,
+        comments=3,
+        ai_summary="Short.",
+        keywords=("diffusion", "模型"),
+        categories=("cs.CV",),
+        github_url="https://github.com/a/b",
+        github_stars=0,
+        project_url="https://example.org/p",
+        organization="Org",
+        thumbnail_url="https://example.org/t.png",
+        sources=("hf", "arxiv"),
+        version=2,
+    )
+    bare = Paper(arxiv_id="2601.90002", title="Bare")
+    batch_store.upsert_papers([full, bare])
+    t = papers_table
+    now = datetime(2026, 1, 21, 8, 0, tzinfo=UTC)
+    with batch_store.transaction() as conn:
+        for paper in (full, bare):
+            values = {f.name: getattr(paper, f.name) for f in fields(Paper)}
+            values.update(
+                {k: list(values[k]) for k in ("authors", "keywords", "categories", "sources")},
+                arxiv_id="ref-" + paper.arxiv_id,
+                first_seen_at=now,
+                updated_at=now,
+                search_text=paper_search_text(paper),
+            )
+            conn.execute(sa.insert(t).values(values))
+        compared = [
+            c for c in t.c if c.name not in ("id", "arxiv_id", "first_seen_at", "updated_at")
+        ]
+        query = sa.select(t.c.arxiv_id, *(sa.cast(c, sa.Text).label(c.name) for c in compared))
+        rows = {r.arxiv_id: r._asdict() for r in conn.execute(query)}
+        clock = conn.execute(
+            sa.select(sa.cast(t.c.first_seen_at, sa.Text), sa.cast(t.c.updated_at, sa.Text)).where(
+                t.c.arxiv_id.in_(["ref-2601.90001", "2601.90001"])
+            )
+        ).all()
+    for paper in (full, bare):
+        ours, ref = rows[paper.arxiv_id], rows["ref-" + paper.arxiv_id]
+        assert {**ours, "arxiv_id": None} == {**ref, "arxiv_id": None}
+    assert rows["2601.90001"]["authors"] == '["Zo\\u00eb M\\u00fcller", "Bo \\"B\\" Li"]'
+    # SQLite keeps times as text: the clock columns are written in the same form as well.
+    if batch_store.dialect == "sqlite":
+        assert len({len(text) for row in clock for text in row}) == 1

@@ -38,8 +38,14 @@ _ASCII_WORD_BYTES = (
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
+# The same table for folded text, whose case is final (NFKD may turn a folded "ℌ" into "H").
+_ASCII_SEPARATOR_BYTES = bytes(b if chr(b).isalnum() else 0x20 for b in range(128)) + b" " * 128
+
+
 def _without_marks(run: re.Match[str]) -> str:
-    return "".join(c for c in run.group() if not unicodedata.combining(c))
+    # Marks go (they join their letter's word); other non-word characters (dashes, quotes)
+    # become spaces, so text whose only non-ASCII characters were those is ASCII again.
+    return "".join(c if c.isalnum() else " " for c in run.group() if not unicodedata.combining(c))
 
 
 def search_words(text: str) -> list[str]:
@@ -48,7 +54,11 @@ def search_words(text: str) -> list[str]:
         words = text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii").split()
     else:
         folded = unicodedata.normalize("NFKD", text.casefold())
-        words = _WORD.findall(_NON_ASCII.sub(_without_marks, folded))
+        folded = _NON_ASCII.sub(_without_marks, folded)
+        if folded.isascii():  # an accent or a dash in English text: split by the table (4x)
+            words = folded.encode("ascii").translate(_ASCII_SEPARATOR_BYTES).decode().split()
+        else:
+            words = _WORD.findall(folded)
     if words and max(map(len, words)) > MAX_WORD_CHARS:
         words = [w for w in words if len(w) <= MAX_WORD_CHARS]
     return words
