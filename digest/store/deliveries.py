@@ -116,8 +116,9 @@ class DeliveryStore(StoreBase):
             sa.bindparam("now", utcnow(), type_=t.c.updated_at.type),
         ).where(s.c.status == str(SubscriberStatus.ACTIVE), s.c.frequency == str(frequency))
         columns = ["edition_id", "subscriber_id", "status", "attempts", "updated_at"]
-        with self.transaction() as conn:
-            return conn.execute(self._insert_ignore().from_select(columns, pick)).rowcount
+        query = self._insert_ignore().from_select(columns, pick).returning(t.c.id)
+        with self.transaction() as conn:  # rowcount is -1 on PostgreSQL: count what returns
+            return len(conn.execute(query).all())
 
     def deliveries(
         self, edition_id: int, statuses: Iterable[DeliveryStatus] | None = None
