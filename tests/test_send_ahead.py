@@ -1,5 +1,5 @@
-"""The send loop marks and builds each next message while the one before is on the wire, and the
-ledger stays exact: watched from the SMTP server itself, on SQLite and PostgreSQL, every message
+"""The send loop builds each next message while the one before is on the wire, and the ledger
+stays exact: watched from the SMTP server itself, on SQLite and PostgreSQL, every message
 arrives with its row already committed as ``sending``, and no moment has more than
 2 x connections rows in ``sending`` (what a crash could leave ``unknown``)."""
 

@@ -4,9 +4,9 @@ Each message needs two ledger moves: ``sending`` committed before DATA, ``sent``
 server's reply. Committed one by one inside the event loop, every connection waited for each
 commit (62% of the main thread's time on PostgreSQL). Here the moves that are waiting go in
 one transaction: on PostgreSQL a writer thread commits them while the event loop goes on; on
-SQLite the loop commits them itself, when a sender first needs one (see LedgerWriter). The
-send loop queues a row's mark while the message before it is still on the wire
-(digest.delivery.run), so the commit is done by the time the connection is free.
+SQLite the loop commits them itself, when a sender needs one (see LedgerWriter). The send
+loop builds each email while the message before it is still on the wire
+(digest.delivery.run), so a free connection waits for the commit alone.
 
 Exactly once is kept: a sender awaits its ``sending`` mark before DATA, as before. A ``sent``
 mark is not awaited; it is in the next commit, which comes before that sender's next
@@ -34,8 +34,8 @@ class LedgerWriter:
 
     Not ``threaded`` (SQLite): a commit is a local call of about 60 us (WAL, synchronous=
     NORMAL), less than handing it to a thread costs (a wake-up, the GIL passed back and forth,
-    a wake-up back). It runs on the event loop when a sender first needs one of the waiting
-    marks (``marked``), so the marks the other connections queued meanwhile share it.
+    a wake-up back). It runs on the event loop when a sender needs its mark (``marked``),
+    with whatever other marks are waiting.
     """
 
     def __init__(self, ledger: SendLedger, *, threaded: bool = True) -> None:

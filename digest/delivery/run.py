@@ -6,8 +6,8 @@ handed to the transport, so a crash leaves ``sending`` rows that the next run tu
 ``unknown`` at once (digest.delivery.recovery) and never resends on its own -- the listmonk
 lesson: a cursor is not a ledger.
 
-Each sender marks and builds its next row while the message before it is on the wire, so a
-connection goes on the moment the server replies (``SendRun._send_ahead``).
+Each sender builds its next email while the message before it is on the wire, so a
+connection needs only the next row's mark when the server replies (``SendRun._send_ahead``).
 """
 
 from __future__ import annotations
@@ -67,11 +67,11 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 @dataclass(frozen=True)
 class _Ready:
-    """A claimed row with its ``sending`` mark on the way (None: its reader is not active) and
-    its email built (None: nothing for them; a DigestError: it cannot render)."""
+    """A claimed row with its email built (None: nothing for them, or the reader is no longer
+    active; a DigestError: it cannot render)."""
 
     claim: Claim
-    begun: asyncio.Future[bool] | None
+    active: bool  # the reader was active when the row was claimed
     built: Message | DigestError | None
 
 
@@ -214,15 +214,15 @@ class SendRun:
         await self._send_ahead(work, ledger)
 
     async def _send_ahead(self, work: asyncio.Queue[Claim | None], ledger: LedgerWriter) -> None:
-        """Rows one after another, each next one marked and built while this one is on the wire.
+        """Rows one after another, each next one built while this one is on the wire.
 
         Once a message's data is written and only the server's reply is awaited, the next row's
-        ``sending`` mark goes to the ledger writer and its email is built, so the connection
-        carries on the moment the reply comes instead of idling through a build and a commit.
-        The crash bound holds: the next row's mark is committed together with the last row's
-        ``sent`` (queued before this message started), so a connection has at most two rows in
-        ``sending`` at any moment: one on the wire and one marked, or one sent but not yet
-        recorded and one on the wire.
+        email is built, so when the reply comes the connection needs only the row's ``sending``
+        mark before it carries on, not a build as well. The mark itself waits for that moment:
+        marked while the message before it could still hang, a row never handed over would
+        count as ``unknown`` after a crash. So a connection has at most two rows in
+        ``sending``, as before: one on the wire, and one sent whose record rides with the next
+        commit.
         """
         loop = asyncio.get_running_loop()
         upcoming: _Ready | None = None
@@ -236,7 +236,7 @@ class SendRun:
                 if self.report.paused:
                     work.task_done()
                     continue
-                upcoming = self._ready(claim, ledger)
+                upcoming = self._ready(claim)
             ready, upcoming = upcoming, None
             try:
                 message = await self._marked(ready, ledger)
@@ -254,27 +254,29 @@ class SendRun:
                             work.task_done()
                             last = True
                         else:
-                            upcoming = self._ready(claim, ledger)
+                            upcoming = self._ready(claim)
                 finally:
                     await sending
             finally:
                 work.task_done()
 
-    def _ready(self, claim: Claim, ledger: LedgerWriter) -> _Ready:
-        """Hand the row's ``sending`` mark to the ledger writer and build its email now."""
+    def _ready(self, claim: Claim) -> _Ready:
+        """Build the row's email now (its ``sending`` mark waits for its turn on the wire)."""
         if claim.subscriber.status is not SubscriberStatus.ACTIVE:
-            return _Ready(claim, None, None)
-        begun = ledger.begin_soon(claim.delivery_id)
-        return _Ready(claim, begun, self._build(claim))
+            return _Ready(claim, False, None)
+        return _Ready(claim, True, self._build(claim))
 
     async def _marked(self, ready: _Ready, ledger: LedgerWriter) -> Message | None:
         """The row's email once its ``sending`` mark is committed; None (the row recorded, or
-        back in the queue) when it is not to be sent now."""
+        left in the queue) when it is not to be sent now."""
         claim, did, built = ready.claim, ready.claim.delivery_id, ready.built
-        if ready.begun is None:
+        if not ready.active:
             self.outcomes.skip(did, str(claim.subscriber.status))
             return None
-        moved = await ledger.marked(ready.begun)
+        if self.report.paused:  # never marked: it stays queued
+            return None
+        # Committed before DATA; also the last check that they have not unsubscribed.
+        moved = await ledger.begin(did)
         if not isinstance(built, Message):
             self.outcomes.unbuilt(claim, built, SENDING if moved else OPEN)
             return None
