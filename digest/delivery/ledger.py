@@ -34,7 +34,7 @@ class LedgerWriter:
 
     Not ``threaded`` (SQLite): a commit is a local call of about 60 us (WAL, synchronous=
     NORMAL), less than handing it to a thread costs (a wake-up, the GIL passed back and forth,
-    a wake-up back). It runs on the event loop when a sender needs its mark (``marked``),
+    a wake-up back). It runs on the event loop when a sender needs its mark (``begin``),
     with whatever other marks are waiting.
     """
 
@@ -55,10 +55,6 @@ class LedgerWriter:
     async def begin(self, delivery_id: int) -> bool:
         """Move the row to ``sending``, committed when this returns; False if it is not open
         any more or its subscriber is no longer active."""
-        return await self.marked(self.begin_soon(delivery_id))
-
-    def begin_soon(self, delivery_id: int) -> asyncio.Future[bool]:
-        """``begin``, queued now: the caller awaits ``marked`` of the future later."""
         future: asyncio.Future[bool] = self._loop.create_future()
         with self._wake:
             if self._closing:
@@ -66,13 +62,9 @@ class LedgerWriter:
             self._begins.append((delivery_id, future))
             if self._thread is not None:
                 self._wake.notify()
-        return future
-
-    async def marked(self, begun: asyncio.Future[bool]) -> bool:
-        """Whether ``begin_soon``'s row moved to ``sending``, once that is committed."""
-        if self._thread is None and not begun.done():
+        if self._thread is None:  # SQLite: commit it now, with whatever else is waiting
             self._commit_inline()
-        return await begun
+        return await future
 
     def sent(self, delivery_id: int, message_id: str | None) -> None:
         """Record ``sending`` -> ``sent`` in the next commit (not awaited).
