@@ -67,11 +67,10 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 @dataclass(frozen=True)
 class _Ready:
-    """A claimed row with its email built (None: nothing for them, or the reader is no longer
-    active; a DigestError: it cannot render)."""
+    """A claimed row with its email built (None: nothing for them, or not built because the
+    reader is no longer active; a DigestError: it cannot render)."""
 
     claim: Claim
-    active: bool  # the reader was active when the row was claimed
     built: Message | DigestError | None
 
 
@@ -263,15 +262,14 @@ class SendRun:
     def _ready(self, claim: Claim) -> _Ready:
         """Build the row's email now (its ``sending`` mark waits for its turn on the wire)."""
         if claim.subscriber.status is not SubscriberStatus.ACTIVE:
-            return _Ready(claim, False, None)
-        return _Ready(claim, True, self._build(claim))
+            return _Ready(claim, None)
+        return _Ready(claim, self._build(claim))
 
     async def _marked(self, ready: _Ready, ledger: LedgerWriter) -> Message | None:
         """The row's email once its ``sending`` mark is committed; None (the row recorded, or
         left in the queue) when it is not to be sent now."""
         claim, did, built = ready.claim, ready.claim.delivery_id, ready.built
-        if not ready.active:
-            self.outcomes.skip(did, str(claim.subscriber.status))
+        if self._inactive(claim):
             return None
         if self.report.paused:  # never marked: it stays queued
             return None
@@ -284,16 +282,27 @@ class SendRun:
             self.store.mark_delivery(did, DeliveryStatus.QUEUED, expect=SENDING)
             return None
         if not moved:
-            if self.store.delivery_status(did) in OPEN:
-                self.outcomes.skip(did, "no longer active")
-            return None  # else another worker has the row
+            self._not_moved(did)
+            return None
         return built
+
+    def _inactive(self, claim: Claim) -> bool:
+        """True (the row skipped) when the reader was no longer active at the claim."""
+        if claim.subscriber.status is SubscriberStatus.ACTIVE:
+            return False
+        self.outcomes.skip(claim.delivery_id, str(claim.subscriber.status))
+        return True
+
+    def _not_moved(self, delivery_id: int) -> None:
+        """A row whose ``sending`` mark did not take: skipped if it is still open (the reader
+        left meanwhile); else another worker has it."""
+        if self.store.delivery_status(delivery_id) in OPEN:
+            self.outcomes.skip(delivery_id, "no longer active")
 
     async def _send_throttled(self, claim: Claim, ledger: LedgerWriter) -> None:
         """One row under a rate limit: the email waits for its turn before its row is marked."""
         did = claim.delivery_id
-        if claim.subscriber.status is not SubscriberStatus.ACTIVE:
-            self.outcomes.skip(did, str(claim.subscriber.status))
+        if self._inactive(claim):
             return
         message = self._message_for(claim, OPEN)
         if message is None:
@@ -303,9 +312,8 @@ class SendRun:
             return
         # Committed before DATA; also the last check that they have not unsubscribed.
         if not await ledger.begin(did):
-            if self.store.delivery_status(did) in OPEN:
-                self.outcomes.skip(did, "no longer active")
-            return  # else another worker has the row
+            self._not_moved(did)
+            return
         await self._hand_over(claim, message, ledger)
 
     async def _hand_over(
