@@ -130,3 +130,39 @@ def test_a_database_holding_other_tables_is_read_not_changed_and_never_migrated(
     assert hashlib.sha256(theirs.read_bytes()).hexdigest() == before
     missing = Store(f"sqlite:///{tmp_path / 'missing.db'}")
     assert missing.schema_state().missing and not (tmp_path / "missing.db").exists()
+
+
+def test_a_fact_set_by_two_workers_at_once_is_stored_once_without_an_error(
+    any_store: Store,
+) -> None:
+    """Two `digest send` workers starting together both record the link key's fingerprint.
+
+    Worker A has written the row but not committed; worker B's write must wait and then win,
+    not fail on the unique key (as it did on PostgreSQL in a three-worker run).
+    """
+    import threading
+
+    import sqlalchemy as sa
+
+    from digest.store import schema
+
+    other = Store(any_store.url)
+    errors: list[BaseException] = []
+
+    def worker_b() -> None:
+        try:
+            any_store.set_meta("link_key_fingerprint", "b")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    with other.engine.connect() as conn:
+        conn.execute(sa.delete(schema.meta).where(schema.meta.c.key == "link_key_fingerprint"))
+        conn.execute(sa.insert(schema.meta).values(key="link_key_fingerprint", value="a"))
+        b = threading.Thread(target=worker_b)
+        b.start()
+        b.join(0.5)  # B now waits on A's uncommitted row
+        conn.commit()
+    b.join(10)
+    other.close()
+    assert not b.is_alive() and errors == []
+    assert any_store.get_meta("link_key_fingerprint") == "b"

@@ -279,10 +279,16 @@ class StoreBase:
             return conn.scalar(sa.select(schema.meta.c.value).where(schema.meta.c.key == key))
 
     def set_meta(self, key: str, value: str) -> None:
-        """Store a fact, replacing an earlier value."""
+        """Store a fact, replacing an earlier value.
+
+        One upsert, so two workers setting the same fact at once both succeed (a delete then an
+        insert let the second fail on the unique key).
+        """
+        insert = self.dialect_insert(schema.meta).values(key=key, value=value)
         with self.transaction() as conn:
-            conn.execute(sa.delete(schema.meta).where(schema.meta.c.key == key))
-            conn.execute(sa.insert(schema.meta).values(key=key, value=value))
+            conn.execute(
+                insert.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+            )
 
 
 def _alembic_config() -> Config:
