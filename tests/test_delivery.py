@@ -220,10 +220,10 @@ def test_unsubscribe_mid_send_is_honoured(store: Store, settings: Settings) -> N
     leaver = readers[-1]
 
     class UnsubscribesOnFirstSend(MemoryTransport):
-        async def send(self, message, written=None) -> None:
+        async def send(self, message, written=None, mark=None) -> None:
             if not self.messages:  # while the run is going, the last reader unsubscribes
                 store.set_subscriber_status(leaver.id, SubscriberStatus.UNSUBSCRIBED)
-            await super().send(message, written)
+            await super().send(message, written, mark)
 
     memory = UnsubscribesOnFirstSend()
     report = send_edition(store, edition, settings, transport=memory)
@@ -344,3 +344,20 @@ def test_the_send_loop_keeps_to_the_messages_per_second_limit(
                           transport=memory)  # fmt: skip
     elapsed = time.monotonic() - start
     assert report.sent == 6 and elapsed >= 5 / 20  # six messages: five gaps of 50 ms
+
+
+def test_a_transport_bug_is_recorded_unknown_once_not_retried_forever(
+    store: Store, settings: Settings
+) -> None:
+    """A transport that raises something no transport should, before it took the row's mark:
+    the run ends, and the row is left for the admin as ``unknown`` with the error."""
+    edition = make_edition(store)
+    (reader,) = add(store, 1)
+
+    class Broken(MemoryTransport):
+        async def send(self, message, written=None, mark=None) -> None:
+            raise RuntimeError("bug in a transport")
+
+    report = send_edition(store, edition, settings, transport=Broken())
+    assert report.unknown == 1 and report.sent == 0
+    assert statuses(store, edition)[reader.id] is DeliveryStatus.UNKNOWN

@@ -66,6 +66,11 @@ class LedgerWriter:
             self._commit_inline()
         return await future
 
+    @property
+    def failed(self) -> bool:
+        """True once a commit failed: its error stops the run (``aclose`` raises it)."""
+        return self._error is not None
+
     def sent(self, delivery_id: int, message_id: str | None) -> None:
         """Record ``sending`` -> ``sent`` in the next commit (not awaited).
 

@@ -1,18 +1,19 @@
 """One send run over an edition's ledger: each (edition, subscriber) at most once.
 
 A row moves queued -> sending -> sent | deferred | failed | unknown. ``sending`` is committed
-(together with a re-check that the subscriber is still active) right before the message is
-handed to the transport, so a crash leaves ``sending`` rows that the next run turns into
+(together with a re-check that the subscriber is still active) before the message's data goes
+out: the transport starts it with the envelope and sends DATA once it took. So a crash leaves ``sending`` rows that the next run turns into
 ``unknown`` at once (digest.delivery.recovery) and never resends on its own -- the listmonk
 lesson: a cursor is not a ledger.
 
 Each sender builds its next email while the message before it is on the wire, so a
-connection needs only the next row's mark when the server replies (``SendRun._send_ahead``).
+connection goes on at once when the server replies (``SendRun._send_ahead``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +37,9 @@ from digest.delivery.transports import (
     TemporaryFailure,
     Transport,
     UnknownOutcome,
+    Withdrawn,
 )
+from digest.delivery.transports.base import Mark
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import (
@@ -216,11 +219,12 @@ class SendRun:
         """Rows one after another, each next one built while this one is on the wire.
 
         Once a message's data is written and only the server's reply is awaited, the next row's
-        email is built, so when the reply comes the connection needs only the row's ``sending``
-        mark before it carries on, not a build as well. The mark itself waits for that moment:
-        marked while the message before it could still hang, a row never handed over would
-        count as ``unknown`` after a crash. So a connection has at most two rows in
-        ``sending``, as before: one on the wire, and one sent whose record rides with the next
+        email is built, so when the reply comes the connection goes on at once. The next row's
+        ``sending`` mark waits for that moment: marked while the message before it could still
+        hang, a row never handed over would count as ``unknown`` after a crash. The transport
+        starts the mark with the envelope (MAIL FROM) and sends DATA once it is committed, so
+        its commit overlaps the server's MAIL and RCPT replies. A connection has at most two
+        rows in ``sending``: one on the wire, and one sent whose record rides with the next
         commit.
         """
         loop = asyncio.get_running_loop()
@@ -238,12 +242,13 @@ class SendRun:
                 upcoming = self._ready(claim)
             ready, upcoming = upcoming, None
             try:
-                message = await self._marked(ready, ledger)
+                message = self._sendable(ready)
                 if message is None:
                     continue
                 written: asyncio.Future[None] = loop.create_future()
+                mark = functools.partial(self._mark, ready.claim.delivery_id, ledger)
                 sending = asyncio.ensure_future(
-                    self._hand_over(ready.claim, message, ledger, written)
+                    self._hand_over(ready.claim, message, ledger, written, mark)
                 )
                 try:
                     await written
@@ -265,26 +270,31 @@ class SendRun:
             return _Ready(claim, None)
         return _Ready(claim, self._build(claim))
 
-    async def _marked(self, ready: _Ready, ledger: LedgerWriter) -> Message | None:
-        """The row's email once its ``sending`` mark is committed; None (the row recorded, or
-        left in the queue) when it is not to be sent now."""
-        claim, did, built = ready.claim, ready.claim.delivery_id, ready.built
+    def _sendable(self, ready: _Ready) -> Message | None:
+        """The row's email; None (the row recorded, or left in the queue) when it is not to
+        be sent now."""
+        claim, built = ready.claim, ready.built
         if self._inactive(claim):
             return None
         if self.report.paused:  # never marked: it stays queued
             return None
-        # Committed before DATA; also the last check that they have not unsubscribed.
-        moved = await ledger.begin(did)
         if not isinstance(built, Message):
-            self.outcomes.unbuilt(claim, built, SENDING if moved else OPEN)
-            return None
-        if moved and self.report.paused:  # marked, never handed over: back to the queue
-            self.store.mark_delivery(did, DeliveryStatus.QUEUED, expect=SENDING)
-            return None
-        if not moved:
-            self._not_moved(did)
+            self.outcomes.unbuilt(claim, built, OPEN)
             return None
         return built
+
+    async def _mark(self, delivery_id: int, ledger: LedgerWriter) -> bool:
+        """The row's ``sending`` mark, committed when this returns True; the transport awaits it
+        before DATA. It is also the last check that the reader has not unsubscribed."""
+        if self.report.paused:  # never marked: it stays queued
+            return False
+        if not await ledger.begin(delivery_id):
+            self._not_moved(delivery_id)
+            return False
+        if self.report.paused:  # marked, never handed over: back to the queue
+            self.store.mark_delivery(delivery_id, DeliveryStatus.QUEUED, expect=SENDING)
+            return False
+        return True
 
     def _inactive(self, claim: Claim) -> bool:
         """True (the row skipped) when the reader was no longer active at the claim."""
@@ -308,13 +318,9 @@ class SendRun:
         if message is None:
             return
         await self.throttle.acquire()
-        if self.report.paused:
-            return
-        # Committed before DATA; also the last check that they have not unsubscribed.
-        if not await ledger.begin(did):
-            self._not_moved(did)
-            return
-        await self._hand_over(claim, message, ledger)
+        await self._hand_over(
+            claim, message, ledger, mark=functools.partial(self._mark, did, ledger)
+        )
 
     async def _hand_over(
         self,
@@ -322,18 +328,25 @@ class SendRun:
         message: Message,
         ledger: LedgerWriter,
         written: asyncio.Future[None] | None = None,
+        mark: Mark | None = None,
     ) -> None:
-        """Send a row marked ``sending`` and record the outcome; ``written`` is resolved at the
-        latest when this returns (see Transport.send)."""
+        """Send a row once ``mark`` moved it to ``sending`` (the transport awaits it before
+        DATA) and record the outcome; ``written`` is resolved at the latest when this returns
+        (see Transport.send)."""
         did = claim.delivery_id
         try:
-            await self.transport.send(message, written)
+            await self.transport.send(message, written, mark)
+        except Withdrawn:  # not marked: recorded by the mark, or left in the queue
+            return
         except (TemporaryFailure, PermanentFailure, ConnectionFailure, UnknownOutcome) as exc:
             if not await self.outcomes.record_failure(claim, exc):
                 return
         except Exception as exc:  # a bug in a transport: we cannot know what the server got
+            if ledger.failed:  # the ledger's own error (through the mark) stops the run
+                raise
             self.report.unknown += 1
-            self.outcomes.finish_row(did, DeliveryStatus.UNKNOWN, expect=SENDING,
+            # Also when it raised before the mark: an open row would be claimed again, forever.
+            self.outcomes.finish_row(did, DeliveryStatus.UNKNOWN, expect=SENDING + OPEN,
                              error=f"{type(exc).__name__}: {exc}")  # fmt: skip
             log.exception("send.transport_error")
         else:

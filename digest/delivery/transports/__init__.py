@@ -18,6 +18,7 @@ from digest.delivery.transports.base import (
     Transport,
     TransportError,
     UnknownOutcome,
+    Withdrawn,
 )
 from digest.delivery.transports.local import FileTransport, MemoryTransport
 from digest.delivery.transports.replies import classify_reply
@@ -37,6 +38,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "UnknownOutcome",
+    "Withdrawn",
     "classify_reply",
     "make_transport",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -19,11 +20,14 @@ __all__ = [
     "EDITION_HEADER",
     "STOPPING",
     "ConnectionFailure",
+    "Mark",
     "PermanentFailure",
     "TemporaryFailure",
     "Transport",
     "TransportError",
     "UnknownOutcome",
+    "Withdrawn",
+    "await_mark",
     "refuse_when_stopping",
 ]
 
@@ -61,6 +65,14 @@ class UnknownOutcome(TransportError):
     """The connection was lost after DATA was sent: the server may or may not have the message."""
 
 
+class Withdrawn(Exception):  # noqa: N818 - not an error: the caller said no
+    """The ``mark`` given to ``Transport.send`` said no: nothing was handed over."""
+
+
+# A row's ``sending`` mark, awaited before a message's data goes out: True when it took.
+Mark = Callable[[], Awaitable[bool]]
+
+
 @runtime_checkable
 class Transport(Protocol):
     """Where messages go; the whole interface the delivery run, web pages and CLI rely on."""
@@ -75,17 +87,35 @@ class Transport(Protocol):
     # "written to" it, never "sent"); None when mail leaves the machine.
     outbox: Path | None
 
-    async def send(self, message: Message, written: asyncio.Future[None] | None = None) -> None:
+    async def send(
+        self,
+        message: Message,
+        written: asyncio.Future[None] | None = None,
+        mark: Mark | None = None,
+    ) -> None:
         """Hand one message over, or raise a TransportError subclass.
 
         ``written``, when given, may be resolved once the message's bytes are on their way
         and only the server's reply is awaited; the send loop then builds its next message
         meanwhile. A transport that never resolves it is fine: the loop resolves it itself
         when ``send`` returns.
+
+        ``mark``, when given, is the row's ``sending`` mark. The transport starts it as soon
+        as it may (SMTP: with the envelope, so its commit overlaps the server's replies),
+        sends no data before it returned True, and raises Withdrawn when it returned False.
+        Once started, it is awaited before ``send`` returns or raises, so the caller knows
+        whether the row moved. A TransportError raised before it started (a stopping
+        transport, a signing error) leaves the row as it was.
         """
 
     async def aclose(self) -> None:
         """Release connections and files."""
+
+
+async def await_mark(marking: Awaitable[bool]) -> None:
+    """Wait for a started mark; raise Withdrawn when it did not take (its own error as is)."""
+    if not await marking:
+        raise Withdrawn("the row was not marked sending; nothing was sent")
 
 
 def refuse_when_stopping(transport: Transport) -> None:

@@ -11,7 +11,9 @@ from digest.delivery.transports.base import (
     DEFAULT_TIMEOUT,
     EDITION_HEADER,
     ConnectionFailure,
+    Mark,
     PermanentFailure,
+    await_mark,
     refuse_when_stopping,
 )
 from digest.models import Message
@@ -53,9 +55,16 @@ class FileTransport:
         self._next[key] = n + 1
         return n
 
-    async def send(self, message: Message, written: asyncio.Future[None] | None = None) -> None:
-        """Write the message's bytes and HTML to the outbox."""
+    async def send(
+        self,
+        message: Message,
+        written: asyncio.Future[None] | None = None,
+        mark: Mark | None = None,
+    ) -> None:
+        """Write the message's bytes and HTML to the outbox, once ``mark`` took."""
         refuse_when_stopping(self)
+        if mark is not None:
+            await await_mark(mark())
         key = message.headers.get(EDITION_HEADER) or self.edition_key
         if "/" in key or "\\" in key or key.startswith("."):
             raise PermanentFailure(f"unusable edition key for a folder name: {key!r}")
@@ -90,9 +99,16 @@ class MemoryTransport:
         self.outbox: Path | None = None  # tests stand in for real sending
         self.messages: list[Message] = []
 
-    async def send(self, message: Message, written: asyncio.Future[None] | None = None) -> None:
-        """Remember the message."""
+    async def send(
+        self,
+        message: Message,
+        written: asyncio.Future[None] | None = None,
+        mark: Mark | None = None,
+    ) -> None:
+        """Remember the message, once ``mark`` took."""
         refuse_when_stopping(self)
+        if mark is not None:
+            await await_mark(mark())
         self.messages.append(message)
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from digest.delivery.transports.base import ConnectionFailure, Transport
+from digest.delivery.transports.base import ConnectionFailure, Mark, Transport
 from digest.errors import DigestError
 from digest.models import Message
 
@@ -50,13 +50,18 @@ class DkimSigned:
         """As the inner transport."""
         return self.inner.outbox
 
-    async def send(self, message: Message, written: asyncio.Future[None] | None = None) -> None:
-        """Sign ``message`` and hand it to the inner transport."""
+    async def send(
+        self,
+        message: Message,
+        written: asyncio.Future[None] | None = None,
+        mark: Mark | None = None,
+    ) -> None:
+        """Sign ``message`` and hand it to the inner transport (``mark`` with it)."""
         try:
             raw = self.signer.sign(message.raw)
         except DigestError as exc:  # our configuration, the same for every message: pause
             raise ConnectionFailure(str(exc)) from None
-        await self.inner.send(dataclasses.replace(message, raw=raw), written)
+        await self.inner.send(dataclasses.replace(message, raw=raw), written, mark)
 
     async def aclose(self) -> None:
         """Close the inner transport."""
