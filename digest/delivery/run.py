@@ -16,11 +16,9 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import islice
-from typing import Any
 
 from digest.config import Settings
 from digest.delivery.contents import Contents
@@ -52,20 +50,13 @@ from digest.models import (
 from digest.store import Store, utcnow
 from digest.store.deliveries import Claim
 
-__all__ = ["SendOptions", "SendRun", "batched"]
+__all__ = ["SendOptions", "SendRun"]
 
 log = logging.getLogger(__name__)
 
 # A worker's claim on a batch it has not finished; after this another worker may take the rows
 # (harmless if the first is merely slow: the move to `sending` is a compare-and-set).
 CLAIM_TTL = 120.0
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """``items`` in lists of ``size`` (the last may be shorter)."""
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        yield batch
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from digest.config import Settings
@@ -17,7 +18,7 @@ from digest.delivery.heap import steady_heap
 from digest.delivery.lease import send_lease
 from digest.delivery.recovery import unresolved_unknown
 from digest.delivery.report import DeliveryReport, NoProgress, Progress, handed_over
-from digest.delivery.run import SendOptions, SendRun, batched
+from digest.delivery.run import SendOptions, SendRun
 from digest.delivery.transports import Transport, make_transport
 from digest.errors import DigestError
 from digest.mail.render import Renderer
@@ -90,6 +91,13 @@ async def deliver(
     return report
 
 
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last may be shorter)."""
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
 def _refuse_impossible(store: Store, edition: Edition, *, worker: bool, both: bool) -> None:
     """Stop before anything is sent when the options cannot work together."""
     if edition.id is None:
@@ -111,7 +119,7 @@ def _dry_run(
     # Per content key: does it make an email? One real message per key catches template
     # errors; an empty selection (skipped) must not be counted for any subscriber sharing it.
     sends: dict[Hashable, bool] = {}
-    for batch in batched(store.iter_active_subscribers(edition.frequency), 1000):
+    for batch in _batched(store.iter_active_subscribers(edition.frequency), 1000):
         states = (
             store.delivery_states(edition.id, [s.id for s in batch])  # type: ignore[arg-type]
             if edition.id is not None
