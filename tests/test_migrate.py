@@ -80,3 +80,34 @@ def test_the_schema_head_the_store_knows_is_the_newest_migration(tmp_path: Path)
     store.migrate()  # at the head already: nothing to do, and nothing breaks
     assert store.revision() == SCHEMA_HEAD
     store.close()
+
+
+def test_connections_opening_a_new_sqlite_file_at_once_all_get_in(tmp_path: Path) -> None:
+    """Processes starting together (compose starts the scheduler and the web app at once) each
+    switch the new file to WAL as they connect; SQLite answers "database is locked" to a
+    switch that races another, without waiting, so a start-up failed now and then (CI)."""
+    import threading
+
+    failures: list[str] = []
+    for attempt in range(40):
+        url = f"sqlite:///{tmp_path / f'new-{attempt}.db'}"
+        stores = [Store(url) for _ in range(6)]
+        barrier = threading.Barrier(len(stores))
+
+        def connect(store: Store) -> None:
+            barrier.wait()
+            try:
+                with store.engine.connect() as conn:
+                    mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+                    assert mode == "wal", mode
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+                failures.append(f"{type(exc).__name__}: {exc}"[:200])
+
+        threads = [threading.Thread(target=connect, args=(s,)) for s in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for store in stores:
+            store.close()
+    assert failures == []

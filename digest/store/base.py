@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -47,6 +48,8 @@ SCHEMA_HEAD = "0007"
 
 # SQLite allows 32,766 bound parameters (999 before 3.32); IN lists are sent in chunks.
 IN_CHUNK = 500
+# How long an SQLite connection waits for another's write lock (and for a racing WAL switch).
+_BUSY_TIMEOUT_MS = 30000
 
 
 def in_chunks(values: Iterable[T]) -> Iterator[list[T]]:
@@ -98,12 +101,32 @@ def _not_a_database(dialect: str, exc: sa.exc.DatabaseError) -> bool:
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    # WAL lets the web app read while a send writes; busy_timeout waits out short write locks.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # busy_timeout waits out short write locks; WAL lets the web app read while a send writes.
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    _wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _wal(cursor: Any) -> None:
+    """Switch the file to WAL, waiting out a switch racing ours.
+
+    SQLite answers "database is locked" at once, without the busy handler, to a connection
+    changing the journal mode of a new file while another does the same (processes starting
+    together on a new database). The switch is retried until busy_timeout has passed.
+    """
+    import sqlite3  # only SQLite connections come here; loaded with the engine's dialect
+
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class StoreBase:
