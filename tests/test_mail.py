@@ -105,6 +105,24 @@ def test_non_ascii_names_and_subjects_are_encoded_words(settings) -> None:
 
 
 @pytest.mark.parametrize(
+    ("sender", "name"),
+    [
+        ("Plain Name <zoë@example.org>", "Plain Name"),
+        ('"Doe, Jane" <zoë@example.org>', "Doe, Jane"),
+    ],
+)
+def test_an_ascii_name_with_an_international_address_is_sent(settings, sender, name) -> None:
+    """An ASCII display name beside a UTF-8 local part (RFC 6532) builds a message whose From
+    reads back as written, instead of failing with UnicodeEncodeError."""
+    renderer = Renderer(settings.model_copy(update={"sender": sender}))
+    edition = sample_edition(2, themes=1)
+    message = renderer.prepare_digest(edition, selection_of(edition)).for_subscriber(SUBSCRIBER)
+    head = message.raw.split(b"\r\n\r\n", 1)[0].decode("utf-8")  # UTF-8 headers (RFC 6532)
+    (address,) = email.message_from_string(head, policy=email.policy.default)["From"].addresses
+    assert (address.display_name, address.addr_spec) == (name, "zoë@example.org")
+
+
+@pytest.mark.parametrize(
     "update",
     [
         {"name": "digest\r\nBcc: victim@example.org"},

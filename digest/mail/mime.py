@@ -56,6 +56,10 @@ def encode_header_text(label: str, value: str) -> str:
     return Header(value, charset, header_name=label).encode(linesep=CRLF)
 
 
+# Characters that make a display name a quoted string (RFC 5322 specials, as email.utils).
+_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
+
+
 def format_address(label: str, value: str) -> str:
     """``Name <addr>`` or ``addr`` as a header value; non-ASCII names become RFC 2047 words."""
     check_header(label, value)
@@ -73,8 +77,10 @@ def format_address(label: str, value: str) -> str:
     addr = f"{local}@{domain}"  # a non-ASCII local part stays UTF-8 (RFC 6532, SMTPUTF8)
     if not name:
         return addr
-    if name.isascii():
-        return email.utils.formataddr((name, addr))
+    if name.isascii():  # quoted as formataddr would, which refuses a UTF-8 local part
+        if _SPECIALS.search(name):
+            name = f'"{email.utils.quote(name)}"'
+        return f"{name} <{addr}>"
     return f"{Header(name, 'utf-8').encode(linesep=CRLF)} <{addr}>"
 
 
