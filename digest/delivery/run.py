@@ -2,9 +2,9 @@
 
 A row moves queued -> sending -> sent | deferred | failed | unknown. ``sending`` is committed
 (together with a re-check that the subscriber is still active) before the message's data goes
-out: the transport starts it with the envelope and sends DATA once it took. So a crash leaves ``sending`` rows that the next run turns into
-``unknown`` at once (digest.delivery.recovery) and never resends on its own -- the listmonk
-lesson: a cursor is not a ledger.
+out: the transport starts it with the envelope and sends DATA once it took. So a crash leaves
+``sending`` rows that the next run turns into ``unknown`` at once (digest.delivery.recovery)
+and never resends on its own -- the listmonk lesson: a cursor is not a ledger.
 
 Each sender builds its next email while the message before it is on the wire, so a
 connection goes on at once when the server replies (``SendRun._send_ahead``).

@@ -68,6 +68,9 @@ class UnknownOutcome(TransportError):
 class Withdrawn(Exception):  # noqa: N818 - not an error: the caller said no
     """The ``mark`` given to ``Transport.send`` said no: nothing was handed over."""
 
+    def __init__(self) -> None:
+        super().__init__("the row was not marked sending; nothing was sent")
+
 
 # A row's ``sending`` mark, awaited before a message's data goes out: True when it took.
 Mark = Callable[[], Awaitable[bool]]
@@ -115,7 +118,7 @@ class Transport(Protocol):
 async def await_mark(marking: Awaitable[bool]) -> None:
     """Wait for a started mark; raise Withdrawn when it did not take (its own error as is)."""
     if not await marking:
-        raise Withdrawn("the row was not marked sending; nothing was sent")
+        raise Withdrawn
 
 
 def refuse_when_stopping(transport: Transport) -> None:

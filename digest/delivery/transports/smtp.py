@@ -292,7 +292,7 @@ class SmtpTransport:
             raise classify_reply(reply.code, reply.message, stage="rcpt")
         if state["marking"] is not None and not await state["marking"]:
             await self._reset(client, 0)  # not to be sent: the envelope is dropped
-            raise Withdrawn("the row was not marked sending; nothing was sent")
+            raise Withdrawn
         reply = await command(client, b"DATA\r\n", clock)
         if reply.code != 354:
             await self._reset(client, reply.code)
