@@ -63,7 +63,11 @@ def test_sigkill_at_random_points_never_sends_twice(tmp_path: Path) -> None:
             start, target = accepted(), rng.randint(0, 8)
             deadline = time.monotonic() + 30
             if target == 0:  # somewhere in start-up, queueing or the first message
-                time.sleep(rng.uniform(0.2, 1.5))
+                # At most until the first message lands: a sleep alone could outlast the whole
+                # send, and the trial would kill nothing.
+                until = time.monotonic() + rng.uniform(0.2, 1.5)
+                while time.monotonic() < until and accepted() == start and proc.poll() is None:
+                    time.sleep(0.001)
             while accepted() < start + target and proc.poll() is None:
                 assert time.monotonic() < deadline, "the sender made no progress"
                 time.sleep(0.001)
