@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import sys
 import time
 from datetime import date, timedelta
 
@@ -361,3 +362,30 @@ def test_a_transport_bug_is_recorded_unknown_once_not_retried_forever(
     report = send_edition(store, edition, settings, transport=Broken())
     assert report.unknown == 1 and report.sent == 0
     assert statuses(store, edition)[reader.id] is DeliveryStatus.UNKNOWN
+
+
+@pytest.mark.parametrize("uvloop_installed", [True, False])
+def test_a_send_runs_on_uvloop_where_installed_and_on_asyncio_without_it(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch, uvloop_installed: bool
+) -> None:
+    if not uvloop_installed:  # as on Windows, where uvloop does not build
+        monkeypatch.setitem(sys.modules, "uvloop", None)
+    edition = make_edition(store)
+    readers = add(store, 6)
+    loops: set[str] = set()
+
+    class Watched(MemoryTransport):
+        async def send(self, message, written=None, mark=None) -> None:
+            loops.add(type(asyncio.get_running_loop()).__module__.split(".")[0])
+            await super().send(message, written, mark)
+
+    with ScriptedServer() as server:
+        report = send_edition(store, edition, smtp_settings(settings, server.port))
+        assert report.sent == len(readers) and report.ok
+        assert sorted(r for m in server.messages for r in m.rcpt_tos) == sorted(
+            r.email for r in readers
+        )
+    second = make_edition(store, "daily-2026-11-27")
+    watched = Watched()
+    assert send_edition(store, second, settings, transport=watched).sent == len(readers)
+    assert loops == {"uvloop" if uvloop_installed else "asyncio"}
