@@ -21,9 +21,10 @@ The baseline: bench/smtp_replay.py in its own process replays the messages the s
 from digest (the same envelopes and bytes), lock-step MAIL FROM, RCPT TO, DATA, each reply
 awaited, payloads dot-stuffed before its clock, over the same number of connections.
 
-The sink (bench/smtp_sink.py, aiosmtpd in its own process) serves both sides and counts what
-each delivered; its ceiling is the same replay with MAIL, RCPT and DATA pipelined over four
-times the connections. On this 2-core machine the sink is CPU-bound: lock-step over 1, 2, 4 or
+The sink (bench/smtp_sink.py, aiosmtpd in its own process) serves both sides, counts what
+each delivered, and writes every message to a spool on both sides alike (digest's is the one
+replayed). Its ceiling is the same replay with MAIL, RCPT and DATA pipelined over four times
+the connections. On this 2-core machine the sink is CPU-bound: lock-step over 1, 2, 4 or
 16 connections and pipelined over 4 or 16 all came within noise of each other (about 230 msg/s
 at 70 KiB under load), so the ceiling is close to the baseline and says the sink is the limit.
 
@@ -177,12 +178,17 @@ def replay_side(
     sink: Sink, spool: Path, n: int, connections: int, pipeline: bool, size: int
 ) -> float:
     """Messages per second of the replay client (lock-step, or pipelined for the ceiling);
-    the sink must get the very bytes it got from digest (``size`` in all)."""
-    sink.command("count")
+    the sink must get the very bytes it got from digest (``size`` in all).
+
+    The sink records what it gets here too, to a scratch spool: writing each message (and the
+    kernel's writeback of them) must load the sink alike on both sides.
+    """
+    sink.command(f"record {spool.with_name('replayed.bin')}")
     cmd = [sys.executable, str(HERE / "smtp_replay.py"), str(sink.port), str(spool),
            "--connections", str(connections)] + (["--pipeline"] if pipeline else [])  # fmt: skip
     result = json.loads(run_timed(cmd).stdout.strip().splitlines()[-1])
     sink.expect(n, "the replay client", size)
+    sink.command("count")  # closes the scratch spool
     return result["rate"]
 
 
