@@ -8,6 +8,7 @@ every query must find the same ids in the same order on both.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import re
 import unicodedata
@@ -21,7 +22,7 @@ from alembic.config import Config
 
 from digest.models import Edition, EditionStatus, Frequency, Paper, Theme
 from digest.sources.jsonfile import from_hf_items
-from digest.store import Store
+from digest.store import Store, schema
 from digest.store.search import fts5_query, search_words, tsquery
 from tests.conftest import FIXTURES
 
@@ -161,18 +162,53 @@ def test_hits_say_which_published_edition_held_them(filled: Store) -> None:
     assert in_draft_only.edition_key is None and in_draft_only.theme is None
 
 
-def test_postgresql_uses_the_gin_index(pg_url: str) -> None:  # noqa: F811
+def test_postgresql_searches_through_the_gin_index(pg_url: str) -> None:  # noqa: F811
+    # The index is on an expression: a search that words it otherwise reads every row.
     store = Store(pg_url)
     store.migrate()
     store.upsert_papers(all_papers())
+    sent: list[tuple[str, dict]] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *a: sent.append((a[2], a[3])))
+    assert store.search_papers("diffusion").total > 0
+    statements = [(sql, params) for sql, params in sent if "tsquery" in sql]
+    assert len(statements) == 2  # the count and the page
     with store.engine.connect() as conn:
         conn.exec_driver_sql("SET enable_seqscan = off")
-        plan = conn.exec_driver_sql(
-            "EXPLAIN SELECT id FROM papers "
-            "WHERE to_tsvector('simple', search_text) @@ to_tsquery('simple', 'diffusion:*')"
-        ).scalars()
-        assert "ix_papers_search" in "\n".join(plan)
+        for sql, params in statements:
+            plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + sql, params).scalars())
+            assert "Bitmap Index Scan on ix_papers_search" in plan, plan
     store.close()
+
+
+def test_revision_0008_moves_the_gin_index_to_the_vector_searches_use(pg_url: str) -> None:  # noqa: F811
+    # 0008 writes its expression out, as a migration must, so a test holds it to the query's.
+    revision = importlib.import_module("digest.store.migrations.versions.0008_search_vector")
+    assert revision.VECTOR == schema.SEARCH_VECTOR
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("digest.store") / "migrations"))
+    engine = sa.create_engine(pg_url)
+
+    def index() -> str:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_papers_search'"
+            ).scalar_one()
+
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")
+    assert "to_tsvector('simple'" in index()
+    store = Store(pg_url)
+    store.upsert_papers(all_papers())  # stored under 0007's index
+    store.migrate()
+    assert "array_to_tsvector" in index() and "to_tsvector('simple'" not in index()
+    assert store.search_papers("diffusion").total > 0
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+    assert "to_tsvector('simple'" in index()
+    store.close()
+    engine.dispose()
 
 
 def test_papers_stored_before_the_search_revision_are_found(db_url: str) -> None:

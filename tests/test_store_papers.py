@@ -163,7 +163,8 @@ def test_new_rows_hold_the_very_text_sqlalchemys_column_types_store(batch_store:
     full = Paper(
         arxiv_id="2601.90001",
         title="Élan: a “typed” title",
-        abstract="Line one.\n\nParagraph two ✓",
+        # What COPY's text format escapes: a tab, a backslash, a literal \N (NULL) and \. (end).
+        abstract="Line one.\n\nParagraph\ttwo ✓ C:\\N\n\\.\n",
         authors=("Zoë Müller", 'Bo "B" Li'),
         published_at=datetime(2026, 1, 19, 23, 30, 0, 123456, tzinfo=berlin),
         listed_at=DAY,

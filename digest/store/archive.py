@@ -103,8 +103,8 @@ class ArchiveStore(StoreBase):
             condition = p.c.id.in_(matched.bindparams(q=expression).columns(sa.column("rowid")))
         else:
             expression = tsquery(query)
+            vector = sa.literal_column(schema.SEARCH_VECTOR)
             simple = sa.literal_column("'simple'")
-            vector = sa.func.to_tsvector(simple, p.c.search_text)
             condition = vector.op("@@")(sa.func.to_tsquery(simple, expression))
         if expression is None:
             return SearchResult((), 0)

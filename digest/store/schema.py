@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["SEARCH_INDEX", "SEARCH_TABLE", "UtcDateTime", "declared", "metadata"]
+__all__ = ["SEARCH_INDEX", "SEARCH_TABLE", "SEARCH_VECTOR", "UtcDateTime", "declared", "metadata"]
 
 
 class UtcDateTime(TypeDecorator):
@@ -83,10 +83,13 @@ Index("ix_papers_first_seen_at", papers.c.first_seen_at)
 
 # The full-text index over papers.search_text lives outside these tables, per database
 # (migration 0002_archive_search): on SQLite the FTS5 table SEARCH_TABLE, kept in step by
-# triggers on papers; on PostgreSQL the GIN index SEARCH_INDEX on to_tsvector('simple', ...).
-# A later revision that rebuilds `papers` on SQLite (batch mode) must recreate the triggers.
+# triggers on papers; on PostgreSQL the GIN index SEARCH_INDEX on SEARCH_VECTOR (revision 0008),
+# the tsvector of search_text's words as they are. A query must use SEARCH_VECTOR as written
+# for PostgreSQL to use the index. A later revision that rebuilds `papers` on SQLite (batch
+# mode) must recreate the triggers.
 SEARCH_TABLE = "papers_search"
 SEARCH_INDEX = "ix_papers_search"
+SEARCH_VECTOR = "array_to_tsvector(array_remove(string_to_array(search_text, ' '), ''))"
 
 
 def declared(name: str | None, type_: str, parent_names: object) -> bool:
