@@ -60,8 +60,11 @@ class Throttle:
                 wait = self._window[0] + 3600 - now
                 if wait > 0:
                     event(log, "send.hourly_limit", wait_seconds=round(wait))
+                # Until the hour has really passed: uvloop's timers may fire a millisecond early.
+                while wait > 0:
                     await self._sleep(wait)
                     now = self._clock()
+                    wait = self._window[0] + 3600 - now
             if self.interval:
                 wait = self._next - now
                 if wait > 0:

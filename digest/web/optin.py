@@ -127,7 +127,11 @@ async def _answer_after(started: float) -> None:
     Whatever the address, the work before the answer is the same; the floor hides what noise
     is left (caches, the background work of earlier requests) under one fixed answer time.
     """
-    await asyncio.sleep(max(0.0, SUBSCRIBE_ANSWER_AFTER - (time.monotonic() - started)))
+    # Until the time has really passed: on uvloop (uvicorn's loop where it is installed) a
+    # timer counts whole milliseconds and can fire up to one early.
+    deadline = started + SUBSCRIBE_ANSWER_AFTER
+    while (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(left)
 
 
 def _subscription_job(
