@@ -309,9 +309,9 @@ class PaperStore(StoreBase):
                     # SELECT with the plan made while the table was small: a sequential scan
                     # that made the next collect of 10,000 known papers 5 s instead of 0.4 s.
                     # Fresh statistics invalidate that plan. Only arxiv_id's: the whole table's
-                    # would also sample the search index's expression, 1.9 s of 10,000 papers
-                    # when it was to_tsvector (a column list leaves the table due for autovacuum's own ANALYZE, which
-                    # does that part later, off this command's path).
+                    # would also sample the search index's expression (1.9 s of 10,000 papers
+                    # when it was to_tsvector). A column list leaves the table due for
+                    # autovacuum's own ANALYZE, which does that part later, off this path.
                     conn.exec_driver_sql("ANALYZE papers (arxiv_id)")
             if plan.updates:
                 conn.execute(
