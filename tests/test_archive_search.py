@@ -18,11 +18,11 @@ from importlib import resources
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 
 from digest.models import Edition, EditionStatus, Frequency, Paper, Theme
 from digest.sources.jsonfile import from_hf_items
 from digest.store import Store, schema
+from digest.store.base import _alembic_config
 from digest.store.search import fts5_query, search_words, tsquery
 from tests.conftest import FIXTURES
 
@@ -184,8 +184,7 @@ def test_revision_0008_moves_the_gin_index_to_the_vector_searches_use(pg_url: st
     # 0008 writes its expression out, as a migration must, so a test holds it to the query's.
     revision = importlib.import_module("digest.store.migrations.versions.0008_search_vector")
     assert revision.VECTOR == schema.SEARCH_VECTOR
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("digest.store") / "migrations"))
+    cfg = _alembic_config()
     engine = sa.create_engine(pg_url)
 
     def index() -> str:
@@ -212,8 +211,7 @@ def test_revision_0008_moves_the_gin_index_to_the_vector_searches_use(pg_url: st
 
 
 def test_papers_stored_before_the_search_revision_are_found(db_url: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("digest.store") / "migrations"))
+    cfg = _alembic_config()
     engine = sa.create_engine(db_url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
