@@ -16,18 +16,16 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from digest.config import Settings
 from digest.delivery.contents import Contents
 from digest.delivery.ledger import LedgerWriter
 from digest.delivery.options import SendOptions
 from digest.delivery.outcomes import OPEN, SENDING, Outcomes
-from digest.delivery.recovery import recover_crashed
 from digest.delivery.report import DeliveryReport, Progress
 from digest.delivery.shown import ShownBatches
+from digest.delivery.start import start_run
 from digest.delivery.throttle import throttle_for
 from digest.delivery.transports import (
     ConnectionFailure,
@@ -68,21 +66,6 @@ class _Ready:
     built: Message | DigestError | None
 
 
-def _stale_after(transport: Transport) -> timedelta:
-    """How old a ``sending`` row of no recorded holder must be before it counts as crashed."""
-    return timedelta(seconds=2 * transport.message_timeout + 60)
-
-
-def _queue(store: Store, edition: Edition, audience: Callable | None = None) -> int:
-    """A queued row for every active subscriber of the edition's frequency.
-
-    With ``audience`` (see SendOptions) only for the subscribers it picks.
-    """
-    if audience is not None:
-        return audience(store, edition)
-    return store.queue_active(edition.id, edition.frequency)  # type: ignore[arg-type]
-
-
 class SendRun:
     """One run over an edition's ledger: claim rows in batches, send each through the transport.
 
@@ -115,37 +98,14 @@ class SendRun:
 
     async def run(self) -> DeliveryReport:
         """Send every open row (or until the run pauses); the report says what happened."""
-        self._prepare()
+        start_run(self.store, self.edition, self.transport, self.holder, self.options,
+                  self.report, self.progress)  # fmt: skip
         batch_size = self.options.batch_size
         if self.settings.smtp_rate:  # claim no more than ~30 s of work at a time when rate-limited
             batch_size = max(self.concurrency, min(batch_size, int(self.settings.smtp_rate * 30)))
         await self._send_all(batch_size)
         await self._finish()
         return self.report
-
-    def _prepare(self) -> None:
-        """Mark dead runs' rows unknown, queue the new subscribers, start the progress display."""
-        store, eid, report = self.store, self.edition_id, self.report
-        unowned_before = utcnow() - _stale_after(self.transport)
-        report.unknown += recover_crashed(store, self.holder, unowned_before=unowned_before).get(
-            eid, 0
-        )
-        if report.unknown:
-            event(log, "send.crashed_rows_unknown", edition=self.edition.key, rows=report.unknown,
-                  level=logging.WARNING)  # fmt: skip
-        if self.options.retry_unknown:
-            report.retried_unknown = store.requeue_unknown(eid)
-            report.unknown = 0
-        elif self.options.accept_unknown:
-            report.accepted_unknown = store.accept_unknown(eid)
-            report.unknown = 0
-        if self.options.retry_failed:
-            report.retried_failed = store.requeue_failed(eid)
-        queued = _queue(store, self.edition, self.options.audience)
-        store.set_edition_status(eid, EditionStatus.SENDING)
-        waiting, _, _ = store.open_deliveries(eid)
-        event(log, "send.start", edition=self.edition.key, queued_new=queued, waiting=waiting)
-        self.progress.start(waiting)
 
     async def _send_all(self, batch_size: int) -> None:
         """Claim batches and hand them to the senders until no row is open or the run pauses."""
