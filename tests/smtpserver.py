@@ -48,6 +48,8 @@ class Script:
     # addr -> a reply | "disconnect" (after the data, before the reply) | "hang" | a list
     data: dict[str, str | list[str]] = field(default_factory=dict)
     delay: float = 0.0  # seconds before each final DATA reply
+    # addr -> seconds before that message's final DATA reply (on top of ``delay``)
+    slow: dict[str, float] = field(default_factory=dict)
     # Called with the recipients of each message as its data arrives, before the reply.
     watch: Callable[[list[str]], None] | None = None
 
@@ -80,6 +82,8 @@ class Handler:
             self.script.watch(list(envelope.rcpt_tos))
         if self.script.delay:
             await asyncio.sleep(self.script.delay)
+        if envelope.rcpt_tos and envelope.rcpt_tos[0].lower() in self.script.slow:
+            await asyncio.sleep(self.script.slow[envelope.rcpt_tos[0].lower()])
         action = self._lookup(self.script.data, envelope.rcpt_tos[0]) if envelope.rcpt_tos else None
         if action == "disconnect":
             server.transport.abort()  # the data arrived; the final reply never will

@@ -1,14 +1,17 @@
-"""The send loop builds each next message while the one before is on the wire, and the ledger
-stays exact: watched from the SMTP server itself, on SQLite and PostgreSQL, every message
-arrives with its row already committed as ``sending``, and no moment has more than
-2 x connections rows in ``sending`` (what a crash could leave ``unknown``)."""
+"""The send loop builds and marks each next message while the one before is on the wire, and
+the ledger stays exact: watched from the SMTP server itself, on SQLite and PostgreSQL, every
+message arrives with its row already committed as ``sending``, and no moment has more than
+2 x connections rows in ``sending`` (what a crash could leave ``unknown``). A run that pauses
+hands the rows it marked ahead back to the queue."""
 
 from __future__ import annotations
+
+import threading
 
 import sqlalchemy as sa
 
 from digest.config import Settings
-from digest.delivery import send_edition
+from digest.delivery import run, send_edition
 from digest.models import DeliveryStatus
 from digest.store import Store
 from digest.store.schema import deliveries, subscribers
@@ -55,4 +58,67 @@ def test_each_message_arrives_marked_and_at_most_two_rows_per_connection_are_sen
     # The connections overlap (else the bound above says little): several rows at once.
     assert max(sending for _, sending in seen) > 1
     assert store.delivery_counts(edition.id) == {str(DeliveryStatus.SENT): READERS}
+    store.close()
+
+
+def test_a_paused_run_hands_the_rows_marked_ahead_back_to_the_queue(
+    any_db_url: str, settings: Settings
+) -> None:
+    store = Store(any_db_url)
+    store.migrate()
+    edition = make_edition(store)
+    slow, *rest = add(store, READERS)
+    # The first message takes half a second to be answered; its connection marks its next row
+    # meanwhile. The other connections are refused (530: our login) and pause the run.
+    script = Script(slow={slow.email: 0.5}, rcpt={r.email: "530 5.7.0 Log in first" for r in rest})
+    with ScriptedServer(script) as server:
+        config = smtp_settings(
+            settings, server.port, smtp_connections=CONNECTIONS, database_url=any_db_url
+        )
+        paused = send_edition(store, edition, config, failure_pause=0.05)
+        after_pause = store.delivery_counts(edition.id)
+        script.rcpt.clear()
+        resumed = send_edition(store, edition, config)
+
+    assert paused.paused and "530" in paused.paused and paused.sent == 1
+    # The row marked ahead was never handed over: back in the queue, not left `sending`.
+    sent, queued = str(DeliveryStatus.SENT), str(DeliveryStatus.QUEUED)
+    assert after_pause == {sent: 1, queued: READERS - 1}
+    assert resumed.sent == READERS - 1 and not resumed.paused
+    assert sorted(server.handler.counts.values()) == [1] * READERS
+    store.close()
+
+
+def test_a_row_marked_ahead_goes_back_to_the_queue_while_a_reply_is_slow(
+    any_db_url: str, settings: Settings, monkeypatch
+) -> None:
+    """Marked ahead at first; handed back once the reply takes longer than AHEAD_HOLD, so a
+    crash then would leave only the message the server holds unknown; then sent at its turn."""
+    monkeypatch.setattr(run, "AHEAD_HOLD", 0.2)
+    store = Store(any_db_url)
+    store.migrate()
+    edition = make_edition(store)
+    slow, *rest = add(store, 3)
+    watcher = sa.create_engine(any_db_url)
+    sending: dict[float, int] = {}  # seconds after the slow message's data arrived -> rows
+
+    def count(at: float) -> None:
+        with watcher.connect() as conn:
+            sending[at] = conn.execute(
+                sa.select(sa.func.count()).where(deliveries.c.status == str(DeliveryStatus.SENDING))
+            ).scalar_one()
+
+    def watch(recipients: list[str]) -> None:
+        if recipients == [slow.email]:
+            for at in (0.1, 0.4):
+                threading.Timer(at, count, (at,)).start()
+
+    with ScriptedServer(Script(slow={slow.email: 0.6}, watch=watch)) as server:
+        config = smtp_settings(settings, server.port, smtp_connections=1, database_url=any_db_url)
+        report = send_edition(store, edition, config)
+    watcher.dispose()
+
+    assert sending == {0.1: 2, 0.4: 1}  # the next row marked ahead, then handed back
+    assert report.sent == 3 and sorted(server.handler.counts.values()) == [1, 1, 1]
+    assert store.delivery_counts(edition.id) == {str(DeliveryStatus.SENT): 3}
     store.close()

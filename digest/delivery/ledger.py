@@ -5,14 +5,14 @@ server's reply. Committed one by one inside the event loop, every connection wai
 commit (62% of the main thread's time on PostgreSQL). Here the moves that are waiting go in
 one transaction: on PostgreSQL a writer thread commits them while the event loop goes on; on
 SQLite the loop commits them itself, when a sender needs one (see LedgerWriter). The send
-loop builds each email while the message before it is still on the wire
-(digest.delivery.run), so a free connection waits for the commit alone.
+loop builds each email, and asks for its ``sending`` mark, while the message before it is
+still on the wire (digest.delivery.run): the commit is done by the time DATA needs it.
 
 Exactly once is kept: a sender awaits its ``sending`` mark before DATA, as before. A ``sent``
-mark is not awaited; it is in the next commit, which comes before that sender's next
-``sending`` mark is committed. So at any moment each connection has at most two rows in
-``sending``: a crash leaves at most 2 x connections of them, which the next run marks
-``unknown`` (tests/test_crash.py).
+mark is not awaited; it rides with the next commit, at the latest the one of that sender's
+next ``sending`` mark, asked for after it. So at any moment each connection has at most two
+rows in ``sending``, the one on the wire and the one marked ahead of it: a crash leaves at
+most 2 x connections of them, which the next run marks ``unknown`` (tests/test_crash.py).
 """
 
 from __future__ import annotations

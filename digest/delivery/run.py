@@ -2,12 +2,13 @@
 
 A row moves queued -> sending -> sent | deferred | failed | unknown. ``sending`` is committed
 (together with a re-check that the subscriber is still active) before the message's data goes
-out: the transport starts it with the envelope and sends DATA once it took. So a crash leaves
-``sending`` rows that the next run turns into ``unknown`` at once (digest.delivery.recovery)
-and never resends on its own -- the listmonk lesson: a cursor is not a ledger.
+out: the transport sends DATA once it took. So a crash leaves ``sending`` rows that the next
+run turns into ``unknown`` at once (digest.delivery.recovery) and never resends on its own --
+the listmonk lesson: a cursor is not a ledger.
 
-Each sender builds its next email while the message before it is on the wire, so a
-connection goes on at once when the server replies (``SendRun._send_ahead``).
+Each sender builds its next email, and starts its ``sending`` mark, while the message before
+it is on the wire, so a connection goes on at once when the server replies and the marks'
+commits stay off its path (``SendRun._send_ahead``).
 """
 
 from __future__ import annotations
@@ -55,15 +56,25 @@ log = logging.getLogger(__name__)
 # A worker's claim on a batch it has not finished; after this another worker may take the rows
 # (harmless if the first is merely slow: the move to `sending` is a compare-and-set).
 CLAIM_TTL = 120.0
+# Seconds a row marked ahead stays ``sending`` while the message before it awaits its reply
+# (usually milliseconds): only a crash in that time leaves it ``unknown`` unsent.
+AHEAD_HOLD = 1.0
 
 
 @dataclass(frozen=True)
 class _Ready:
     """A claimed row with its email built (None: nothing for them, or not built because the
-    reader is no longer active; a DigestError: it cannot render)."""
+    reader is no longer active; a DigestError: it cannot render) and, when built, its
+    ``sending`` mark under way."""
 
     claim: Claim
     built: Message | DigestError | None
+    marking: asyncio.Future[bool] | None = None
+
+    def mark(self) -> asyncio.Future[bool]:
+        """The mark already started (the transport's ``mark``: it awaits it before DATA)."""
+        assert self.marking is not None
+        return self.marking
 
 
 class SendRun:
@@ -167,16 +178,15 @@ class SendRun:
         await self._send_ahead(work, ledger)
 
     async def _send_ahead(self, work: asyncio.Queue[Claim | None], ledger: LedgerWriter) -> None:
-        """Rows one after another, each next one built while this one is on the wire.
+        """Rows one after another, each next one built and marked while this one is on the wire.
 
         Once a message's data is written and only the server's reply is awaited, the next row's
-        email is built, so when the reply comes the connection goes on at once. The next row's
-        ``sending`` mark waits for that moment: marked while the message before it could still
-        hang, a row never handed over would count as ``unknown`` after a crash. The transport
-        starts the mark with the envelope (MAIL FROM) and sends DATA once it is committed, so
-        its commit overlaps the server's MAIL and RCPT replies. A connection has at most two
-        rows in ``sending``: one on the wire, and one sent whose record rides with the next
-        commit.
+        email is built and its ``sending`` mark started. The mark's commit then has the reply,
+        MAIL and RCPT round trips to land in before the transport needs it at DATA, and the
+        writer gathers the marks of all connections into fewer commits. A connection has at
+        most two rows in ``sending``: one on the wire and the next one, marked ahead (the
+        ``sent`` record of the one before rides with that mark's commit). Only a crash leaves
+        a row marked ahead in ``sending``; a run that stops hands it back to the queue.
         """
         loop = asyncio.get_running_loop()
         upcoming: _Ready | None = None
@@ -190,14 +200,19 @@ class SendRun:
                 if self.report.paused:
                     work.task_done()
                     continue
-                upcoming = self._ready(claim)
+                upcoming = self._ready(claim, ledger)
             ready, upcoming = upcoming, None
             try:
-                message = self._sendable(ready)
+                message = await self._sendable(ready)
                 if message is None:
                     continue
+                did = ready.claim.delivery_id
                 written: asyncio.Future[None] = loop.create_future()
-                mark = functools.partial(self._mark, ready.claim.delivery_id, ledger)
+                mark = (
+                    ready.mark
+                    if ready.marking is not None
+                    else functools.partial(self._mark, did, ledger)
+                )
                 sending = asyncio.ensure_future(
                     self._hand_over(ready.claim, message, ledger, written, mark)
                 )
@@ -209,25 +224,43 @@ class SendRun:
                             work.task_done()
                             last = True
                         else:
-                            upcoming = self._ready(claim)
+                            upcoming = self._ready(claim, ledger)
                 finally:
+                    if upcoming is not None and upcoming.marking is not None:
+                        upcoming = await self._hold_ahead(sending, upcoming)
                     await sending
             finally:
                 work.task_done()
 
-    def _ready(self, claim: Claim) -> _Ready:
-        """Build the row's email now (its ``sending`` mark waits for its turn on the wire)."""
+    def _ready(self, claim: Claim, ledger: LedgerWriter) -> _Ready:
+        """Build the row's email now and start its ``sending`` mark."""
         if claim.subscriber.status is not SubscriberStatus.ACTIVE:
             return _Ready(claim, None)
-        return _Ready(claim, self._build(claim))
+        built = self._build(claim)
+        if not isinstance(built, Message):
+            return _Ready(claim, built)
+        return _Ready(claim, built, asyncio.ensure_future(self._mark(claim.delivery_id, ledger)))
 
-    def _sendable(self, ready: _Ready) -> Message | None:
-        """The row's email; None (the row recorded, or left in the queue) when it is not to
+    async def _hold_ahead(self, sending: asyncio.Future[None], ahead: _Ready) -> _Ready:
+        """Wait for the message on the wire. When its reply is slow, the row marked ahead goes
+        back to the queue until its turn (then marked again), so that a crash while the server
+        takes its time leaves only the message it holds ``unknown``."""
+        if (await asyncio.wait([sending], timeout=AHEAD_HOLD))[0]:
+            return ahead
+        if await ahead.mark():
+            self.store.mark_delivery(ahead.claim.delivery_id, DeliveryStatus.QUEUED, expect=SENDING)
+            return _Ready(ahead.claim, ahead.built)
+        return ahead  # its mark did not take: the transport withdraws it
+
+    async def _sendable(self, ready: _Ready) -> Message | None:
+        """The row's email; None (the row recorded, or back in the queue) when it is not to
         be sent now."""
         claim, built = ready.claim, ready.built
         if self._inactive(claim):
             return None
-        if self.report.paused:  # never marked: it stays queued
+        if self.report.paused:  # not handed over: back to the queue if its mark took
+            if ready.marking is not None and await ready.marking:
+                self.store.mark_delivery(claim.delivery_id, DeliveryStatus.QUEUED, expect=SENDING)
             return None
         if not isinstance(built, Message):
             self.outcomes.unbuilt(claim, built, OPEN)
