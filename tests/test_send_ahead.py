@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import sqlalchemy as sa
 
 from digest.config import Settings
 from digest.delivery import run, send_edition
 from digest.models import DeliveryStatus
-from digest.store import Store
+from digest.store import Store, StoreError
 from digest.store.schema import deliveries, subscribers
 from tests.smtpserver import Script, ScriptedServer
 from tests.test_delivery import add, make_edition, smtp_settings
@@ -121,4 +122,50 @@ def test_a_row_marked_ahead_goes_back_to_the_queue_while_a_reply_is_slow(
     assert sending == {0.1: 2, 0.4: 1}  # the next row marked ahead, then handed back
     assert report.sent == 3 and sorted(server.handler.counts.values()) == [1, 1, 1]
     assert store.delivery_counts(edition.id) == {str(DeliveryStatus.SENT): 3}
+    store.close()
+
+
+def test_a_ledger_connection_lost_mid_send_stops_the_run_before_any_unmarked_message(
+    pg_url: str, settings: Settings
+) -> None:
+    """PostgreSQL's ledger commits go through their own connection; killed mid-send, the run
+    stops with a database error and no message goes out without its ``sending`` mark."""
+    store = Store(pg_url)
+    store.migrate()
+    edition = make_edition(store)
+    add(store, READERS)
+    watcher = sa.create_engine(pg_url)
+    arrived: list[str] = []  # the status of each arriving message's row
+
+    def watch(recipients: list[str]) -> None:
+        with watcher.connect() as conn:
+            arrived.append(
+                conn.execute(
+                    sa.select(deliveries.c.status)
+                    .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                    .where(subscribers.c.email == recipients[0])
+                ).scalar_one()
+            )
+            if len(arrived) == 10:  # the ledger's backend dies, as in a server restart
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE query LIKE :ledger AND pid <> pg_backend_pid()"
+                    ),
+                    {"ledger": "WITH done AS%"},
+                )
+
+    with ScriptedServer(Script(watch=watch)) as server:
+        config = smtp_settings(
+            settings, server.port, smtp_connections=CONNECTIONS, database_url=pg_url
+        )
+        with pytest.raises(StoreError, match="database error"):
+            send_edition(store, edition, config)
+    watcher.dispose()
+
+    assert 10 <= len(arrived) < READERS  # it stopped soon after
+    assert set(arrived) == {str(DeliveryStatus.SENDING)}
+    counts = store.delivery_counts(edition.id)
+    assert counts.get(str(DeliveryStatus.SENDING), 0) <= 2 * CONNECTIONS
+    assert counts.get(str(DeliveryStatus.SENT), 0) <= len(arrived)
     store.close()

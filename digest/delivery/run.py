@@ -121,8 +121,7 @@ class SendRun:
     async def _send_all(self, batch_size: int) -> None:
         """Claim batches and hand them to the senders until no row is open or the run pauses."""
         work: asyncio.Queue[Claim | None] = asyncio.Queue()
-        # SQLite commits on the loop; PostgreSQL's round trips on a thread (see LedgerWriter).
-        ledger = LedgerWriter(self.store.send_ledger(), threaded=self.store.dialect != "sqlite")
+        ledger = LedgerWriter(self.store.send_ledger())
         senders = [asyncio.create_task(self._sender(work, ledger)) for _ in range(self.concurrency)]
         try:
             while not self.report.paused:
@@ -239,7 +238,10 @@ class SendRun:
         built = self._build(claim)
         if not isinstance(built, Message):
             return _Ready(claim, built)
-        return _Ready(claim, built, asyncio.ensure_future(self._mark(claim.delivery_id, ledger)))
+        marking = asyncio.ensure_future(self._mark(claim.delivery_id, ledger))
+        # A run stopped by the ledger's error (raised by ``aclose``) leaves marks nobody awaits.
+        marking.add_done_callback(_seen)
+        return _Ready(claim, built, marking)
 
     async def _hold_ahead(self, sending: asyncio.Future[None], ahead: _Ready) -> _Ready:
         """Wait for the message on the wire. When its reply is slow, the row marked ahead goes
@@ -388,3 +390,9 @@ async def _finished(work: asyncio.Queue, senders: list[asyncio.Task]) -> None:
         for task in done:
             task.result()
         raise RuntimeError("a sender stopped early")
+
+
+def _seen(marking: asyncio.Future[bool]) -> None:
+    """Take a finished mark's error, so asyncio does not report it again as never retrieved."""
+    if not marking.cancelled():
+        marking.exception()
