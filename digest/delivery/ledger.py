@@ -4,9 +4,9 @@ Each message needs two ledger moves: ``sending`` committed before DATA, ``sent``
 server's reply. Committed one by one inside the event loop, every connection waited for each
 commit (62% of the main thread's time on PostgreSQL). Here the moves that are waiting go in
 one transaction: on PostgreSQL a task awaits each commit's round trip while the senders go
-on; on SQLite the loop commits them itself, when a sender needs one (see LedgerWriter). The send
-loop builds each email, and asks for its ``sending`` mark, while the message before it is
-still on the wire (digest.delivery.run): the commit is done by the time DATA needs it.
+on; on SQLite the loop commits them itself, when a sender needs one (see LedgerWriter). The
+send loop builds each email, and asks for its ``sending`` mark, while the message before it
+is still on the wire (digest.delivery.run): the commit is done by the time DATA needs it.
 
 Exactly once is kept: a sender awaits its ``sending`` mark before DATA, as before. A ``sent``
 mark is not awaited; it rides with the next commit, at the latest the one of that sender's
@@ -30,7 +30,8 @@ class LedgerWriter:
 
     PostgreSQL: a task commits whatever marks are waiting and awaits the server's round trip
     on the loop; the marks asked for meanwhile go in its next commit. (A writer thread doing
-    the same measured 2-4% slower: the GIL and the wake-ups passed between the threads.)
+    the same sent about 2% fewer messages a second: the GIL and the wake-ups passed between
+    the threads.)
 
     SQLite: a commit is a local call of about 60 us (WAL, synchronous=NORMAL). It runs on the
     event loop when a sender needs its mark (``begin``), with whatever other marks are waiting.
