@@ -150,7 +150,8 @@ def test_a_ledger_connection_lost_mid_send_stops_the_run_before_any_unmarked_mes
                 conn.execute(
                     sa.text(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE query LIKE :ledger AND pid <> pg_backend_pid()"
+                        "WHERE datname = current_database() AND query LIKE :ledger "
+                        "AND pid <> pg_backend_pid()"
                     ),
                     {"ledger": "WITH done AS%"},
                 )
