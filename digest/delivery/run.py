@@ -205,15 +205,9 @@ class SendRun:
                 message = await self._sendable(ready)
                 if message is None:
                     continue
-                did = ready.claim.delivery_id
                 written: asyncio.Future[None] = loop.create_future()
-                mark = (
-                    ready.mark
-                    if ready.marking is not None
-                    else functools.partial(self._mark, did, ledger)
-                )
                 sending = asyncio.ensure_future(
-                    self._hand_over(ready.claim, message, ledger, written, mark)
+                    self._hand_over(ready.claim, message, ledger, written, ready.mark)
                 )
                 try:
                     await written
@@ -226,7 +220,7 @@ class SendRun:
                             upcoming = self._ready(claim, ledger)
                 finally:
                     if upcoming is not None and upcoming.marking is not None:
-                        upcoming = await self._hold_ahead(sending, upcoming)
+                        upcoming = await self._hold_ahead(sending, upcoming, ledger)
                     await sending
             finally:
                 work.task_done()
@@ -238,21 +232,35 @@ class SendRun:
         built = self._build(claim)
         if not isinstance(built, Message):
             return _Ready(claim, built)
-        marking = asyncio.ensure_future(self._mark(claim.delivery_id, ledger))
-        # A run stopped by the ledger's error (raised by ``aclose``) leaves marks nobody awaits.
-        marking.add_done_callback(_seen)
-        return _Ready(claim, built, marking)
+        return _Ready(claim, built, self._start_mark(claim.delivery_id, ledger))
 
-    async def _hold_ahead(self, sending: asyncio.Future[None], ahead: _Ready) -> _Ready:
+    def _start_mark(self, delivery_id: int, ledger: LedgerWriter) -> asyncio.Future[bool]:
+        """The row's ``sending`` mark, started now; the transport awaits it before DATA."""
+        marking = asyncio.ensure_future(self._mark(delivery_id, ledger))
+        # A run stopped by the ledger's error (raised by ``aclose``) leaves marks nobody awaits:
+        # their error is taken here, so asyncio does not report it again as never retrieved.
+        marking.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return marking
+
+    async def _hold_ahead(
+        self, sending: asyncio.Task, ahead: _Ready, ledger: LedgerWriter
+    ) -> _Ready:
         """Wait for the message on the wire. When its reply is slow, the row marked ahead goes
-        back to the queue until its turn (then marked again), so that a crash while the server
-        takes its time leaves only the message it holds ``unknown``."""
+        back to the queue until the reply comes (then marked again), so that a crash while the
+        server takes its time leaves only the message it holds ``unknown``."""
         if (await asyncio.wait([sending], timeout=AHEAD_HOLD))[0]:
             return ahead
-        if await ahead.mark():
-            self.store.mark_delivery(ahead.claim.delivery_id, DeliveryStatus.QUEUED, expect=SENDING)
-            return _Ready(ahead.claim, ahead.built)
-        return ahead  # its mark did not take: the transport withdraws it
+        if not await self._hand_back(ahead):
+            return ahead  # its mark did not take: the transport withdraws it
+        await asyncio.wait([sending])
+        return _Ready(ahead.claim, ahead.built, self._start_mark(ahead.claim.delivery_id, ledger))
+
+    async def _hand_back(self, ready: _Ready) -> bool:
+        """Back to the queue if its mark took (it was never handed over); True if it did."""
+        if ready.marking is None or not await ready.marking:
+            return False
+        self.store.mark_delivery(ready.claim.delivery_id, DeliveryStatus.QUEUED, expect=SENDING)
+        return True
 
     async def _sendable(self, ready: _Ready) -> Message | None:
         """The row's email; None (the row recorded, or back in the queue) when it is not to
@@ -261,8 +269,7 @@ class SendRun:
         if self._inactive(claim):
             return None
         if self.report.paused:  # not handed over: back to the queue if its mark took
-            if ready.marking is not None and await ready.marking:
-                self.store.mark_delivery(claim.delivery_id, DeliveryStatus.QUEUED, expect=SENDING)
+            await self._hand_back(ready)
             return None
         if not isinstance(built, Message):
             self.outcomes.unbuilt(claim, built, OPEN)
@@ -390,9 +397,3 @@ async def _finished(work: asyncio.Queue, senders: list[asyncio.Task]) -> None:
         for task in done:
             task.result()
         raise RuntimeError("a sender stopped early")
-
-
-def _seen(marking: asyncio.Future[bool]) -> None:
-    """Take a finished mark's error, so asyncio does not report it again as never retrieved."""
-    if not marking.cancelled():
-        marking.exception()
