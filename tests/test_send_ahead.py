@@ -23,6 +23,22 @@ CONNECTIONS = 3
 READERS = 90
 
 
+def row_status(conn: sa.Connection, email: str) -> str:
+    """The ledger status of the row of the reader with this address, as the database has it."""
+    return conn.execute(
+        sa.select(deliveries.c.status)
+        .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+        .where(subscribers.c.email == email)
+    ).scalar_one()
+
+
+def rows_sending(conn: sa.Connection) -> int:
+    """How many rows are ``sending`` right now."""
+    return conn.execute(
+        sa.select(sa.func.count()).where(deliveries.c.status == str(DeliveryStatus.SENDING))
+    ).scalar_one()
+
+
 def test_each_message_arrives_marked_and_at_most_two_rows_per_connection_are_sending(
     any_db_url: str, settings: Settings
 ) -> None:
@@ -35,15 +51,7 @@ def test_each_message_arrives_marked_and_at_most_two_rows_per_connection_are_sen
 
     def watch(recipients: list[str]) -> None:
         with watcher.connect() as conn:
-            own = conn.execute(
-                sa.select(deliveries.c.status)
-                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-                .where(subscribers.c.email == recipients[0])
-            ).scalar_one()
-            sending = conn.execute(
-                sa.select(sa.func.count()).where(deliveries.c.status == str(DeliveryStatus.SENDING))
-            ).scalar_one()
-        seen.append((own, sending))
+            seen.append((row_status(conn, recipients[0]), rows_sending(conn)))
 
     with ScriptedServer(Script(watch=watch)) as server:
         config = smtp_settings(
@@ -105,9 +113,7 @@ def test_a_row_marked_ahead_goes_back_to_the_queue_while_a_reply_is_slow(
 
     def count(at: float) -> None:
         with watcher.connect() as conn:
-            sending[at] = conn.execute(
-                sa.select(sa.func.count()).where(deliveries.c.status == str(DeliveryStatus.SENDING))
-            ).scalar_one()
+            sending[at] = rows_sending(conn)
 
     def watch(recipients: list[str]) -> None:
         if recipients == [slow.email]:
@@ -139,13 +145,7 @@ def test_a_ledger_connection_lost_mid_send_stops_the_run_before_any_unmarked_mes
 
     def watch(recipients: list[str]) -> None:
         with watcher.connect() as conn:
-            arrived.append(
-                conn.execute(
-                    sa.select(deliveries.c.status)
-                    .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-                    .where(subscribers.c.email == recipients[0])
-                ).scalar_one()
-            )
+            arrived.append(row_status(conn, recipients[0]))
             if len(arrived) == 10:  # the ledger's backend dies, as in a server restart
                 conn.execute(
                     sa.text(
