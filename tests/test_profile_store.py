@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 import sqlalchemy as sa
@@ -57,3 +58,28 @@ def test_ratings_are_idempotent_reversible_and_erased_with_the_subscriber(any_st
             sa.text("SELECT count(*) FROM ratings WHERE subscriber_id = :i"), {"i": ada.id}
         )
         assert left.scalar() == 0
+
+
+def test_a_claimed_batch_carries_each_reader_as_stored(any_store):
+    """The send loop reads its readers through claims (list columns decoded once per batch)."""
+    from digest.models import Edition, Frequency
+
+    edition = any_store.save_edition(Edition("daily-2026-11-26", Frequency.DAILY,
+                                             dt.date(2026, 11, 26), ()))  # fmt: skip
+    shared = ("Language models", "Computer vision")
+    readers = [
+        Subscriber(f"r{i}@example.org", status=SubscriberStatus.ACTIVE, topics=shared,
+                   keywords=('say "hi"', "naïve\\path") if i % 2 else (),
+                   follow_authors=("Renée O'Brien",) if i == 3 else (), follow_orgs=("Meta AI",))
+        for i in range(6)
+    ]  # fmt: skip
+    added = [any_store.add_subscriber(r) for r in readers]
+    any_store.set_rating(added[1].id, "2411.00001", 1)
+    any_store.set_rating(added[1].id, "hep-th/9901001", -1)
+    any_store.queue_deliveries(edition.id, [s.id for s in reversed(added)])
+    claims = any_store.claim_deliveries(edition.id, "me", 10)
+    assert [c.delivery_id for c in claims] == sorted(c.delivery_id for c in claims)
+    got = {c.subscriber.id: c.subscriber for c in claims}
+    assert got == {s.id: any_store.get_subscriber(s.id) for s in added}
+    assert got[added[3].id].keywords == ('say "hi"', "naïve\\path")
+    assert got[added[1].id].dislikes == ("hep-th/9901001",)

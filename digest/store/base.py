@@ -30,6 +30,7 @@ __all__ = [
     "StoreBase",
     "StoreError",
     "advisory_key",
+    "among",
     "in_chunks",
     "utcnow",
 ]
@@ -57,6 +58,20 @@ def in_chunks(values: Iterable[T]) -> Iterator[list[T]]:
     items = list(values)
     for start in range(0, len(items), IN_CHUNK):
         yield items[start : start + IN_CHUNK]
+
+
+def among(column: sa.ColumnElement[Any], values: Iterable[Any], dialect: str) -> list[Any]:
+    """``column IN values`` as conditions, one per query to run.
+
+    On PostgreSQL one ``= ANY(array)`` whatever the count: a statement of the same text each
+    time, where an IN list is rendered with a parameter per value and parsed anew by psycopg
+    (a third of the CPU of claiming a batch of 1,000 readers). On SQLite IN lists of IN_CHUNK.
+    """
+    items = list(values)
+    if dialect == "postgresql":
+        array = sa.bindparam("among", items, type_=sa.ARRAY(column.type), unique=True)
+        return [column == sa.any_(array)]
+    return [column.in_(chunk) for chunk in in_chunks(items)]
 
 
 class StoreError(DigestError):

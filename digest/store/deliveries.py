@@ -17,9 +17,9 @@ from digest.models import (
     SubscriberStatus,
 )
 from digest.store import schema
-from digest.store.base import StoreBase, utcnow
+from digest.store.base import StoreBase, among, utcnow
 from digest.store.ledger import SendLedger
-from digest.store.subscribers import _with_ratings
+from digest.store.subscribers import READERS, _with_ratings
 
 __all__ = ["Claim", "DeliveryStore"]
 
@@ -225,16 +225,15 @@ class DeliveryStore(StoreBase):
         )
         s = schema.subscribers
         with self.transaction() as conn:
-            rows = sorted(conn.execute(query).all())
+            # (id, subscriber_id, attempts) as plain tuples: sorting rows compared them in Python.
+            rows = sorted(map(tuple, conn.execute(query)))
             if not rows:
                 return []
-            found = conn.execute(
-                sa.select(s).where(s.c.id.in_([r.subscriber_id for r in rows]))
-            ).mappings()
-            subs = {sub.id: sub for sub in _with_ratings(conn, found.all())}
-        return [
-            Claim(r.id, subs[r.subscriber_id], r.attempts) for r in rows if r.subscriber_id in subs
-        ]
+            readers = []
+            for ids in among(s.c.id, [r[1] for r in rows], self.dialect):
+                readers += conn.execute(READERS.where(ids)).mappings().all()
+            subs = {sub.id: sub for sub in _with_ratings(conn, readers)}
+        return [Claim(did, subs[sid], attempts) for did, sid, attempts in rows if sid in subs]
 
     def begin_sending(self, delivery_id: int, subscriber_id: int) -> bool:
         """Move a row to ``sending`` if it is still queued/deferred AND the subscriber is active.
