@@ -62,7 +62,7 @@ class ShownBatches:
             told: tuple[Followup, ...] = ()
             if resent is not None:  # a resend of this edition: the very same follow-ups
                 told = _followups(emails, news, own, only=resent.told)
-            elif sub.followups:
+            elif sub.followups and emails:  # no earlier email: nothing to follow up
                 told = _followups(emails, news, own)
             if told:
                 chosen[sub.id] = told
