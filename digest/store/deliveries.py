@@ -19,7 +19,7 @@ from digest.models import (
 from digest.store import schema
 from digest.store.base import StoreBase, among, utcnow
 from digest.store.ledger import SendLedger
-from digest.store.subscribers import READERS, _with_ratings
+from digest.store.readers import READERS, with_ratings
 
 __all__ = ["Claim", "DeliveryStore"]
 
@@ -232,7 +232,7 @@ class DeliveryStore(StoreBase):
             readers = []
             for ids in among(s.c.id, [r[1] for r in rows], self.dialect):
                 readers += conn.execute(READERS.where(ids)).mappings().all()
-            subs = {sub.id: sub for sub in _with_ratings(conn, readers)}
+            subs = {sub.id: sub for sub in with_ratings(conn, readers)}
         return [Claim(did, subs[sid], attempts) for did, sid, attempts in rows if sid in subs]
 
     def begin_sending(self, delivery_id: int, subscriber_id: int) -> bool:
