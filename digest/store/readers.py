@@ -17,31 +17,30 @@ __all__ = ["READERS", "with_ratings"]
 
 # The list columns of a subscriber row (JSON).
 _LISTS = ("topics", "keywords", "follow_authors", "follow_orgs")
-# Subscriber rows with their list columns read as JSON text: a batch of readers repeats a few
-# topic lists hundreds of times, and each distinct text is decoded once (``_list``), where the
-# driver decoded every value of every row (a quarter of the CPU of claiming a batch).
+# Subscriber rows as every query of them reads them, the list columns as JSON text: a batch of
+# readers repeats a few topic lists hundreds of times, and each distinct text is decoded once
+# (``_list``), where the driver decoded every value of every row (a quarter of the CPU of
+# claiming a batch).
 READERS = sa.select(
     *(sa.cast(c, sa.Text).label(c.name) if c.name in _LISTS else c for c in schema.subscribers.c)
 )
 
 
-def _list(value: str | list | None, seen: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """A list column as a tuple: decoded by the driver, or JSON text decoded once per text."""
-    if not isinstance(value, str):
-        return tuple(value or ())
-    found = seen.get(value)
+def _list(text: str | None, seen: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """A list column's JSON text as a tuple, each distinct text decoded once."""
+    if text is None:
+        return ()
+    found = seen.get(text)
     if found is None:
-        found = seen[value] = tuple(json.loads(value))
+        found = seen[text] = tuple(json.loads(text))
     return found
 
 
 def _row_to_subscriber(
-    row: sa.RowMapping,
-    ratings: dict[str, int] | None = None,
-    seen: dict[str, tuple[str, ...]] | None = None,
+    row: sa.RowMapping, ratings: dict[str, int] | None, seen: dict[str, tuple[str, ...]]
 ) -> Subscriber:
+    """A row of READERS as a Subscriber (``seen``: the list texts decoded so far)."""
     rated = ratings or {}
-    seen = {} if seen is None else seen
     return Subscriber(
         email=row["email"],
         id=row["id"],
@@ -66,7 +65,8 @@ def _row_to_subscriber(
 
 
 def with_ratings(conn: Connection, rows: Sequence[sa.RowMapping]) -> list[Subscriber]:
-    """Subscribers of ``rows`` with their likes and dislikes, in one query per chunk."""
+    """Subscribers of ``rows`` (of READERS) with their likes and dislikes, in one query per
+    chunk."""
     rated: dict[int, dict[str, int]] = {}
     t = schema.ratings
     for ids in among(t.c.subscriber_id, [r["id"] for r in rows], conn.dialect.name):

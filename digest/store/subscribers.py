@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from digest.models import Frequency, Subscriber, SubscriberStatus
 from digest.store import schema
 from digest.store.base import StoreBase, in_chunks, utcnow
-from digest.store.readers import with_ratings
+from digest.store.readers import READERS, with_ratings
 
 __all__ = ["SubscriberStore"]
 
@@ -87,20 +87,20 @@ class SubscriberStore(StoreBase):
         """The subscriber with this id, or None."""
         t = schema.subscribers
         with self.transaction() as conn:
-            row = conn.execute(sa.select(t).where(t.c.id == subscriber_id)).mappings().first()
+            row = conn.execute(READERS.where(t.c.id == subscriber_id)).mappings().first()
             return with_ratings(conn, [row])[0] if row else None
 
     def find_subscriber(self, email: str) -> Subscriber | None:
         """The subscriber with this (normalised) address, or None."""
         t = schema.subscribers
         with self.transaction() as conn:
-            row = conn.execute(sa.select(t).where(t.c.email == email)).mappings().first()
+            row = conn.execute(READERS.where(t.c.email == email)).mappings().first()
             return with_ratings(conn, [row])[0] if row else None
 
     def list_subscribers(self, status: SubscriberStatus | None = None) -> list[Subscriber]:
         """Every subscriber (of ``status`` when given), oldest first."""
         t = schema.subscribers
-        query = sa.select(t).order_by(t.c.id)
+        query = READERS.order_by(t.c.id)
         if status is not None:
             query = query.where(t.c.status == str(status))
         with self.transaction() as conn:
@@ -114,8 +114,7 @@ class SubscriberStore(StoreBase):
         last_id = 0
         while True:
             query = (
-                sa.select(t)
-                .where(t.c.status == str(SubscriberStatus.ACTIVE), t.c.id > last_id)
+                READERS.where(t.c.status == str(SubscriberStatus.ACTIVE), t.c.id > last_id)
                 .order_by(t.c.id)
                 .limit(batch_size)
             )
