@@ -6,13 +6,14 @@ hands the rows it marked ahead back to the queue."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
 import sqlalchemy as sa
 
 from digest.config import Settings
-from digest.delivery import run, send_edition
+from digest.delivery import ledger, run, send_edition
 from digest.models import DeliveryStatus
 from digest.store import Store, StoreError
 from digest.store.schema import deliveries, subscribers
@@ -169,4 +170,46 @@ def test_a_ledger_connection_lost_mid_send_stops_the_run_before_any_unmarked_mes
     counts = store.delivery_counts(edition.id)
     assert counts.get(str(DeliveryStatus.SENDING), 0) <= 2 * CONNECTIONS
     assert counts.get(str(DeliveryStatus.SENT), 0) <= len(arrived)
+    store.close()
+
+
+def test_marks_asked_for_ahead_wait_until_wanted_then_go_in_one_commit(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL each commit is a round trip to a server process that must be woken: a mark
+    asked for ahead waits until the send loop wants it, and then every waiting mark goes in
+    one commit. One that nobody wants is still committed, after AHEAD_WAIT."""
+    store = Store(pg_url)
+    store.migrate()
+    edition = make_edition(store)
+    add(store, 3)
+    store.queue_active(edition.id, edition.frequency)
+    first, second, third = (d.id for d in store.deliveries(edition.id))
+    watcher = sa.create_engine(pg_url)
+
+    def committed() -> dict[int, str]:
+        with watcher.connect() as conn:
+            return dict(conn.execute(sa.select(deliveries.c.id, deliveries.c.status)).all())
+
+    queued, sending = str(DeliveryStatus.QUEUED), str(DeliveryStatus.SENDING)
+
+    async def scenario() -> None:
+        monkeypatch.setattr(ledger, "AHEAD_WAIT", 30.0)
+        writer = ledger.LedgerWriter(store.send_ledger())
+        marks = [asyncio.ensure_future(writer.begin(did, ahead=True)) for did in (first, second)]
+        await asyncio.sleep(0.2)
+        assert not any(mark.done() for mark in marks)  # nobody wanted them yet
+        assert set(committed().values()) == {queued}
+        writer.want()
+        assert await asyncio.gather(*marks) == [True, True]
+        assert writer.commits == 1  # both in one commit
+        assert committed() == {first: sending, second: sending, third: queued}
+
+        monkeypatch.setattr(ledger, "AHEAD_WAIT", 0.05)  # never wanted: committed all the same
+        assert await asyncio.wait_for(writer.begin(third, ahead=True), timeout=10)
+        assert committed()[third] == sending and writer.commits == 2
+        await writer.aclose()
+
+    asyncio.run(scenario())
+    watcher.dispose()
     store.close()

@@ -63,17 +63,18 @@ AHEAD_HOLD = 1.0
 
 @dataclass(frozen=True)
 class _Ready:
-    """A claimed row with its email built (None: nothing for them, or not built because the
-    reader is no longer active; a DigestError: it cannot render) and, when built, its
-    ``sending`` mark under way."""
+    """A claimed row, its email built (None: nothing for them, or the reader is no longer
+    active; a DigestError: it cannot render) and, when built, its ``sending`` mark under way."""
 
     claim: Claim
     built: Message | DigestError | None
     marking: asyncio.Future[bool] | None = None
+    ledger: LedgerWriter | None = None  # where the mark waits until it is wanted
 
     def mark(self) -> asyncio.Future[bool]:
-        """The mark already started (the transport's ``mark``: it awaits it before DATA)."""
-        assert self.marking is not None
+        """The started mark, wanted now: the transport's ``mark``, awaited before DATA."""
+        assert self.marking is not None and self.ledger is not None
+        self.ledger.want()
         return self.marking
 
 
@@ -232,15 +233,15 @@ class SendRun:
         built = self._build(claim)
         if not isinstance(built, Message):
             return _Ready(claim, built)
-        return _Ready(claim, built, self._start_mark(claim.delivery_id, ledger))
+        return self._marked(_Ready(claim, built), ledger)
 
-    def _start_mark(self, delivery_id: int, ledger: LedgerWriter) -> asyncio.Future[bool]:
-        """The row's ``sending`` mark, started now; the transport awaits it before DATA."""
-        marking = asyncio.ensure_future(self._mark(delivery_id, ledger))
+    def _marked(self, ready: _Ready, ledger: LedgerWriter) -> _Ready:
+        """The row with its ``sending`` mark asked for now, committed once wanted (``mark``)."""
+        marking = asyncio.ensure_future(self._mark(ready.claim.delivery_id, ledger, ahead=True))
         # A run stopped by the ledger's error (raised by ``aclose``) leaves marks nobody awaits:
         # their error is taken here, so asyncio does not report it again as never retrieved.
         marking.add_done_callback(lambda done: done.cancelled() or done.exception())
-        return marking
+        return _Ready(ready.claim, ready.built, marking, ledger)
 
     async def _hold_ahead(
         self, sending: asyncio.Task, ahead: _Ready, ledger: LedgerWriter
@@ -253,11 +254,11 @@ class SendRun:
         if not await self._hand_back(ahead):
             return ahead  # its mark did not take: the transport withdraws it
         await asyncio.wait([sending])
-        return _Ready(ahead.claim, ahead.built, self._start_mark(ahead.claim.delivery_id, ledger))
+        return self._marked(ahead, ledger)
 
     async def _hand_back(self, ready: _Ready) -> bool:
         """Back to the queue if its mark took (it was never handed over); True if it did."""
-        if ready.marking is None or not await ready.marking:
+        if ready.marking is None or not await ready.mark():
             return False
         self.store.mark_delivery(ready.claim.delivery_id, DeliveryStatus.QUEUED, expect=SENDING)
         return True
@@ -276,12 +277,12 @@ class SendRun:
             return None
         return built
 
-    async def _mark(self, delivery_id: int, ledger: LedgerWriter) -> bool:
+    async def _mark(self, delivery_id: int, ledger: LedgerWriter, ahead: bool = False) -> bool:
         """The row's ``sending`` mark, committed when this returns True; the transport awaits it
         before DATA. It is also the last check that the reader has not unsubscribed."""
         if self.report.paused:  # never marked: it stays queued
             return False
-        if not await ledger.begin(delivery_id):
+        if not await ledger.begin(delivery_id, ahead=ahead):
             self._not_moved(delivery_id)
             return False
         if self.report.paused:  # marked, never handed over: back to the queue
