@@ -149,6 +149,23 @@ def test_a_4xx_is_retried_with_backoff_and_sent_once(store: Store, settings: Set
     assert row.status is DeliveryStatus.SENT and row.attempts == 2
 
 
+def test_a_row_deferred_in_the_first_batch_is_sent_after_the_later_batches(
+    store: Store, settings: Settings
+) -> None:
+    """Claims go on past the last batch; a row deferred before it is claimed again once due."""
+    edition = make_edition(store)
+    readers = add(store, 7)
+    script = Script(data={readers[0].email: ["451 4.3.0 Try later"]})
+    with ScriptedServer(script) as server:
+        report = send_edition(
+            store, edition, smtp_settings(settings, server.port), retry_delay=0.01, batch_size=2
+        )
+    assert report.sent == 7 and report.ok
+    assert server.handler.counts == {r.email: 1 for r in readers}
+    row = next(d for d in store.deliveries(edition.id) if d.subscriber_id == readers[0].id)
+    assert row.status is DeliveryStatus.SENT and "451" in row.last_error  # it was deferred
+
+
 def test_a_4xx_that_never_clears_fails_after_the_maximum_attempts(
     store: Store, settings: Settings
 ) -> None:

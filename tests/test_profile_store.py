@@ -83,3 +83,21 @@ def test_a_claimed_batch_carries_each_reader_as_stored(any_store):
     assert got == {s.id: any_store.get_subscriber(s.id) for s in added}
     assert got[added[3].id].keywords == ('say "hi"', "naïve\\path")
     assert got[added[1].id].dislikes == ("hep-th/9901001",)
+
+
+def test_a_claim_after_a_row_takes_only_the_open_rows_past_it(any_store):
+    """The send loop claims past its last batch, so the scan skips the rows sent already."""
+    from digest.models import DeliveryStatus, Edition, Frequency
+
+    edition = any_store.save_edition(Edition("daily-2026-11-26", Frequency.DAILY,
+                                             dt.date(2026, 11, 26), ()))  # fmt: skip
+    added = [any_store.add_subscriber(Subscriber(f"r{i}@example.org",
+                                                 status=SubscriberStatus.ACTIVE))
+             for i in range(6)]  # fmt: skip
+    any_store.queue_deliveries(edition.id, [s.id for s in added])
+    ids = sorted(d.id for d in any_store.deliveries(edition.id))
+    any_store.mark_delivery(ids[4], DeliveryStatus.SENT)
+    later = any_store.claim_deliveries(edition.id, "me", 10, after=ids[1])
+    assert [c.delivery_id for c in later] == [ids[2], ids[3], ids[5]]
+    everything = any_store.claim_deliveries(edition.id, "me", 10)  # rows below come too
+    assert [c.delivery_id for c in everything] == [ids[0], ids[1], ids[2], ids[3], ids[5]]

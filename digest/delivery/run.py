@@ -39,13 +39,7 @@ from digest.delivery.transports import (
 from digest.delivery.transports.base import Mark
 from digest.errors import DigestError
 from digest.logs import event
-from digest.models import (
-    DeliveryStatus,
-    Edition,
-    EditionStatus,
-    Message,
-    SubscriberStatus,
-)
+from digest.models import DeliveryStatus, Edition, EditionStatus, Message, SubscriberStatus
 from digest.store import Store, utcnow
 from digest.store.deliveries import Claim
 
@@ -124,16 +118,19 @@ class SendRun:
         work: asyncio.Queue[Claim | None] = asyncio.Queue()
         ledger = LedgerWriter(self.store.send_ledger())
         senders = [asyncio.create_task(self._sender(work, ledger)) for _ in range(self.concurrency)]
+        after = None  # the last batch's last row: the next claim starts past it
         try:
             while not self.report.paused:
                 claims = self.store.claim_deliveries(
-                    self.edition_id, self.holder, batch_size,
+                    self.edition_id, self.holder, batch_size, after=after,
                     ignore_claims=not self.options.worker, claim_ttl_seconds=CLAIM_TTL,
                 )  # fmt: skip
-                if not claims:
-                    if not await self._wait_for_due_rows():
+                if not claims:  # past the last row; then rows below it (deferred, now due)
+                    if after is None and not await self._wait_for_due_rows():
                         break
+                    after = None
                     continue
+                after = claims[-1].delivery_id  # claims come in id order
                 # Every claimed reader's likes scored at once, before their emails are built.
                 self.contents.prepare([claim.subscriber for claim in claims])
                 # followups: record what this batch is shown; its "Since you last saw it".
