@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from digest.models import Subscriber, SubscriberStatus
+from digest.models import DeliveryStatus, Edition, Frequency, Subscriber, SubscriberStatus
 
 
 def test_profile_round_trips_through_add_update_and_delivery_claims(any_store):
@@ -60,12 +60,16 @@ def test_ratings_are_idempotent_reversible_and_erased_with_the_subscriber(any_st
         assert left.scalar() == 0
 
 
+def _saved_edition(store) -> Edition:
+    """An empty stored edition, for ledger rows to belong to."""
+    return store.save_edition(
+        Edition("daily-2026-11-26", Frequency.DAILY, dt.date(2026, 11, 26), ())
+    )
+
+
 def test_a_claimed_batch_carries_each_reader_as_stored(any_store):
     """The send loop reads its readers through claims (list columns decoded once per batch)."""
-    from digest.models import Edition, Frequency
-
-    edition = any_store.save_edition(Edition("daily-2026-11-26", Frequency.DAILY,
-                                             dt.date(2026, 11, 26), ()))  # fmt: skip
+    edition = _saved_edition(any_store)
     shared = ("Language models", "Computer vision")
     readers = [
         Subscriber(f"r{i}@example.org", status=SubscriberStatus.ACTIVE, topics=shared,
@@ -87,10 +91,7 @@ def test_a_claimed_batch_carries_each_reader_as_stored(any_store):
 
 def test_a_claim_after_a_row_takes_only_the_open_rows_past_it(any_store):
     """The send loop claims past its last batch, so the scan skips the rows sent already."""
-    from digest.models import DeliveryStatus, Edition, Frequency
-
-    edition = any_store.save_edition(Edition("daily-2026-11-26", Frequency.DAILY,
-                                             dt.date(2026, 11, 26), ()))  # fmt: skip
+    edition = _saved_edition(any_store)
     added = [any_store.add_subscriber(Subscriber(f"r{i}@example.org",
                                                  status=SubscriberStatus.ACTIVE))
              for i in range(6)]  # fmt: skip
