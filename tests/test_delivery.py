@@ -166,6 +166,35 @@ def test_a_row_deferred_in_the_first_batch_is_sent_after_the_later_batches(
     assert row.status is DeliveryStatus.SENT and "451" in row.last_error  # it was deferred
 
 
+def test_the_next_batch_is_claimed_while_the_batch_before_is_on_the_wire(
+    any_store: Store, settings: Settings
+) -> None:
+    """The connections do not stand idle between batches: while the last message of the
+    first batch waits for its reply, the second batch is already claimed (on PostgreSQL
+    through awaited round trips); every reader still gets exactly one message."""
+    import sqlalchemy as sa
+
+    from digest.store import schema
+
+    store, t = any_store, schema.deliveries
+    edition = make_edition(store)
+    readers = add(store, 6)
+    claimed_then: list[set[int]] = []
+
+    def watch(recipients: list[str]) -> None:
+        if recipients == [readers[1].email]:  # the first batch's last message, not answered yet
+            time.sleep(0.3)
+            with store.transaction() as conn:
+                query = sa.select(t.c.subscriber_id).where(t.c.claimed_by.is_not(None))
+                claimed_then.append(set(conn.scalars(query)))
+
+    with ScriptedServer(Script(watch=watch)) as server:
+        report = send_edition(store, edition, smtp_settings(settings, server.port), batch_size=2)
+    assert report.sent == 6 and report.ok
+    assert server.handler.counts == {r.email: 1 for r in readers}
+    assert {readers[2].id, readers[3].id} <= claimed_then[0]  # the second batch, claimed
+
+
 def test_a_4xx_that_never_clears_fails_after_the_maximum_attempts(
     store: Store, settings: Settings
 ) -> None:

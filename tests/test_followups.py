@@ -249,3 +249,48 @@ def test_a_resent_email_tells_the_same_and_the_next_edition_nothing_again(
     assert {sid: len(ids) for sid, ids in later.items()} == {readers[0].id: 2, readers[1].id: 2}
     assert not set(later[readers[0].id]) & set(first_send[readers[0].id])  # never repeated
     assert send(edition(3, [_paper("2411.00102")])) == {}  # all 7 told; the 8th never surged
+
+
+def test_a_batch_keeps_its_followups_while_the_next_batch_is_prepared(
+    any_store: Store, settings
+) -> None:
+    """The send loop prepares a batch while the one before it is still being built: that
+    one's "Since you last saw it" must survive, on both databases (awaited on PostgreSQL)."""
+    import asyncio
+
+    from digest.delivery.contents import Contents
+    from digest.delivery.shown import ShownBatches
+    from digest.models import Edition, Frequency, Subscriber, Theme
+
+    store = any_store
+    old = [_paper(f"2411.{i:05d}") for i in range(3)]
+    store.upsert_papers([*old, _paper("2411.00100")])
+    for i in range(3):
+        store.add_subscriber(Subscriber(f"r{i}@example.org"))
+    readers = list(store.iter_active_subscribers(Frequency.DAILY))
+
+    def edition(n: int, papers: list[Paper]) -> Edition:
+        day = datetime(2026, 11, 20 + n, tzinfo=UTC).date()
+        saved = store.save_edition(
+            Edition(f"daily-{day}", Frequency.DAILY, day, (Theme("T", tuple(papers)),))
+        )
+        return store.get_edition(saved.id)
+
+    ShownBatches(store, Contents(edition(0, old), settings)).prepare(readers)
+    store.upsert_papers([_paper(p.arxiv_id, github_url=f"https://github.com/a/{i}")
+                         for i, p in enumerate(old)])  # fmt: skip
+    contents = Contents(edition(1, [_paper("2411.00100")]), settings)
+    shown = ShownBatches(store, contents)
+
+    async def batches() -> None:
+        for reader in readers:  # three batches of one
+            await shown.prepare_async([reader])
+            await store.aclose()
+
+    asyncio.run(batches())
+    # The last two batches' readers get their follow-ups; the first batch's are let go.
+    assert set(contents.followups) == {readers[1].id, readers[2].id}
+    assert all(len(told) == 3 for told in contents.followups.values())
+    for reader in readers:  # each batch's emails were recorded
+        assert store.shown_emails([reader.id], datetime(2026, 11, 21, tzinfo=UTC))[reader.id]
+    assert "Since you last saw it" in contents.message(readers[2]).text

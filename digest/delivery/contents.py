@@ -85,7 +85,8 @@ class Contents:
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         # Selections by key: the follow-ups step and the email both ask for the same one.
         self._selections: OrderedDict[Hashable, Selection] = OrderedDict()
-        self._prepared: dict[Hashable, Selection] = {}  # the last prepared batch's, by key
+        self._prepared: dict[Hashable, Selection] = {}  # the last two prepared batches', by key
+        self._batch: dict[Hashable, Selection] = {}  # the last prepared batch's
         self._size = size
         self.renders = 0
         self._index: EditionIndex | None = None
@@ -116,10 +117,12 @@ class Contents:
         """Choose a batch of subscribers' papers at once (one matrix product, one top-k)."""
         from digest.themes.batches import select_batch  # NumPy: only once an edition is sent
 
-        self._prepared = select_batch(
+        chosen = select_batch(
             self.edition, subscribers, index=self.index, scorer=self.scorer,
             default_max=self.settings.max_papers,
         )  # fmt: skip
+        # The batch before stays too: the send loop prepares a batch while that one is built.
+        self._prepared, self._batch = {**self._batch, **chosen}, chosen
 
     def _rolled(self, subscriber: Subscriber) -> list[Edition]:
         """Editions whose papers this subscriber's email gathers too (empty_days = "roll")."""

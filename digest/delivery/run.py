@@ -37,6 +37,7 @@ from digest.delivery.transports import (
     Withdrawn,
 )
 from digest.delivery.transports.base import Mark
+from digest.delivery.work import WorkQueue, finished, taken
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import DeliveryStatus, Edition, EditionStatus, Message, SubscriberStatus
@@ -114,41 +115,54 @@ class SendRun:
         return self.report
 
     async def _send_all(self, batch_size: int) -> None:
-        """Claim batches and hand them to the senders until no row is open or the run pauses."""
-        work: asyncio.Queue[Claim | None] = asyncio.Queue()
+        """Claim batches and hand them to the senders until no row is open or the run pauses.
+
+        The next batch is claimed past the last row of the one on the wire, and prepared,
+        while that one is sent (on PostgreSQL its round trips are awaited), so the connections
+        no longer wait between batches. It goes to the senders once they took every row
+        before it: at most two batches are claimed at a time, no row is in flight twice.
+        """
+        work = WorkQueue()
         ledger = LedgerWriter(self.store.send_ledger())
         senders = [asyncio.create_task(self._sender(work, ledger)) for _ in range(self.concurrency)]
         after = None  # the last batch's last row: the next claim starts past it
         try:
+            claims = await self._claimed(batch_size, None)
             while not self.report.paused:
-                claims = self.store.claim_deliveries(
-                    self.edition_id, self.holder, batch_size, after=after,
-                    ignore_claims=not self.options.worker, claim_ttl_seconds=CLAIM_TTL,
-                )  # fmt: skip
                 if not claims:  # past the last row; then rows below it (deferred, now due)
+                    await finished(work, senders)
                     if after is None and not await self._wait_for_due_rows():
                         break
-                    after = None
+                    after, claims = None, await self._claimed(batch_size, None)
                     continue
                 after = claims[-1].delivery_id  # claims come in id order
-                # Every claimed reader's likes scored at once, before their emails are built.
-                self.contents.prepare([claim.subscriber for claim in claims])
-                # followups: record what this batch is shown; its "Since you last saw it".
-                self.shown.prepare([c.subscriber for c in claims])
                 for claim in claims:
                     work.put_nowait(claim)
-                # The whole batch is finished before the next claim, so no row is in flight twice.
-                await _finished(work, senders)
+                claims = await self._claimed(batch_size, after)
+                await taken(work, senders)
+            await finished(work, senders)
         finally:
             for task in senders:
                 if not task.done():
                     work.put_nowait(None)
             results = await asyncio.gather(*senders, return_exceptions=True)
             await ledger.aclose()
+            await self.store.aclose()
             self.store.release_claims(self.edition_id, self.holder)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    async def _claimed(self, batch_size: int, after: int | None) -> list[Claim]:
+        """The next batch of rows, claimed, with their selections and follow-ups chosen."""
+        claims = await self.store.claim_deliveries_async(
+            self.edition_id, self.holder, batch_size, after=after,
+            ignore_claims=not self.options.worker, claim_ttl_seconds=CLAIM_TTL,
+        )  # fmt: skip
+        if claims:  # every reader's likes scored at once; what they are shown recorded
+            self.contents.prepare([claim.subscriber for claim in claims])
+            await self.shown.prepare_async([claim.subscriber for claim in claims])
+        return claims
 
     async def _wait_for_due_rows(self) -> bool:
         """Wait for deferred rows not yet due, or rows other workers hold; False when none are left."""
@@ -384,14 +398,3 @@ class SendRun:
               failed=report.failed, unknown=report.unknown, deferred=report.deferred,
               paused=bool(report.paused))  # fmt: skip
         self.progress.finish(report)
-
-
-async def _finished(work: asyncio.Queue, senders: list[asyncio.Task]) -> None:
-    """Wait until every queued item is done; re-raise at once if a sender died of an error."""
-    joined = asyncio.create_task(work.join())
-    done, _ = await asyncio.wait([joined, *senders], return_when=asyncio.FIRST_COMPLETED)
-    if joined not in done:
-        joined.cancel()
-        for task in done:
-            task.result()
-        raise RuntimeError("a sender stopped early")

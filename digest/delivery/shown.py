@@ -27,6 +27,7 @@ class ShownBatches:
         self.now = now or utcnow()
         self.since = self.now - FOLLOWUP_WINDOW
         self._news: list[Followup] | None = None
+        self._before: dict[int, tuple[Followup, ...]] = {}  # the last batch's follow-ups
 
     def news(self) -> list[Followup]:
         """Every paper of the window's editions with news since, strongest first; read once."""
@@ -48,6 +49,41 @@ class ShownBatches:
             return {}
         news = self.news()
         mine = self.store.shown_emails([s.id for s in subscribers if s.id], self.since)
+        record, chosen = self._choose(subscribers, mine, news)
+        self.store.record_emails(edition.id, record, self.now, forget_before=self.since)
+        return self._chosen(chosen)
+
+    async def prepare_async(
+        self, subscribers: Sequence[Subscriber]
+    ) -> dict[int, tuple[Followup, ...]]:
+        """``prepare`` from the send loop: on PostgreSQL the reads and writes are awaited, so
+        the messages on the wire go on meanwhile."""
+        edition = self.contents.edition
+        if edition.id is None:
+            return {}
+        news = self.news()
+        ids = [s.id for s in subscribers if s.id]
+        mine = await self.store.shown_emails_async(ids, self.since)
+        record, chosen = self._choose(subscribers, mine, news)
+        await self.store.record_emails_async(edition.id, record, self.now,
+                                             forget_before=self.since)  # fmt: skip
+        return self._chosen(chosen)
+
+    def _chosen(self, chosen: dict[int, tuple[Followup, ...]]) -> dict[int, tuple[Followup, ...]]:
+        """Give ``contents`` this batch's follow-ups, and still the batch's before: the send
+        loop prepares a batch while the one before it is still being built."""
+        self.contents.followups = {**self._before, **chosen}
+        self._before = chosen
+        return chosen
+
+    def _choose(
+        self,
+        subscribers: Sequence[Subscriber],
+        mine: dict[int, list[ShownEmail]],
+        news: list[Followup],
+    ) -> tuple[dict[int, tuple[list[str], list[str]]], dict[int, tuple[Followup, ...]]]:
+        """What to record of each email (subscriber id -> shown, told) and their follow-ups."""
+        edition = self.contents.edition
         own = {p.arxiv_id for p in edition.papers}  # the email shows these anyway
         record: dict[int, tuple[list[str], list[str]]] = {}
         chosen: dict[int, tuple[Followup, ...]] = {}
@@ -69,9 +105,7 @@ class ShownBatches:
             if resent is None:
                 shown = [p.paper.arxiv_id for t in selection.themes for p in t.papers]
                 record[sub.id] = (shown, [f.paper.arxiv_id for f in told])
-        self.store.record_emails(edition.id, record, self.now, forget_before=self.since)
-        self.contents.followups = chosen
-        return chosen
+        return record, chosen
 
 
 def _followups(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ from digest.store import schema
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = [
     "SCHEMA_HEAD",
@@ -153,6 +154,7 @@ class StoreBase:
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"DIGEST_DATABASE_URL: cannot use {_redact(url)!r}: {exc}") from None
         self.url = url
+        self._async_engine: AsyncEngine | None = None  # in_transaction's, on PostgreSQL
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
@@ -186,13 +188,42 @@ class StoreBase:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except sa.exc.IntegrityError as exc:
-            # Callers outside the store see the store's error, never SQLAlchemy's.
-            raise AlreadyExists(f"already stored: {exc.orig}") from exc
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
         except sa.exc.DatabaseError as exc:
-            raise self._database_error(exc) from None
+            self._raise_store_error(exc)
+
+    async def in_transaction(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` inside one transaction, as ``transaction`` runs it, from a coroutine.
+
+        On PostgreSQL the same code runs through SQLAlchemy's asyncio engine: each round trip
+        is awaited, so the event loop serves its other tasks (the send's connections) while
+        the server works. SQLite has no round trip to wait for: ``work`` runs at once.
+        """
+        if self.dialect != "postgresql":
+            with self.transaction() as conn:
+                return work(conn)
+        if self._async_engine is None:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            self._async_engine = create_async_engine(self.engine.url)
+        try:
+            async with self._async_engine.begin() as conn:
+                return await conn.run_sync(work)
+        except sa.exc.DatabaseError as exc:
+            self._raise_store_error(exc)
+
+    async def aclose(self) -> None:
+        """Close the connections ``in_transaction`` opened (on the loop that opened them)."""
+        if self._async_engine is not None:
+            engine, self._async_engine = self._async_engine, None
+            await engine.dispose()
+
+    def _raise_store_error(self, exc: sa.exc.DatabaseError) -> NoReturn:
+        """Raise the store's error for SQLAlchemy's: callers outside the store never see it."""
+        if isinstance(exc, sa.exc.IntegrityError):
+            raise AlreadyExists(f"already stored: {exc.orig}") from exc
+        if isinstance(exc, sa.exc.OperationalError):
+            raise StoreError(f"database error: {exc.orig}") from exc
+        raise self._database_error(exc) from None
 
     @property
     def display_url(self) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from digest.models import (
     Delivery,
@@ -203,6 +206,30 @@ class DeliveryStore(StoreBase):
         walked over every row sent before (one claim of 1,000 took 38 ms with 50,000 sent, on
         PostgreSQL): a run claims after its last batch until nothing is left there.
         """
+        with self.transaction() as conn:
+            return self._claim(conn, edition_id, worker, limit, claim_ttl_seconds=claim_ttl_seconds,
+                               ignore_claims=ignore_claims, after=after)  # fmt: skip
+
+    async def claim_deliveries_async(
+        self, edition_id: int, worker: str, limit: int, **options: Any
+    ) -> list[Claim]:
+        """``claim_deliveries`` from a coroutine: on PostgreSQL its round trips are awaited,
+        so a send's connections go on meanwhile (``StoreBase.in_transaction``)."""
+        claim = functools.partial(self._claim, edition_id=edition_id, worker=worker, limit=limit,
+                                  **options)  # fmt: skip
+        return await self.in_transaction(claim)
+
+    def _claim(
+        self,
+        conn: Connection,
+        edition_id: int,
+        worker: str,
+        limit: int,
+        *,
+        claim_ttl_seconds: float = 600,
+        ignore_claims: bool = False,
+        after: int | None = None,
+    ) -> list[Claim]:
         t = schema.deliveries
         now = utcnow()
         due = sa.or_(
@@ -230,15 +257,14 @@ class DeliveryStore(StoreBase):
             .returning(t.c.id, t.c.subscriber_id, t.c.attempts)
         )
         s = schema.subscribers
-        with self.transaction() as conn:
-            # (id, subscriber_id, attempts) as plain tuples: sorting rows compared them in Python.
-            rows = sorted(map(tuple, conn.execute(query)))
-            if not rows:
-                return []
-            readers = []
-            for ids in among(s.c.id, [r[1] for r in rows], self.dialect):
-                readers += conn.execute(READERS.where(ids)).mappings().all()
-            subs = {sub.id: sub for sub in with_ratings(conn, readers)}
+        # (id, subscriber_id, attempts) as plain tuples: sorting rows compared them in Python.
+        rows = sorted(map(tuple, conn.execute(query)))
+        if not rows:
+            return []
+        readers = []
+        for ids in among(s.c.id, [r[1] for r in rows], self.dialect):
+            readers += conn.execute(READERS.where(ids)).mappings().all()
+        subs = {sub.id: sub for sub in with_ratings(conn, readers)}
         return [Claim(did, subs[sid], attempts) for did, sid, attempts in rows if sid in subs]
 
     def begin_sending(self, delivery_id: int, subscriber_id: int) -> bool:

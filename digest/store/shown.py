@@ -9,6 +9,7 @@ edition that first showed it to that reader.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,20 @@ class ShownStore(StoreBase):
         self, subscriber_ids: Iterable[int], since: datetime
     ) -> dict[int, list[ShownEmail]]:
         """The emails these subscribers got since ``since``, oldest first, by subscriber id."""
+        with self.transaction() as conn:
+            return self._shown_emails(conn, subscriber_ids, since)
+
+    async def shown_emails_async(
+        self, subscriber_ids: Iterable[int], since: datetime
+    ) -> dict[int, list[ShownEmail]]:
+        """``shown_emails`` from a coroutine (``StoreBase.in_transaction``)."""
+        return await self.in_transaction(
+            functools.partial(self._shown_emails, subscriber_ids=subscriber_ids, since=since)
+        )
+
+    def _shown_emails(
+        self, conn: Connection, subscriber_ids: Iterable[int], since: datetime
+    ) -> dict[int, list[ShownEmail]]:
         t = schema.shown_emails
         found: dict[int, list[ShownEmail]] = {}
         # Readers with the same topics got the same list: read as text, each list is decoded
@@ -151,20 +166,19 @@ class ShownStore(StoreBase):
         decoded: dict[str, frozenset[str]] = {}
         columns = (t.c.subscriber_id, t.c.edition_id, t.c.shown_at,
                    sa.cast(t.c.papers, sa.Text), sa.cast(t.c.told, sa.Text))  # fmt: skip
-        with self.transaction() as conn:
-            for ids in among(t.c.subscriber_id, subscriber_ids, self.dialect):
-                query = (
-                    sa.select(*columns)
-                    .where(ids, t.c.shown_at >= since)
-                    .order_by(t.c.subscriber_id, t.c.shown_at, t.c.edition_id)
+        for ids in among(t.c.subscriber_id, subscriber_ids, self.dialect):
+            query = (
+                sa.select(*columns)
+                .where(ids, t.c.shown_at >= since)
+                .order_by(t.c.subscriber_id, t.c.shown_at, t.c.edition_id)
+            )
+            for sid, edition_id, shown_at, papers, told in conn.execute(query):
+                for text in (papers, told):
+                    if text not in decoded:
+                        decoded[text] = frozenset(json.loads(text))
+                found.setdefault(sid, []).append(
+                    ShownEmail(edition_id, shown_at, decoded[papers], decoded[told])
                 )
-                for sid, edition_id, shown_at, papers, told in conn.execute(query):
-                    for text in (papers, told):
-                        if text not in decoded:
-                            decoded[text] = frozenset(json.loads(text))
-                    found.setdefault(sid, []).append(
-                        ShownEmail(edition_id, shown_at, decoded[papers], decoded[told])
-                    )
         return found
 
     def record_emails(
@@ -180,22 +194,45 @@ class ShownStore(StoreBase):
         One executemany for the batch; an email recorded before (a resend) stays as it was.
         Emails older than ``forget_before`` are deleted on the way.
         """
-        now = now or utcnow()
-        t = schema.shown_emails
         with self.transaction() as conn:
-            if forget_before is not None:
-                conn.execute(sa.delete(t).where(t.c.shown_at < forget_before))
-            if not emails:
-                return
-            if self.dialect == "postgresql":
-                _insert_emails_json(conn, edition_id, emails, now)
-                return
-            rows = [
-                {"subscriber_id": sid, "edition_id": edition_id, "shown_at": now,
-                 "papers": list(papers), "told": list(told)}
-                for sid, (papers, told) in emails.items()
-            ]  # fmt: skip
-            conn.execute(self._insert_unless_there(t, ["subscriber_id", "edition_id"]), rows)
+            self._record_emails(conn, edition_id, emails, now or utcnow(), forget_before)
+
+    async def record_emails_async(
+        self,
+        edition_id: int,
+        emails: Mapping[int, tuple[Sequence[str], Sequence[str]]],
+        now: datetime,
+        *,
+        forget_before: datetime | None = None,
+    ) -> None:
+        """``record_emails`` from a coroutine (``StoreBase.in_transaction``)."""
+        await self.in_transaction(
+            functools.partial(self._record_emails, edition_id=edition_id, emails=emails,
+                              now=now, forget_before=forget_before)
+        )  # fmt: skip
+
+    def _record_emails(
+        self,
+        conn: Connection,
+        edition_id: int,
+        emails: Mapping[int, tuple[Sequence[str], Sequence[str]]],
+        now: datetime,
+        forget_before: datetime | None,
+    ) -> None:
+        t = schema.shown_emails
+        if forget_before is not None:
+            conn.execute(sa.delete(t).where(t.c.shown_at < forget_before))
+        if not emails:
+            return
+        if self.dialect == "postgresql":
+            _insert_emails_json(conn, edition_id, emails, now)
+            return
+        rows = [
+            {"subscriber_id": sid, "edition_id": edition_id, "shown_at": now,
+             "papers": list(papers), "told": list(told)}
+            for sid, (papers, told) in emails.items()
+        ]  # fmt: skip
+        conn.execute(self._insert_unless_there(t, ["subscriber_id", "edition_id"]), rows)
 
     def watched_papers(self, since: datetime) -> dict[str, date | None]:
         """Papers of the editions sent since ``since``: what collect refreshes for follow-ups.
