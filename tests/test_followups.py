@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from conftest import FIXTURES, TEST_SECRET
 
 from digest.cli import cli
-from digest.models import Paper
+from digest.models import Edition, Frequency, Paper, Theme
 from digest.store import Store, schema
 from digest.store.shown import Seen
 from digest.themes.followups import MAX_FOLLOWUPS, choose_followups, news_of, surged
@@ -115,6 +116,15 @@ def _seen(arxiv_id: str = "2411.00001", **values) -> Seen:
     return Seen(arxiv_id=arxiv_id, **{**base, **values})
 
 
+def _edition(store: Store, n: int, papers: list[Paper]) -> Edition:
+    """A saved daily edition of ``papers`` in one theme, ``n`` days after 2026-11-20."""
+    day = datetime(2026, 11, 20 + n, tzinfo=UTC).date()
+    saved = store.save_edition(
+        Edition(f"daily-{day}", Frequency.DAILY, day, (Theme("T", tuple(papers)),))
+    )
+    return store.get_edition(saved.id)
+
+
 def _paper(arxiv_id: str = "2411.00001", **values) -> Paper:
     return Paper(**{"arxiv_id": arxiv_id, "title": f"Paper {arxiv_id}", "upvotes": 10,
                     "version": 1, **values})  # fmt: skip
@@ -161,7 +171,7 @@ def test_at_most_five_strongest_first_and_never_a_paper_the_email_shows_anyway()
 def test_the_store_keeps_first_snapshots_and_emails_and_forgets_with_the_reader(
     any_store: Store,
 ) -> None:
-    from digest.models import Edition, Frequency, Subscriber, Theme
+    from digest.models import Subscriber
 
     store = any_store
     one, two = _paper("2411.00001"), _paper("2411.00002")
@@ -215,7 +225,7 @@ def test_a_resent_email_tells_the_same_and_the_next_edition_nothing_again(
 ) -> None:
     from digest.delivery.contents import Contents
     from digest.delivery.shown import ShownBatches
-    from digest.models import Edition, Frequency, Subscriber, Theme
+    from digest.models import Subscriber
 
     store = any_store
     old = [_paper(f"2411.{i:05d}") for i in range(8)]
@@ -224,12 +234,7 @@ def test_a_resent_email_tells_the_same_and_the_next_edition_nothing_again(
     store.update_preferences(readers[2].id, followups=False)
     readers = list(store.iter_active_subscribers(Frequency.DAILY))
 
-    def edition(n: int, papers: list[Paper]) -> Edition:
-        day = datetime(2026, 11, 20 + n, tzinfo=UTC).date()
-        saved = store.save_edition(
-            Edition(f"daily-{day}", Frequency.DAILY, day, (Theme("T", tuple(papers)),))
-        )
-        return store.get_edition(saved.id)
+    edition = functools.partial(_edition, store)
 
     def send(ed: Edition) -> dict[int, list[str]]:
         told = ShownBatches(store, Contents(ed, settings)).prepare(readers)
@@ -260,7 +265,7 @@ def test_a_batch_keeps_its_followups_while_the_next_batch_is_prepared(
 
     from digest.delivery.contents import Contents
     from digest.delivery.shown import ShownBatches
-    from digest.models import Edition, Frequency, Subscriber, Theme
+    from digest.models import Subscriber
 
     store = any_store
     old = [_paper(f"2411.{i:05d}") for i in range(3)]
@@ -269,12 +274,7 @@ def test_a_batch_keeps_its_followups_while_the_next_batch_is_prepared(
         store.add_subscriber(Subscriber(f"r{i}@example.org"))
     readers = list(store.iter_active_subscribers(Frequency.DAILY))
 
-    def edition(n: int, papers: list[Paper]) -> Edition:
-        day = datetime(2026, 11, 20 + n, tzinfo=UTC).date()
-        saved = store.save_edition(
-            Edition(f"daily-{day}", Frequency.DAILY, day, (Theme("T", tuple(papers)),))
-        )
-        return store.get_edition(saved.id)
+    edition = functools.partial(_edition, store)
 
     ShownBatches(store, Contents(edition(0, old), settings)).prepare(readers)
     store.upsert_papers([_paper(p.arxiv_id, github_url=f"https://github.com/a/{i}")
