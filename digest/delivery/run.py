@@ -117,13 +117,11 @@ class SendRun:
     async def _send_all(self, batch_size: int) -> None:
         """Claim batches and hand them to the senders until no row is open or the run pauses.
 
-        The next batch is claimed past the last row of the one on the wire, and prepared,
-        while that one is sent (on PostgreSQL its round trips are awaited), so the connections
-        no longer wait between batches. It goes to the senders once they took every row
-        before it: at most two batches are claimed at a time, no row is in flight twice.
+        The next batch is claimed past the last row of the one on the wire, and prepared, while
+        that one is sent (its round trips awaited on PostgreSQL); it goes to the senders once they
+        took every row before it: at most two batches claimed, no row in flight twice.
         """
-        work = WorkQueue()
-        ledger = LedgerWriter(self.store.send_ledger())
+        work, ledger = WorkQueue(), LedgerWriter(self.store.send_ledger())
         senders = [asyncio.create_task(self._sender(work, ledger)) for _ in range(self.concurrency)]
         after = None  # the last batch's last row: the next claim starts past it
         try:
@@ -146,8 +144,10 @@ class SendRun:
                 if not task.done():
                     work.put_nowait(None)
             results = await asyncio.gather(*senders, return_exceptions=True)
-            await ledger.aclose()
-            await self.store.aclose()
+            try:
+                await ledger.aclose()
+            finally:  # the batch queries' connections, also after the ledger's error
+                await self.store.aclose()
             self.store.release_claims(self.edition_id, self.holder)
         for result in results:
             if isinstance(result, BaseException):
@@ -155,13 +155,12 @@ class SendRun:
 
     async def _claimed(self, batch_size: int, after: int | None) -> list[Claim]:
         """The next batch of rows, claimed, with their selections and follow-ups chosen."""
-        claims = await self.store.claim_deliveries_async(
-            self.edition_id, self.holder, batch_size, after=after,
-            ignore_claims=not self.options.worker, claim_ttl_seconds=CLAIM_TTL,
-        )  # fmt: skip
-        if claims:  # every reader's likes scored at once; what they are shown recorded
-            self.contents.prepare([claim.subscriber for claim in claims])
-            await self.shown.prepare_async([claim.subscriber for claim in claims])
+        claims = await self.store.claim_deliveries_async(self.edition_id, self.holder, batch_size,
+            after=after, ignore_claims=not self.options.worker, claim_ttl_seconds=CLAIM_TTL)  # fmt: skip
+        readers = [claim.subscriber for claim in claims]
+        if readers:  # every reader's likes scored at once; what they are shown recorded
+            self.contents.prepare(readers)
+            await self.shown.prepare_async(readers)
         return claims
 
     async def _wait_for_due_rows(self) -> bool:
