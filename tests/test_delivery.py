@@ -195,6 +195,45 @@ def test_the_next_batch_is_claimed_while_the_batch_before_is_on_the_wire(
     assert {readers[2].id, readers[3].id} <= claimed_then[0]  # the second batch, claimed
 
 
+def test_a_batch_is_claimed_in_pieces_and_the_loop_serves_the_connections_between_them(
+    any_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claiming a batch of 1,000 readers at once held the event loop for tens of milliseconds
+    on SQLite, with the connections idle: now it is claimed a piece at a time, and other
+    tasks (the connections) run between pieces. Every row is claimed once, in id order."""
+    import digest.delivery.work as work
+
+    monkeypatch.setattr(work, "PIECE", 2)
+    store = any_store
+    edition = make_edition(store)
+    readers = add(store, 7)
+    store.queue_deliveries(edition.id, [r.id for r in readers])
+    turns = 0
+
+    async def connection() -> None:  # stands for a sender taking the server's replies
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async def claim() -> tuple[list, int]:
+        other = asyncio.create_task(connection())
+        await asyncio.sleep(0)
+        before = turns
+        claims = await work.claimed(store, edition.id, "w1", 5, None)
+        during = turns - before
+        rest = await work.claimed(store, edition.id, "w1", 5, claims[-1].delivery_id)
+        other.cancel()
+        await store.aclose()
+        return claims + rest, during
+
+    claims, during = asyncio.run(claim())
+    assert during >= 3  # a turn after each of the three pieces of five rows
+    ids = [c.delivery_id for c in claims]
+    assert ids == sorted(ids) and len(set(ids)) == 7
+    assert {c.subscriber.id for c in claims} == {r.id for r in readers}
+
+
 def test_a_4xx_that_never_clears_fails_after_the_maximum_attempts(
     store: Store, settings: Settings
 ) -> None:

@@ -263,24 +263,8 @@ def test_a_batch_keeps_its_followups_while_the_next_batch_is_prepared(
     one's "Since you last saw it" must survive, on both databases (awaited on PostgreSQL)."""
     import asyncio
 
-    from digest.delivery.contents import Contents
-    from digest.delivery.shown import ShownBatches
-    from digest.models import Subscriber
-
     store = any_store
-    old = [_paper(f"2411.{i:05d}") for i in range(3)]
-    store.upsert_papers([*old, _paper("2411.00100")])
-    for i in range(3):
-        store.add_subscriber(Subscriber(f"r{i}@example.org"))
-    readers = list(store.iter_active_subscribers(Frequency.DAILY))
-
-    edition = functools.partial(_edition, store)
-
-    ShownBatches(store, Contents(edition(0, old), settings)).prepare(readers)
-    store.upsert_papers([_paper(p.arxiv_id, github_url=f"https://github.com/a/{i}")
-                         for i, p in enumerate(old)])  # fmt: skip
-    contents = Contents(edition(1, [_paper("2411.00100")]), settings)
-    shown = ShownBatches(store, contents)
+    readers, contents, shown = _second_send(store, settings, 3)
 
     async def batches() -> None:
         for reader in readers:  # three batches of one
@@ -294,3 +278,48 @@ def test_a_batch_keeps_its_followups_while_the_next_batch_is_prepared(
     for reader in readers:  # each batch's emails were recorded
         assert store.shown_emails([reader.id], datetime(2026, 11, 21, tzinfo=UTC))[reader.id]
     assert "Since you last saw it" in contents.message(readers[2]).text
+
+
+def test_a_batch_larger_than_a_piece_is_recorded_and_followed_up_whole(
+    any_store: Store, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send loop records a batch's emails a piece of readers at a time (the connections
+    go on between pieces): every reader of the batch is recorded and gets their follow-ups."""
+    import asyncio
+
+    import digest.delivery.shown
+
+    monkeypatch.setattr(digest.delivery.shown, "PIECE", 2)
+    store = any_store
+    readers, contents, shown = _second_send(store, settings, 5)
+
+    async def batch() -> None:
+        await shown.prepare_async(readers)  # three pieces
+        await store.aclose()
+
+    asyncio.run(batch())
+    assert set(contents.followups) == {r.id for r in readers}
+    assert all(len(told) == 3 for told in contents.followups.values())
+    recorded = store.shown_emails([r.id for r in readers], datetime(2026, 11, 21, tzinfo=UTC))
+    assert sorted(recorded) == sorted(r.id for r in readers)
+    assert all(emails[-1].edition_id == contents.edition.id for emails in recorded.values())
+
+
+def _second_send(store: Store, settings, n: int):
+    """``n`` readers whose first email held three papers that have since gained code, and the
+    next edition's contents and shown batches: (readers, contents, shown)."""
+    from digest.delivery.contents import Contents
+    from digest.delivery.shown import ShownBatches
+    from digest.models import Subscriber
+
+    old = [_paper(f"2411.{i:05d}") for i in range(3)]
+    store.upsert_papers([*old, _paper("2411.00100")])
+    for i in range(n):
+        store.add_subscriber(Subscriber(f"r{i}@example.org"))
+    readers = list(store.iter_active_subscribers(Frequency.DAILY))
+    edition = functools.partial(_edition, store)
+    ShownBatches(store, Contents(edition(0, old), settings)).prepare(readers)
+    store.upsert_papers([_paper(p.arxiv_id, github_url=f"https://github.com/a/{i}")
+                         for i, p in enumerate(old)])  # fmt: skip
+    contents = Contents(edition(1, [_paper("2411.00100")]), settings)
+    return readers, contents, ShownBatches(store, contents)

@@ -37,7 +37,7 @@ from digest.delivery.transports import (
     Withdrawn,
 )
 from digest.delivery.transports.base import Mark
-from digest.delivery.work import WorkQueue, finished, taken
+from digest.delivery.work import WorkQueue, claimed, finished, taken
 from digest.errors import DigestError
 from digest.logs import event
 from digest.models import DeliveryStatus, Edition, EditionStatus, Message, SubscriberStatus
@@ -154,9 +154,9 @@ class SendRun:
                 raise result
 
     async def _claimed(self, batch_size: int, after: int | None) -> list[Claim]:
-        """The next batch of rows, claimed, with their selections and follow-ups chosen."""
-        claims = await self.store.claim_deliveries_async(self.edition_id, self.holder, batch_size,
-            after=after, ignore_claims=not self.options.worker, claim_ttl_seconds=CLAIM_TTL)  # fmt: skip
+        """The next batch of rows, claimed in pieces, with their selections and follow-ups chosen."""
+        claims = await claimed(self.store, self.edition_id, self.holder, batch_size, after,
+                               ignore_claims=not self.options.worker, claim_ttl_seconds=CLAIM_TTL)  # fmt: skip
         readers = [claim.subscriber for claim in claims]
         if readers:  # every reader's likes scored at once; what they are shown recorded
             self.contents.prepare(readers)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from digest.delivery.contents import Contents
+from digest.delivery.work import PIECE
 from digest.models import Subscriber, SubscriberStatus
 from digest.store import ShownEmail, Store, utcnow
 from digest.themes.followups import FOLLOWUP_WINDOW, Followup, order_followups, pick_followups
@@ -56,17 +57,20 @@ class ShownBatches:
     async def prepare_async(
         self, subscribers: Sequence[Subscriber]
     ) -> dict[int, tuple[Followup, ...]]:
-        """``prepare`` from the send loop: on PostgreSQL the reads and writes are awaited, so
-        the messages on the wire go on meanwhile."""
+        """``prepare`` from the send loop, PIECE subscribers per awaited read and write: the
+        messages on the wire go on meanwhile (``StoreBase.in_transaction``)."""
         edition = self.contents.edition
         if edition.id is None:
             return {}
-        news = self.news()
-        ids = [s.id for s in subscribers if s.id]
-        mine = await self.store.shown_emails_async(ids, self.since)
-        record, chosen = self._choose(subscribers, mine, news)
-        await self.store.record_emails_async(edition.id, record, self.now,
-                                             forget_before=self.since)  # fmt: skip
+        news, chosen = self.news(), {}
+        forget = self.since  # older emails are deleted once, with the first piece's record
+        for start in range(0, len(subscribers), PIECE):
+            piece = subscribers[start : start + PIECE]
+            mine = await self.store.shown_emails_async([s.id for s in piece if s.id], self.since)
+            record, told = self._choose(piece, mine, news)
+            await self.store.record_emails_async(edition.id, record, self.now, forget_before=forget)
+            chosen.update(told)
+            forget = None
         return self._chosen(chosen)
 
     def _chosen(self, chosen: dict[int, tuple[Followup, ...]]) -> dict[int, tuple[Followup, ...]]:

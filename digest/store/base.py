@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import time
@@ -196,11 +197,15 @@ class StoreBase:
 
         On PostgreSQL the same code runs through SQLAlchemy's asyncio engine: each round trip
         is awaited, so the event loop serves its other tasks (the send's connections) while
-        the server works. SQLite has no round trip to wait for: ``work`` runs at once.
+        the server works. SQLite has no round trip to wait for: ``work`` runs at once, and the
+        loop then gets its turn, so a caller that splits its work into pieces keeps the send's
+        connections going between them as on PostgreSQL.
         """
         if self.dialect != "postgresql":
             with self.transaction() as conn:
-                return work(conn)
+                done = work(conn)
+            await asyncio.sleep(0)
+            return done
         if self._async_engine is None:
             from sqlalchemy.ext.asyncio import create_async_engine
 
