@@ -2,8 +2,8 @@
 
 Per send run, once: the edition's papers are snapshotted as its emails show them, and the
 papers of the last 30 days' editions with news since their own snapshot are read (one query
-for every reader). Per batch: the batch's earlier emails are read and its new ones recorded,
-one statement each, however many papers the emails hold.
+for every reader). Per batch, a piece of readers at a time: their earlier emails are read and
+their new ones recorded, one statement each, however many papers the emails hold.
 """
 
 from __future__ import annotations
