@@ -17,6 +17,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from digest.delivery.run import AHEAD_HOLD
 from digest.models import DeliveryStatus
 from digest.store import Store, new_holder
 from tests.smtpserver import Script, ScriptedServer
@@ -65,6 +66,10 @@ def test_sigkill_mid_send_is_reported_unknown_at_once_and_blocks_until_resolved(
             [*DIGEST, "send", "--edition", edition.key], env=env, cwd=tmp_path,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
+        wait_for(store, edition.id, {"sent": SENT_BEFORE_KILL, "sending": 2}, proc)
+        # The row each connection marks ahead of its hung message is `sending` for up to
+        # AHEAD_HOLD, then handed back: kill once it is (else 4 unknown, still in the bound).
+        time.sleep(AHEAD_HOLD + 0.3)
         wait_for(store, edition.id, {"sent": SENT_BEFORE_KILL, "sending": 2}, proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
