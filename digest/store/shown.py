@@ -258,7 +258,7 @@ def _insert_emails_json(
         key = tuple(ids)
         found = texts.get(key)
         if found is None:  # readers with the same topics share their lists
-            found = texts[key] = json.dumps(list(key))  # as SQLAlchemy's JSON type writes it
+            found = texts[key] = json.dumps(list(key))  # SQLite stores it minified: reads alike
         return found
 
     rows = ",".join(
